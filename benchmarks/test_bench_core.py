@@ -1,0 +1,252 @@
+"""Streaming core: compiled twin vs pure twin vs the official 0.0.5 parser vs pybase64 alone."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Callable, List
+
+import numpy as np
+import pybase64
+import pytest
+
+from . import workload as W
+from .conftest import IMPLEMENTATIONS
+from .memory import measure_peak
+
+MB = 1e6
+
+
+def _frame_id(t: float) -> str:
+    return f"{t:g}s"
+
+
+def _read_id(n: int) -> str:
+    return f"{n // 1024}KiB"
+
+
+def _info(benchmark, **kw) -> None:
+    benchmark.extra_info.update(kw)
+
+
+def _body_runner(impl: str, wl: W.Workload, twin_loader, seed_tts) -> Callable[[], int]:
+    """A callable that consumes the whole workload once and returns the decoded audio bytes."""
+    reads = wl.reads
+    if impl in ("c", "py"):
+        mod = twin_loader(impl)
+        framing = "json" if wl.framing == "bare" else "sse"
+
+        def run() -> int:
+            parser = mod.StreamParser(framing)
+            n = 0
+            for read in reads:
+                for msg in parser.feed(read):
+                    n += len(msg.audio)
+            for msg in parser.close():
+                n += len(msg.audio)
+            return n
+
+        return run
+    if impl == "seed":
+        update_buffer = seed_tts.update_buffer
+
+        # What 0.0.5's _generate_http does per network read (the consumer only keeps the bytes).
+        def run() -> int:
+            buffer = ""
+            n = 0
+            for read in reads:
+                buffer, outputs = update_buffer(buffer, read)
+                for out in outputs:
+                    n += len(out["audio"])
+            return n
+
+        return run
+    if impl == "ceiling":
+        payloads = W.payloads(wl.frame_time)
+        b64decode = pybase64.b64decode
+
+        def run() -> int:
+            n = 0
+            for p in payloads:
+                n += len(b64decode(p, validate=True))
+            return n
+
+        return run
+    raise AssertionError(impl)
+
+
+@pytest.mark.parametrize("frame_time", W.FRAME_TIMES, ids=_frame_id)
+@pytest.mark.parametrize("read_size", W.READ_SIZES, ids=_read_id)
+@pytest.mark.parametrize("framing", W.FRAMINGS)
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_http_body(benchmark, impl, framing, read_size, frame_time, twin_loader, seed_tts):
+    """60 s of audio as one HTTP body, fed in network reads; decoded audio bytes out."""
+    wl = W.workload(framing, frame_time, read_size)
+    run = _body_runner(impl, wl, twin_loader, seed_tts)
+    benchmark.group = f"body {framing} frame={_frame_id(frame_time)} read={_read_id(read_size)}"
+    _info(
+        benchmark,
+        kind="body",
+        impl=impl,
+        framing=framing,
+        read_size=read_size,
+        frame_time=frame_time,
+        wire_mb=wl.wire_bytes / MB,
+        audio_s=wl.audio_seconds,
+        frames=wl.frames,
+    )
+    assert benchmark(run) == wl.pcm_bytes
+
+
+def _ws_runner(impl: str, frame_time: float, twin_loader, seed_tts) -> Callable[[], int]:
+    messages = W.ws_messages(frame_time)
+    if impl in ("c", "py"):
+        parse_message = twin_loader(impl).parse_message
+
+        def run() -> int:
+            n = 0
+            for m in messages:
+                n += len(parse_message(m).audio)
+            return n
+
+        return run
+    if impl == "seed":
+        # websockets' recv() hands 0.0.5 a str for a text frame; it then does this per message.
+        texts = [m.decode("utf-8") for m in messages]
+        convert_response = seed_tts.convert_response
+        loads = json.loads
+
+        def run() -> int:
+            n = 0
+            for t in texts:
+                response = loads(t)
+                if response["done"]:
+                    break
+                n += len(convert_response(response, False)["audio"])
+            return n
+
+        return run
+    if impl == "ceiling":
+        payloads = W.payloads(frame_time)
+        b64decode = pybase64.b64decode
+
+        def run() -> int:
+            n = 0
+            for p in payloads:
+                n += len(b64decode(p, validate=True))
+            return n
+
+        return run
+    raise AssertionError(impl)
+
+
+@pytest.mark.parametrize("frame_time", W.FRAME_TIMES, ids=_frame_id)
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_ws_messages(benchmark, impl, frame_time, twin_loader, seed_tts):
+    """60 s of audio as websocket text messages, one parse per message."""
+    messages = W.ws_messages(frame_time)
+    run = _ws_runner(impl, frame_time, twin_loader, seed_tts)
+    benchmark.group = f"ws frame={_frame_id(frame_time)}"
+    _info(
+        benchmark,
+        kind="ws",
+        impl=impl,
+        framing="ws",
+        frame_time=frame_time,
+        wire_mb=sum(map(len, messages)) / MB,
+        audio_s=W.SECONDS,
+        frames=len(messages),
+    )
+    assert benchmark(run) == W.pcm_bytes(frame_time)
+
+
+# --- PCMRing: producer writes frames, consumer reads 10 ms blocks --------------------------------
+
+RING_BLOCK = 441  # 10 ms at 44.1 kHz, a typical audio-callback size
+
+
+@pytest.mark.parametrize("source", ["pcm", "b64"])
+@pytest.mark.parametrize("impl", ["c", "py"])
+def test_pcm_ring(benchmark, impl, source, twin_loader):
+    """60 s of 0.1 s frames written to a 1 s PCMRing and drained in 10 ms blocks."""
+    mod = twin_loader(impl)
+    if source == "pcm":
+        frames: List[bytes] = [pybase64.b64decode(p) for p in W.payloads(0.1)]
+    else:
+        frames = W.payloads(0.1)
+    out = np.empty(RING_BLOCK, dtype=np.float32)
+
+    def run() -> int:
+        ring = mod.PCMRing(W.SAMPLE_RATE)
+        write = ring.write if source == "pcm" else ring.write_b64
+        readinto = ring.readinto
+        n = 0
+        for f in frames:
+            write(f)
+            while len(ring) >= RING_BLOCK:
+                n += readinto(out)
+        rest = len(ring)
+        if rest:
+            n += len(ring.read(rest))
+        return n
+
+    benchmark.group = f"ring write_{source if source == 'b64' else ''}".rstrip("_") + " + readinto 10ms"
+    _info(benchmark, kind="ring", impl=impl, source=source, audio_s=W.SECONDS, frames=len(frames))
+    assert benchmark(run) == W.pcm_bytes(0.1) // 4
+
+
+# --- Whole 10-minute generation: AudioBuffer vs the seed's list + b"".join -------------------------
+
+TEN_MINUTES = 600.0
+
+
+def _ten_minute_frames(source: str) -> List[bytes]:
+    reps = int(TEN_MINUTES / W.SECONDS)
+    if source == "pcm":
+        return [pybase64.b64decode(p) for p in W.payloads(0.1)] * reps
+    return W.payloads(0.1) * reps
+
+
+@pytest.mark.parametrize("source", ["pcm", "b64"])
+@pytest.mark.parametrize("impl", ["c", "py", "list+join"])
+def test_audio_buffer(benchmark, impl, source, twin_loader):
+    """Accumulate a 10-minute generation (6,000 frames of 0.1 s) and get it as float32 numpy."""
+    frames = _ten_minute_frames(source)
+    audio_bytes = W.pcm_bytes(0.1) * int(TEN_MINUTES / W.SECONDS)
+    if impl == "list+join":
+        b64decode = base64.b64decode  # the seed decodes each chunk with the stdlib
+
+        def run() -> np.ndarray:
+            # What 0.0.5's generate(stream=False) does: keep every chunk, then join them.
+            chunks = []
+            for f in frames:
+                chunks.append(f if source == "pcm" else b64decode(f))
+            return np.frombuffer(b"".join(chunks), dtype="<f4")
+
+    else:
+        mod = twin_loader(impl)
+
+        def run() -> np.ndarray:
+            buf = mod.AudioBuffer()
+            append = buf.append if source == "pcm" else buf.append_b64
+            for f in frames:
+                append(f)
+            return buf.to_numpy()
+
+    # Peak memory of one extra run, measured outside the timed rounds.
+    arr, peak = measure_peak(run)
+    assert arr.dtype == np.float32 and arr.nbytes == audio_bytes
+    del arr
+    benchmark.group = f"10-min generation, append {source}"
+    _info(
+        benchmark,
+        kind="buffer",
+        impl=impl,
+        source=source,
+        audio_s=TEN_MINUTES,
+        audio_mb=audio_bytes / MB,
+        peak_rss_mb=peak / MB,
+        peak_over_audio=peak / audio_bytes,
+    )
+    result = benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1)
+    assert result.nbytes == audio_bytes
