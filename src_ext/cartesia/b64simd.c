@@ -79,7 +79,7 @@ static size_t scalar_body(const unsigned char *src, size_t n, unsigned char *dst
 /* x86 SIMD kernels (Muła & Lemire: AVX2 2018, AVX-512 VBMI 2019)                                 */
 /* ---------------------------------------------------------------------------------------------- */
 
-#if (defined(__x86_64__) || defined(_M_X64)) && !defined(CARTESIA_B64_SCALAR_ONLY)
+#if (defined(__x86_64__) || defined(_M_X64)) && !defined(_M_ARM64EC) && !defined(CARTESIA_B64_SCALAR_ONLY)
 #if defined(_MSC_VER) && !defined(__clang__)
 #include <intrin.h>
 #define B64_X86 1
