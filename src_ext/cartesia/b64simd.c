@@ -99,8 +99,8 @@ static size_t scalar_body(const unsigned char *src, size_t n, unsigned char *dst
 
 #ifdef B64_X86
 
-/* Both 128-bit kernels share the same nibble tables (Muła & Lemire 2018, "Faster Base64 Encoding
-   and Decoding using AVX2 Instructions", section on vectorised lookup with validation).
+/* The SSSE3 and AVX2 kernels (the latter per 128-bit lane) share these nibble tables, after
+   Muła & Lemire 2018, "Faster Base64 Encoding and Decoding using AVX2 Instructions".
    Each input byte has a class bit from its high nibble (lut_hi) and a set of "bad with this high
    nibble" bits from its low nibble (lut_lo); the byte is outside the alphabet iff the AND is
    non-zero. Bit 0x10 marks high nibbles with no valid byte at all (0x0, 0x1, 0x8-0xF), so every
