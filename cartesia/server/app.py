@@ -1,0 +1,107 @@
+"""Builds the aiohttp application: routes plus the auth, fault and error-shaping middleware."""
+
+from __future__ import annotations
+
+import logging
+from typing import Awaitable, Callable, Optional
+
+from aiohttp import web
+
+from . import http_api, ws_api
+from .auth import check_key, request_key
+from .config import ServerConfig
+from .faults import FaultController, FaultSpecError, parse_fault_spec
+from .generation import RequestError
+from .http_api import json_error
+from .state import STATE_KEY, ServerState
+
+__all__ = ["create_app", "FAULT_HEADER"]
+
+#: Request header selecting faults for one request (websockets: the ``fault`` query parameter).
+FAULT_HEADER = "X-Cartesia-Fault"
+
+log = logging.getLogger("cartesia.server")
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_PUBLIC = frozenset({"/", "/status"})
+
+
+def _target(path: str) -> str:
+    """Which fault target a path belongs to."""
+    if path.endswith("/audio/websocket"):
+        return "ws"
+    if path.endswith("/audio/stream"):
+        return "stream"
+    if path.endswith("/audio/transcriptions"):
+        return "transcriptions"
+    if "/voices" in path:
+        return "voices"
+    return "other"
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    """Turn every refusal into a JSON body that names the problem."""
+    try:
+        return await handler(request)
+    except RequestError as exc:
+        return json_error(exc.status, exc.message)
+    except web.HTTPRequestEntityTooLarge as exc:
+        return json_error(413, f"request body too large (limit {exc.max_size} bytes)")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return json_error(exc.status, f"{exc.reason}: {request.method} {request.path}")
+
+
+@web.middleware
+async def _guard(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    """Auth, per-request fault selection and injected status answers."""
+    state: ServerState = request.app[STATE_KEY]
+    path = request.path
+    if path in _PUBLIC and request.method == "GET":
+        return await handler(request)
+    state.stats["http_requests"] += 1
+    problem = check_key(request_key(request), state.config.api_keys)
+    if problem is not None:
+        state.stats["auth_failures"] += 1
+        # Log the path only: the key (valid or not) must never reach a log.
+        log.info("401 for %s %s: %s", request.method, path, problem)
+        return json_error(401, problem)
+    if path.startswith("/_emulator/"):
+        return await handler(request)
+    spec = request.headers.get(FAULT_HEADER) or request.query.get("fault")
+    if spec:
+        local = FaultController()
+        try:
+            local.extend(parse_fault_spec(spec))
+        except FaultSpecError as exc:
+            return json_error(400, f"bad {FAULT_HEADER} spec: {exc}")
+        request["faults"] = local
+    target = _target(path)
+    fault = None
+    if "faults" in request:
+        fault = request["faults"].take_status(target)
+    if fault is None:
+        fault = state.faults.take_status(target)
+    if fault is not None:
+        state.stats["faults_fired"] += 1
+        headers = {}
+        if fault.retry_after is not None:
+            headers["Retry-After"] = f"{fault.retry_after:g}"
+        return json_error(fault.status, f"injected fault: HTTP {fault.status}", headers)
+    return await handler(request)
+
+
+def create_app(config: Optional[ServerConfig] = None, faults: Optional[FaultController] = None) -> web.Application:
+    """Build the application for ``config`` (defaults: tone/speech engine, pace none).
+
+    Args:
+        config: Server settings.
+        faults: A fault controller to share (the embeddable server passes its own).
+    """
+    config = config or ServerConfig()
+    app = web.Application(middlewares=[_errors, _guard], client_max_size=config.max_body_bytes)
+    app[STATE_KEY] = ServerState.create(config, faults)
+    app.add_routes(http_api.routes())
+    app.add_routes(ws_api.routes())
+    return app

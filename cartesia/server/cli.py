@@ -1,0 +1,102 @@
+"""Command line of the local server: ``cartesia serve`` / ``python -m cartesia.server``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from typing import List, Optional, Sequence
+
+from aiohttp import web
+
+from .app import create_app
+from .config import PACES, ServerConfig
+from .embed import bind_sockets
+from .engines import ENGINE_NAMES
+from .state import STATE_KEY
+
+__all__ = ["build_parser", "main"]
+
+DEFAULT_PORT = 8787
+
+
+def build_parser(prog: str = "cartesia serve") -> argparse.ArgumentParser:
+    """The argument parser (shared with ``cartesia serve``)."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Run a local server that speaks the Cartesia v0 API (offline speech).",
+    )
+    parser.add_argument("--host", default="localhost", help="interface to bind (default: localhost = 127.0.0.1 and ::1)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port, 0 picks a free one (default: {DEFAULT_PORT})")
+    parser.add_argument("--engine", choices=ENGINE_NAMES, default=None, help="speech (espeak-ng) or tone (numpy); default: speech if installed")
+    parser.add_argument("--pace", choices=PACES, default="none", help="release chunks as fast as possible (none) or at audio speed (realtime)")
+    parser.add_argument("--first-chunk-latency", type=float, default=0.0, metavar="SECONDS", help="delay before the first chunk of every generation")
+    parser.add_argument("--api-key", action="append", default=[], dest="api_keys", metavar="KEY", help="accepted API key (repeatable); default: any non-empty key")
+    parser.add_argument("--voices-embedding-style", choices=("string", "list"), default="string", help="how GET /voices serves embeddings (default: string, like the v0 API)")
+    parser.add_argument("--ws-idle-timeout", type=float, default=None, metavar="SECONDS", help="close websockets idle this long (default: never)")
+    parser.add_argument("--fault", action="append", default=[], metavar="SPEC", help="queue a server-wide fault at start, e.g. 'drop;after_frames=2' (repeatable)")
+    parser.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"), help="logging level (default: warning)")
+    return parser
+
+
+async def _serve(config: ServerConfig, host: str, port: int, faults: List[str]) -> None:
+    app = create_app(config)
+
+    for spec in faults:
+        app[STATE_KEY].faults.add_spec(spec)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-POSIX
+            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
+    try:
+        sockets = bind_sockets(host, port)
+        bound = sockets[0].getsockname()[1]
+        for sock in sockets:
+            await web.SockSite(runner, sock).start()
+        shown = f"[{host}]" if ":" in host else host
+        sys.stdout.write(f"listening on http://{shown}:{bound}\n")
+        sys.stdout.flush()
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the server until SIGINT/SIGTERM.
+
+    Args:
+        argv: Arguments without the program name (``None``: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 after a clean shutdown, 2 for bad arguments or an unusable address.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        config = ServerConfig(
+            engine=args.engine,
+            pace=args.pace,
+            first_chunk_latency=args.first_chunk_latency,
+            api_keys=tuple(args.api_keys),
+            voices_embedding_style=args.voices_embedding_style,
+            ws_idle_timeout=args.ws_idle_timeout,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        asyncio.run(_serve(config, args.host, args.port, args.fault))
+    except OSError as exc:
+        sys.stderr.write(f"cartesia serve: cannot listen on {args.host}:{args.port}: {exc}\n")
+        return 2
+    except (ValueError, RuntimeError) as exc:
+        sys.stderr.write(f"cartesia serve: {exc}\n")
+        return 2
+    return 0

@@ -1,0 +1,255 @@
+"""``LocalServer``: the local API server running in a background thread, for tests and embedding."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import errno
+import socket
+import threading
+from types import TracebackType
+from typing import Iterable, List, Optional, Tuple, Type
+
+from aiohttp import web
+
+from .app import create_app
+from .config import DEFAULT_API_KEY, ServerConfig
+from .faults import FaultController
+from .state import STATE_KEY, ServerState
+
+__all__ = ["LocalServer", "bind_sockets"]
+
+
+def _ipv6_loopback_available() -> bool:
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+def _listen(family: int, addr: Tuple) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(addr)
+        sock.listen(1024)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def bind_sockets(host: str, port: int) -> List[socket.socket]:
+    """Listening sockets for ``host:port``.
+
+    For ``localhost`` both loopback addresses are bound on the same port (127.0.0.1 first, then
+    ::1 when the machine has IPv6), so clients that resolve the name either way connect.
+    With ``port == 0`` a free port is picked (retrying if ::1 happens to have it taken).
+    """
+    if host != "localhost":
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return [_listen(family, (host.strip("[]"), port))]
+    want_v6 = _ipv6_loopback_available()
+    for _ in range(20):
+        v4 = _listen(socket.AF_INET, ("127.0.0.1", port))
+        if not want_v6:
+            return [v4]
+        chosen = v4.getsockname()[1]
+        try:
+            return [v4, _listen(socket.AF_INET6, ("::1", chosen))]
+        except OSError as exc:
+            v4.close()
+            if port != 0 or exc.errno != errno.EADDRINUSE:
+                raise
+    raise OSError(errno.EADDRINUSE, "no port free on both 127.0.0.1 and ::1")
+
+
+class LocalServer:
+    """The local Cartesia v0 API server, running in a background thread with its own event loop.
+
+    Use it as a context manager (or call :meth:`start` / :meth:`stop`)::
+
+        with LocalServer(engine="tone") as server:
+            os.environ["CARTESIA_BASE_URL"] = server.host_for_env
+            ...
+
+    Args:
+        host: Interface to bind; ``localhost`` binds 127.0.0.1 and ::1.
+        port: TCP port; 0 picks a free one.
+        engine: ``speech``, ``tone`` or ``None`` (speech when espeak-ng is installed).
+        pace: ``none`` or ``realtime``.
+        api_keys: Accepted API keys; ``None``/empty accepts any non-empty key.
+        first_chunk_latency: Seconds before the first chunk of each generation.
+        **options: Further :class:`~cartesia.server.config.ServerConfig` fields
+            (``voices_embedding_style``, ``max_body_bytes``, ``ws_idle_timeout``, ...).
+
+    Attributes:
+        faults: The server-wide :class:`~cartesia.server.faults.FaultController`.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "localhost",
+        port: int = 0,
+        engine: Optional[str] = None,
+        pace: str = "none",
+        api_keys: Optional[Iterable[str]] = None,
+        first_chunk_latency: float = 0.0,
+        **options,
+    ) -> None:
+        self.config = ServerConfig(
+            engine=engine,
+            pace=pace,
+            first_chunk_latency=first_chunk_latency,
+            api_keys=tuple(api_keys or ()),
+            **options,
+        )
+        self.host = host
+        self._requested_port = port
+        self.faults = FaultController()
+        self._port: Optional[int] = None
+        self._thread: Optional[threading.Thread] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._runner: Optional[web.AppRunner] = None
+        self._state: Optional[ServerState] = None
+        self._stopped: Optional[asyncio.Event] = None
+        self._ready = threading.Event()
+        self._error: Optional[BaseException] = None
+
+    # --- addresses -------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (after :meth:`start`)."""
+        if self._port is None:
+            raise RuntimeError("the server is not running")
+        return self._port
+
+    @property
+    def host_for_env(self) -> str:
+        """``host:port``, the value ``CARTESIA_BASE_URL`` expects (no scheme)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port`` (no ``/v0``)."""
+        return f"http://{self.host_for_env}"
+
+    @property
+    def ws_url(self) -> str:
+        """``ws://host:port`` (no ``/v0``)."""
+        return f"ws://{self.host_for_env}"
+
+    @property
+    def api_key(self) -> str:
+        """A key this server accepts (the first configured one, else ``local-test-key``)."""
+        return self.config.api_keys[0] if self.config.api_keys else DEFAULT_API_KEY
+
+    @property
+    def engine(self) -> str:
+        """Name of the engine in use."""
+        return self.state.engine.name
+
+    @property
+    def state(self) -> ServerState:
+        """The live server state (renderer, transcription memory, counters)."""
+        if self._state is None:
+            raise RuntimeError("the server is not running")
+        return self._state
+
+    @property
+    def stats(self) -> "collections.Counter[str]":
+        """Counters of what the server saw (see :class:`~cartesia.server.state.ServerState`)."""
+        return self.state.stats
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> "LocalServer":
+        """Start serving; returns once the port accepts connections.
+
+        Raises:
+            OSError: The address could not be bound.
+            RuntimeError: Already started.
+        """
+        if self._thread is not None:
+            raise RuntimeError("LocalServer already started")
+        self._thread = threading.Thread(target=self._run, name="cartesia-local-server", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            self._thread.join()
+            self._thread = None
+            raise self._error
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port; safe to call twice."""
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None:
+            return
+        if self._stopped is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._stopped.set)
+            except RuntimeError:  # the loop already finished
+                pass
+        thread.join()
+        self._thread = None
+        self._port = None
+
+    def __enter__(self) -> "LocalServer":
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = self.base_url if self._port is not None else "stopped"
+        return f"<LocalServer {where} engine={self.config.engine or 'auto'} pace={self.config.pace}>"
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as exc:  # reported to start() if it happened before ready
+            if not self._ready.is_set():
+                self._error = exc
+            else:  # pragma: no cover - only on internal failures
+                raise
+        finally:
+            self._ready.set()
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.run_until_complete(loop.shutdown_default_executor())
+            finally:
+                loop.close()
+
+    async def _serve(self) -> None:
+        self._stopped = asyncio.Event()
+        app = create_app(self.config, self.faults)
+        self._state = app[STATE_KEY]
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        try:
+            sockets = bind_sockets(self.host, self._requested_port)
+            self._port = sockets[0].getsockname()[1]
+            for sock in sockets:
+                await web.SockSite(runner, sock).start()
+            self._ready.set()
+            await self._stopped.wait()
+        finally:
+            await runner.cleanup()

@@ -1,0 +1,205 @@
+"""HTTP handlers of the v0 API: voices, cloning, the audio stream, transcriptions, health, control."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Optional
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from . import voices as voices_mod
+from .faults import GENERATION_KINDS, Fault, FaultSpecError, fault_from_dict, parse_fault_spec
+from .generation import RequestError, parse_generation
+from .pacing import Pacer
+from .state import STATE_KEY, ServerState
+from .streaming import write_http_generation
+from .transcribe import UnrecognisedAudio
+
+__all__ = ["json_error", "routes"]
+
+_VOICE_FIELDS = ("id", "user_id", "name", "description", "embedding", "created_at")
+
+
+def json_error(status: int, message: str, headers: Optional[Dict[str, str]] = None) -> web.Response:
+    """A JSON error response ``{"error": message, "status_code": status}``."""
+    return web.json_response(
+        {"error": message, "status_code": status}, status=status, headers=headers
+    )
+
+
+def _state(request: web.Request) -> ServerState:
+    return request.app[STATE_KEY]
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request body parsed as JSON; 400 naming the problem when it is not."""
+    raw = await request.read()
+    if not raw.strip():
+        raise RequestError(400, "empty request body: expected a JSON object")
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise RequestError(400, f"request body is not valid JSON: {exc}") from None
+
+
+async def read_clip(request: web.Request) -> bytes:
+    """The ``clip`` file of a multipart upload."""
+    if not request.content_type.startswith("multipart/"):
+        raise RequestError(
+            400, f"expected a multipart/form-data upload with a `clip` file, got {request.content_type}"
+        )
+    try:
+        form = await request.post()
+    except ValueError as exc:
+        raise RequestError(400, f"malformed multipart body: {exc}") from None
+    field = form.get("clip")
+    if field is None:
+        raise RequestError(400, "missing multipart field `clip`")
+    data = field.file.read() if hasattr(field, "file") else str(field).encode()
+    if not data:
+        raise RequestError(400, "the `clip` upload is empty")
+    return data
+
+
+async def health(request: web.Request) -> web.Response:
+    state = _state(request)
+    return web.json_response(
+        {
+            "ok": True,
+            "version": "v0",
+            "engine": state.engine.name,
+            "pace": state.config.pace,
+        }
+    )
+
+
+async def list_voices(request: web.Request) -> web.Response:
+    style = request.query.get("embedding_style", _state(request).config.voices_embedding_style)
+    if style not in ("string", "list"):
+        raise RequestError(400, "embedding_style must be `string` or `list`")
+    fields = _VOICE_FIELDS
+    select = request.query.get("select")
+    if select is not None:
+        fields = tuple(f.strip() for f in select.split(",") if f.strip())
+        unknown = [f for f in fields if f not in _VOICE_FIELDS]
+        if unknown or not fields:
+            raise RequestError(
+                400,
+                f"unknown field(s) in `select`: {', '.join(unknown) or '(none given)'}; "
+                f"known: {', '.join(_VOICE_FIELDS)}",
+            )
+    out = []
+    for voice in voices_mod.CATALOGUE:
+        meta = voice.metadata(embedding_style=style)
+        out.append({f: meta[f] for f in fields})
+    return web.json_response(out)
+
+
+async def voice_embedding(request: web.Request) -> web.Response:
+    voice_id = request.match_info["voice_id"]
+    voice = voices_mod.lookup(voice_id)
+    if voice is None:
+        return json_error(404, f"voice {voice_id[:64]!r} not found")
+    return web.json_response({"embedding": list(voice.embedding)})
+
+
+async def clone_clip(request: web.Request) -> web.Response:
+    clip = await read_clip(request)
+    return web.json_response({"embedding": voices_mod.embedding_from_bytes(clip, salt=b"clip")})
+
+
+async def clone_url(request: web.Request) -> web.Response:
+    link = request.query.get("link", "").strip()
+    if not link:
+        raise RequestError(400, "missing `link` query parameter")
+    parts = urlsplit(link)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise RequestError(400, "`link` must be an http(s) URL")
+    # Offline: the link is never fetched; the embedding is derived from the URL itself.
+    embedding = voices_mod.embedding_from_bytes(link.encode("utf-8"), salt=b"link")
+    return web.json_response({"embedding": embedding})
+
+
+async def transcriptions(request: web.Request) -> web.Response:
+    clip = await read_clip(request)
+    try:
+        text = _state(request).transcripts.recognise(clip)
+    except UnrecognisedAudio as exc:
+        raise RequestError(422, str(exc)) from None
+    return web.json_response({"text": text})
+
+
+def take_generation_faults(request: web.Request, target: str) -> List[Fault]:
+    """Generation faults for this request: the per-request ones, then server-wide ones."""
+    local = request.get("faults")
+    taken = local.take(GENERATION_KINDS, target) if local is not None else []
+    return taken + _state(request).faults.take(GENERATION_KINDS, target)
+
+
+async def audio_stream(request: web.Request) -> web.StreamResponse:
+    state = _state(request)
+    req = parse_generation(await read_json(request))
+    faults = take_generation_faults(request, "stream")
+    state.stats["generations_started"] += 1
+    pacer = Pacer(state.config.pace, state.config.first_chunk_latency)
+    rendition = await state.renderer.render(req)
+    resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await resp.prepare(request)
+    try:
+        finished = await write_http_generation(request, resp, rendition, faults, pacer, state.stats)
+        if finished:
+            await resp.write_eof()
+            state.stats["generations_completed"] += 1
+    except (ConnectionError, RuntimeError):
+        # The client went away mid-stream; nothing left to tell it.
+        state.stats["generations_aborted"] += 1
+    return resp
+
+
+async def faults_get(request: web.Request) -> web.Response:
+    return web.json_response([f.as_dict() for f in _state(request).faults.pending()])
+
+
+async def faults_post(request: web.Request) -> web.Response:
+    """Queue faults: a JSON object, a list of objects, or ``{"spec": "<spec string>"}``."""
+    body = await read_json(request)
+    try:
+        if isinstance(body, dict) and "spec" in body and len(body) == 1:
+            faults = parse_fault_spec(str(body["spec"]))
+        elif isinstance(body, list):
+            faults = [fault_from_dict(item) for item in body]
+        else:
+            faults = [fault_from_dict(body)]
+    except FaultSpecError as exc:
+        raise RequestError(400, str(exc)) from None
+    _state(request).faults.extend(faults)
+    return web.json_response({"added": [f.as_dict() for f in faults]})
+
+
+async def faults_delete(request: web.Request) -> web.Response:
+    _state(request).faults.clear()
+    return web.json_response({"cleared": True})
+
+
+async def stats_get(request: web.Request) -> web.Response:
+    return web.json_response(dict(_state(request).stats))
+
+
+def routes(prefix: str = "/v0") -> List[web.RouteDef]:
+    """The HTTP route table (websocket routes are added by :mod:`.ws_api`)."""
+    return [
+        web.get("/", health),
+        web.get("/status", health),
+        web.get(f"{prefix}/voices", list_voices),
+        web.get(f"{prefix}/voices/", list_voices),
+        web.get(f"{prefix}/voices/embedding/{{voice_id}}", voice_embedding),
+        web.post(f"{prefix}/voices/clone/clip", clone_clip),
+        web.post(f"{prefix}/voices/clone/url", clone_url),
+        web.post(f"{prefix}/audio/stream", audio_stream),
+        web.post(f"{prefix}/audio/transcriptions", transcriptions),
+        web.get("/_emulator/faults", faults_get),
+        web.post("/_emulator/faults", faults_post),
+        web.delete("/_emulator/faults", faults_delete),
+        web.get("/_emulator/stats", stats_get),
+    ]

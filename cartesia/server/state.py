@@ -1,0 +1,60 @@
+"""Per-server shared state: config, engine, renderer, transcription memory, faults and counters."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from typing import Optional
+
+from aiohttp import web
+
+from .config import ServerConfig
+from .engines import Engine, create_engine
+from .faults import FaultController
+from .generation import Renderer
+from .transcribe import TranscriptionRegistry
+
+__all__ = ["ServerState", "STATE_KEY"]
+
+
+@dataclasses.dataclass
+class ServerState:
+    """What every handler of one server shares.
+
+    Attributes:
+        config: The settings.
+        engine: The synthesis engine.
+        renderer: Renders and caches generations.
+        transcripts: Remembers generated audio for ``/audio/transcriptions``.
+        faults: Server-wide injected faults.
+        stats: Counters (``http_requests``, ``ws_connections``, ``generations_started``,
+            ``generations_completed``, ``generations_cancelled``, ``acks``, ``faults_fired``,
+            ``auth_failures``), for tests that check what the server saw.
+    """
+
+    config: ServerConfig
+    engine: Engine
+    renderer: Renderer
+    transcripts: TranscriptionRegistry
+    faults: FaultController
+    stats: "collections.Counter[str]"
+
+    @classmethod
+    def create(
+        cls, config: ServerConfig, faults: Optional[FaultController] = None
+    ) -> "ServerState":
+        engine = create_engine(config.engine)
+        transcripts = TranscriptionRegistry(config.transcription_memory)
+        renderer = Renderer(engine, cache_bytes=config.cache_bytes, on_render=transcripts.remember)
+        return cls(
+            config=config,
+            engine=engine,
+            renderer=renderer,
+            transcripts=transcripts,
+            faults=faults if faults is not None else FaultController(),
+            stats=collections.Counter(),
+        )
+
+
+#: Application key under which the state is stored.
+STATE_KEY: "web.AppKey[ServerState]" = web.AppKey("cartesia_server_state", ServerState)

@@ -1,0 +1,262 @@
+"""The v0 websocket routes: multiplexed contexts, acks and cancel (experimental route), faults."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any, Dict, List, Optional
+
+from aiohttp import WSMsgType, web
+
+from .faults import GENERATION_KINDS, Fault, FaultController, FaultSpecError, parse_fault_spec
+from .generation import GenerationRequest, RequestError, parse_generation
+from .pacing import Pacer
+from .state import STATE_KEY, ServerState
+from .streaming import fire_at
+
+__all__ = ["routes", "MALFORMED_WS_FRAME"]
+
+#: What the ``malformed`` fault sends on a websocket: a text frame that is not JSON.
+MALFORMED_WS_FRAME = '{"data":"AAAA","sampling_rate":44100,"done":nope'
+
+
+class _Context:
+    """One running generation on a socket."""
+
+    def __init__(self, context_id: str) -> None:
+        self.context_id = context_id
+        self.cid_json = json.dumps(context_id)
+        self.acks = 0
+        self.ack_event = asyncio.Event()
+        self.cancelled = False
+        self.task: Optional["asyncio.Task[None]"] = None
+
+
+class _Connection:
+    """State of one websocket connection."""
+
+    def __init__(self, request: web.Request, ws: web.WebSocketResponse, experimental: bool) -> None:
+        self.request = request
+        self.ws = ws
+        self.state: ServerState = request.app[STATE_KEY]
+        self.experimental = experimental
+        self.local_faults: Optional[FaultController] = request.get("faults")
+        self.contexts: Dict[str, _Context] = {}
+        self.send_lock = asyncio.Lock()
+        self.dead = False
+        self.idle_closer: Optional["asyncio.Task[None]"] = None
+
+    async def send(self, text: str) -> None:
+        if self.dead or self.ws.closed:
+            raise ConnectionResetError("websocket closed")
+        async with self.send_lock:
+            await self.ws.send_str(text)
+
+    async def send_error(self, context_id: Optional[str], status: int, message: str) -> None:
+        frame = {"context_id": context_id, "done": True, "error": message, "status_code": status}
+        try:
+            await self.send(json.dumps(frame))
+        except (ConnectionError, RuntimeError):
+            pass
+
+    def take_faults(self, extra: List[Fault]) -> List[Fault]:
+        taken = list(extra)
+        if self.local_faults is not None:
+            taken += self.local_faults.take(GENERATION_KINDS, "ws")
+        return taken + self.state.faults.take(GENERATION_KINDS, "ws")
+
+    async def handle_text(self, text: str) -> None:
+        try:
+            msg = json.loads(text)
+        except ValueError as exc:
+            await self.send_error(None, 400, f"message is not valid JSON: {exc}")
+            return
+        if not isinstance(msg, dict):
+            await self.send_error(None, 400, "message must be a JSON object")
+            return
+        context_id = msg.get("context_id")
+        if context_id is not None and not isinstance(context_id, str):
+            await self.send_error(None, 400, "`context_id` must be a string")
+            return
+        if msg.get("action") == "cancel" or msg.get("cancel") is True:
+            self.cancel(context_id)
+            return
+        if "data" in msg:
+            await self.start(context_id, msg)
+            return
+        if context_id is not None and set(msg) <= {"context_id"}:
+            # An acknowledgement: the client consumed one chunk of this context.
+            self.state.stats["acks"] += 1
+            ctx = self.contexts.get(context_id)
+            if ctx is not None:
+                ctx.acks += 1
+                ctx.ack_event.set()
+            return
+        await self.send_error(
+            context_id, 400, "unrecognised message: expected `data`, an ack or a cancel"
+        )
+
+    def cancel(self, context_id: Optional[str]) -> None:
+        ctx = self.contexts.get(context_id or "")
+        if ctx is None or ctx.task is None or ctx.cancelled:
+            return
+        ctx.cancelled = True
+        ctx.task.cancel()
+
+    async def start(self, context_id: Optional[str], msg: Dict[str, Any]) -> None:
+        if context_id is None:
+            context_id = uuid.uuid4().hex
+        if context_id in self.contexts:
+            await self.send_error(context_id, 400, f"context_id {context_id!r} is already generating")
+            return
+        extra: List[Fault] = []
+        if msg.get("fault"):
+            try:
+                extra = parse_fault_spec(str(msg["fault"]))
+            except FaultSpecError as exc:
+                await self.send_error(context_id, 400, f"bad fault spec: {exc}")
+                return
+        try:
+            req = parse_generation(msg["data"])
+        except RequestError as exc:
+            await self.send_error(context_id, exc.status, exc.message)
+            return
+        if self.idle_closer is not None:
+            self.idle_closer.cancel()
+            self.idle_closer = None
+        ctx = _Context(context_id)
+        self.contexts[context_id] = ctx
+        self.state.stats["generations_started"] += 1
+        ctx.task = asyncio.ensure_future(self.generate(ctx, req, self.take_faults(extra)))
+
+    async def generate(self, ctx: _Context, req: GenerationRequest, faults: List[Fault]) -> None:
+        stats = self.state.stats
+        try:
+            pacer = Pacer(self.state.config.pace, self.state.config.first_chunk_latency)
+            rendition = await self.state.renderer.render(req)
+            n = len(rendition.chunks)
+            for index in range(n + 1):
+                for fault in fire_at(faults, "stall", index, n):
+                    stats["faults_fired"] += 1
+                    await asyncio.sleep(fault.seconds)
+                if fire_at(faults, "malformed", index, n):
+                    stats["faults_fired"] += 1
+                    await self.send(MALFORMED_WS_FRAME)
+                    return
+                if fire_at(faults, "drop", index, n):
+                    stats["faults_fired"] += 1
+                    self.drop()
+                    return
+                for fault in fire_at(faults, "ws_close", index, n):
+                    stats["faults_fired"] += 1
+                    await self.close(fault.code or 1011, "injected fault")
+                    return
+                if index == n:
+                    break
+                if self.experimental and index > 0:
+                    # One chunk per acknowledgement: chunk i needs i acks.
+                    while ctx.acks < index:
+                        ctx.ack_event.clear()
+                        await ctx.ack_event.wait()
+                await pacer.before_chunk(index)
+                await self.send(rendition.ws_frame(index, ctx.cid_json))
+                pacer.sent(rendition.chunks[index][1] / rendition.sampling_rate)
+                if len(self.contexts) > 1:
+                    await asyncio.sleep(0)  # let other contexts of this socket interleave
+            await self.send(f'{{"done":true,"context_id":{ctx.cid_json}}}')
+            stats["generations_completed"] += 1
+            idle = [f for f in faults if f.kind == "ws_idle_close"]
+            if idle:
+                stats["faults_fired"] += 1
+                self.idle_closer = asyncio.ensure_future(self.idle_close(idle[0]))
+        except asyncio.CancelledError:
+            if not ctx.cancelled:
+                raise
+            stats["generations_cancelled"] += 1
+            try:
+                await self.send(f'{{"done":true,"context_id":{ctx.cid_json}}}')
+            except (ConnectionError, RuntimeError):
+                pass
+        except (ConnectionError, RuntimeError):
+            stats["generations_aborted"] += 1
+        except Exception as exc:  # an engine failure must not kill the socket silently
+            await self.send_error(ctx.context_id, 500, f"generation failed: {exc}")
+        finally:
+            if self.contexts.get(ctx.context_id) is ctx:
+                del self.contexts[ctx.context_id]
+
+    async def idle_close(self, fault: Fault) -> None:
+        await asyncio.sleep(fault.seconds)
+        if not self.contexts:
+            await self.close(fault.code or 1000, "connection idle timeout")
+
+    def drop(self) -> None:
+        """Abort the TCP connection without a close frame (the client sees 1006)."""
+        self.dead = True
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()
+
+    async def close(self, code: int, reason: str) -> None:
+        self.dead = True
+        try:
+            await self.ws.close(code=code, message=reason.encode())
+        except (ConnectionError, RuntimeError):
+            pass
+
+    async def shutdown(self) -> None:
+        tasks = [c.task for c in self.contexts.values() if c.task is not None]
+        if self.idle_closer is not None:
+            tasks.append(self.idle_closer)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _serve(request: web.Request, experimental: bool) -> web.WebSocketResponse:
+    state: ServerState = request.app[STATE_KEY]
+    ws = web.WebSocketResponse(max_msg_size=state.config.ws_max_message_bytes, autoping=True)
+    await ws.prepare(request)
+    state.stats["ws_connections"] += 1
+    conn = _Connection(request, ws, experimental)
+    idle_timeout = state.config.ws_idle_timeout
+    try:
+        while not ws.closed:
+            timeout = idle_timeout if (idle_timeout and not conn.contexts) else None
+            try:
+                msg = await ws.receive(timeout=timeout)
+            except asyncio.TimeoutError:
+                await conn.close(1000, "connection idle timeout")
+                break
+            if msg.type == WSMsgType.TEXT:
+                await conn.handle_text(msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                await conn.send_error(None, 400, "binary messages are not supported; send JSON text")
+            elif msg.type == WSMsgType.ERROR:
+                # Oversized message or protocol violation: aiohttp closes the socket (1009/1002).
+                break
+            else:  # CLOSE, CLOSING, CLOSED
+                break
+    finally:
+        await conn.shutdown()
+        if not ws.closed and not conn.dead:
+            await ws.close()
+    return ws
+
+
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    return await _serve(request, experimental=False)
+
+
+async def experimental_websocket(request: web.Request) -> web.WebSocketResponse:
+    return await _serve(request, experimental=True)
+
+
+def routes(prefix: str = "/v0") -> List[web.RouteDef]:
+    """The websocket route table."""
+    return [
+        web.get(f"{prefix}/audio/websocket", websocket),
+        web.get(f"{prefix}/experimental/audio/websocket", experimental_websocket),
+    ]

@@ -1,0 +1,130 @@
+"""Pytest plugin: the real local server on ephemeral loopback ports, and the official 0.0.5 client.
+
+Fixtures:
+    local_server: session-wide ``LocalServer`` (tone engine, pace none).
+    server_faults: ``local_server.faults``, cleared after the test.
+    make_server: factory ``make_server(**LocalServer kwargs)``; servers stop at teardown.
+    speech_server: session-wide ``LocalServer`` with the espeak-ng speech engine.
+    seed_client_path: directory holding the official ``cartesia==0.0.5`` and its dependencies,
+        to put on ``PYTHONPATH`` of a subprocess (installed once from PyPI, then cached).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable, Iterator, List
+
+import pytest
+
+from cartesia.server import LocalServer
+
+SEED_VERSION = "0.0.5"
+# The official client's own requirements (its METADATA), pinned loosely to what it was built for.
+SEED_REQUIREMENTS = [
+    f"cartesia=={SEED_VERSION}",
+    "aiohttp",
+    "httpx",
+    "requests",
+    "websockets",
+]
+
+
+@pytest.fixture(scope="session")
+def local_server() -> Iterator[LocalServer]:
+    """The shared local server: tone engine (bit-exact audio), no pacing."""
+    with LocalServer(engine="tone", pace="none") as server:
+        yield server
+
+
+@pytest.fixture
+def server_faults(local_server: LocalServer) -> Iterator:
+    """The shared server's fault controller; every fault left over is cleared after the test."""
+    local_server.faults.clear()
+    yield local_server.faults
+    local_server.faults.clear()
+
+
+@pytest.fixture
+def make_server() -> Iterator[Callable[..., LocalServer]]:
+    """Start extra servers with any ``LocalServer`` options; all are stopped at teardown."""
+    started: List[LocalServer] = []
+
+    def factory(**options) -> LocalServer:
+        options.setdefault("engine", "tone")
+        server = LocalServer(**options).start()
+        started.append(server)
+        return server
+
+    yield factory
+    for server in reversed(started):
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def speech_server() -> Iterator[LocalServer]:
+    """A server with the real espeak-ng speech engine (skipped only if it is not installed)."""
+    pytest.importorskip(
+        "espeakng_loader", reason="espeakng-loader (the `speech` extra) is not installed"
+    )
+    with LocalServer(engine="speech", pace="none") as server:
+        yield server
+
+
+def _seed_cache_dir() -> Path:
+    base = os.environ.get("CARTESIA_TEST_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "cartesia-tests"
+    )
+    tag = f"py{sys.version_info[0]}{sys.version_info[1]}"
+    return Path(base) / f"seed-{SEED_VERSION}-{tag}"
+
+
+@pytest.fixture(scope="session")
+def seed_client_path() -> Path:
+    """A directory with the official cartesia 0.0.5 client, for ``PYTHONPATH`` of subprocesses.
+
+    Installed once with ``pip install --target`` (from PyPI) and reused afterwards. A failed
+    install fails the test: the compatibility check must not silently disappear.
+    """
+    target = _seed_cache_dir()
+    marker = target / ".complete"
+    if marker.exists():
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--upgrade",
+        "--target",
+        str(target),
+        *SEED_REQUIREMENTS,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        pytest.fail(
+            f"could not install the official cartesia=={SEED_VERSION} client from PyPI into "
+            f"{target} (needed for the compatibility test):\n{proc.stdout}\n{proc.stderr}",
+            pytrace=False,
+        )
+    check = subprocess.run(
+        [sys.executable, "-c", "import cartesia.tts, cartesia.version as v; print(v.__version__)"],
+        capture_output=True,
+        text=True,
+        cwd=str(target.parent),
+        env={**os.environ, "PYTHONPATH": str(target)},
+    )
+    if check.returncode != 0 or check.stdout.strip() != SEED_VERSION:
+        pytest.fail(
+            f"the installed seed client in {target} does not import as cartesia {SEED_VERSION}: "
+            f"{check.stdout}{check.stderr}",
+            pytrace=False,
+        )
+    marker.write_text(SEED_VERSION)
+    return target
