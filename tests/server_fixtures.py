@@ -128,3 +128,23 @@ def seed_client_path() -> Path:
         )
     marker.write_text(SEED_VERSION)
     return target
+
+
+def split_json_objects(body: bytes) -> list:
+    """Parse a v0 ``/audio/stream`` body (JSON objects back to back) into dicts; strict."""
+    import json
+
+    text = body.decode("utf-8")
+    decoder = json.JSONDecoder()
+    out, pos = [], 0
+    while pos < len(text):
+        obj, pos = decoder.raw_decode(text, pos)
+        out.append(obj)
+    return out
+
+
+def audio_of(frames: list) -> bytes:
+    """Concatenated decoded audio of v0 frames (HTTP objects or websocket messages)."""
+    import base64
+
+    return b"".join(base64.b64decode(f["data"]) for f in frames if f.get("data"))
