@@ -56,3 +56,10 @@ def seed_tts() -> ModuleType:
 @pytest.fixture(scope="session")
 def e2e_mode(request: pytest.FixtureRequest) -> str:
     return request.config.getoption("--e2e")
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """Record CPU model, numpy, base64 kernels and the streaming core in the JSON output."""
+    from .machine import machine_info as describe
+
+    machine_info["cartesia"] = describe()

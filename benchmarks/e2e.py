@@ -1,0 +1,270 @@
+"""End-to-end harness: local server in one process, our client and the official 0.0.5 in others.
+
+Usage::
+
+    python -m benchmarks.e2e            # full matrix (a few minutes)
+    python -m benchmarks.e2e --quick    # a subset, under two minutes
+
+The server (``python -m cartesia.server --engine tone --pace none``) runs in its own process so its
+CPU is never counted. Each measurement is one worker process (``benchmarks/e2e_worker.py``) run by
+this checkout's interpreter ("ours") or by a venv holding ``cartesia==0.0.5`` from PyPI ("seed");
+both are driven through the API they share, against the same server, back to back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional
+
+from .machine import machine_info
+from .seed import seed_python
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKER = Path(__file__).resolve().parent / "e2e_worker.py"
+RAW_DIR = Path(__file__).resolve().parent / "results" / "raw"
+SAMPLE_RATE = 44100
+API_KEY = "bench-local-key"
+
+# Long enough that every `duration` below truncates it, so each generation's length is exact.
+TEXT = (
+    "The quick brown fox jumps over the lazy dog, and the five boxing wizards jump quickly. "
+    "Pack my box with five dozen liquor jugs; how vexingly quick daft zebras jump! "
+) * 4
+# For the whole 10-minute generation: the tone engine makes ~65 ms per letter, 45 ms per space.
+LONG_WORD = "speech "
+IMPLS = ("ours", "seed")
+
+
+@dataclass
+class Case:
+    """One cell of the matrix (run once for ours and once for the seed)."""
+
+    scenario: str  # stream | ttfa | memory
+    mode: str  # sync | async
+    transport: str  # http | ws
+    concurrency: int = 1
+    rounds: int = 1
+    duration: Optional[float] = None
+    transcript: str = TEXT
+
+    @property
+    def key(self) -> str:
+        return f"{self.scenario}/{self.mode}/{self.transport}/c{self.concurrency}"
+
+
+@dataclass
+class Result:
+    impl: str
+    case: Dict[str, Any]
+    metrics: Dict[str, Any] = field(default_factory=dict)
+    problems: List[str] = field(default_factory=list)
+
+
+def matrix(quick: bool) -> List[Case]:
+    """The cases of a full or a quick run."""
+    cases: List[Case] = []
+    seconds = 4.0 if quick else 10.0
+    conc = (1, 10) if quick else (1, 10, 100)
+    rounds = {1: 3, 10: 1, 100: 1} if quick else {1: 5, 10: 2, 100: 1}
+    for transport in ("http", "ws"):
+        for mode in ("sync", "async"):
+            for c in conc:
+                cases.append(Case("stream", mode, transport, c, rounds[c], seconds))
+    for mode in ("sync", "async"):
+        cases.append(Case("ttfa", mode, "ws", 1, 10 if quick else 20, 1.0))
+    minutes = 2.0 if quick else 10.0
+    # Six letters and a space at 65 and 45 ms: ~0.435 s per "speech " word.
+    words = int(minutes * 60 / (6 * 0.065 + 0.045)) + 1
+    long_text = (LONG_WORD * words).strip()
+    for transport in ("http", "ws"):
+        cases.append(Case("memory", "sync", transport, transcript=long_text))
+    return cases
+
+
+@contextmanager
+def local_server(python: str = sys.executable, log: Optional[Path] = None) -> Iterator[str]:
+    """Start ``python -m cartesia.server`` (tone engine, no pacing); yield ``localhost:<port>``."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cmd = [python, "-m", "cartesia.server", "--port", "0", "--engine", "tone", "--pace", "none"]
+    err = open(log, "wb") if log else subprocess.DEVNULL
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=err)
+    try:
+        first: List[bytes] = []
+        reader = threading.Thread(target=lambda: first.append(proc.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(30)
+        line = first[0].decode() if first else ""
+        if "listening on http://localhost:" not in line:
+            raise RuntimeError(f"server did not start (first line {line!r}); see {log}")
+        port = int(line.rsplit(":", 1)[1].strip().strip("/"))
+        # Keep draining stdout so a chatty server never blocks on a full pipe.
+        threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+        yield f"localhost:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if log:
+            err.close()
+
+
+def run_worker(impl: str, case: Case, base_url: str, timeout: float = 300) -> Result:
+    """Run one case with one client in a fresh process and check what it received."""
+    cfg = dict(asdict(case), base_url=base_url, api_key=API_KEY)
+    if impl == "ours":
+        python = sys.executable
+        cfg["sys_path"] = [str(ROOT)]
+    else:
+        python = seed_python()
+        cfg["sys_path"] = []
+    res = Result(impl, asdict(case))
+    res.case.pop("transcript")
+    try:
+        proc = subprocess.run(
+            [python, "-I", str(WORKER), json.dumps(cfg)],
+            cwd="/",
+            capture_output=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        res.problems.append(f"timed out after {timeout:g} s")
+        return res
+    if proc.returncode != 0 or not proc.stdout.strip():
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-5:]
+        res.problems.append(f"worker exit {proc.returncode}: " + " | ".join(tail))
+        return res
+    m = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    res.metrics = m
+    _check(impl, case, m, res.problems)
+    _summarise(case, m)
+    return res
+
+
+def _check(impl: str, case: Case, m: Dict[str, Any], problems: List[str]) -> None:
+    file = m.get("cartesia_file", "")
+    if (impl == "ours") != file.startswith(str(ROOT)):
+        problems.append(f"{impl} imported the wrong cartesia: {file}")
+    problems.extend(m.get("errors", [])[:3])
+    sizes = m.get("audio_bytes", [])
+    want_n = case.concurrency * case.rounds if case.scenario != "memory" else 1
+    if len(sizes) != want_n:
+        problems.append(f"{len(sizes)} of {want_n} generations completed")
+    if case.duration is not None:
+        want = int(round(case.duration * SAMPLE_RATE)) * 4
+        bad = [n for n in sizes if n != want]
+        if bad:
+            problems.append(f"{len(bad)} generations with wrong audio length (e.g. {bad[0]} != {want})")
+    elif sizes and (sizes[0] == 0 or sizes[0] % 4):
+        problems.append(f"bad audio length {sizes[0]}")
+
+
+def _pct(values: List[float], q: float) -> Optional[float]:
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+
+
+def _summarise(case: Case, m: Dict[str, Any]) -> None:
+    audio_s = sum(m.get("audio_bytes", [])) / 4 / SAMPLE_RATE
+    m["audio_s"] = audio_s
+    if audio_s:
+        m["cpu_ms_per_audio_s"] = 1000 * m["cpu_s"] / audio_s
+    t = m.get("ttfa_s") or []
+    m["ttfa_median_ms"] = 1000 * statistics.median(t) if t else None
+    m["ttfa_p95_ms"] = 1000 * _pct(t, 0.95) if t else None
+    if case.scenario == "memory" and m.get("audio_bytes"):
+        m["audio_mb"] = m["audio_bytes"][0] / 1e6
+        m["peak_over_audio"] = m["peak_growth_mb"] / m["audio_mb"]
+    # The per-generation lists are long and already checked.
+    m["generations"] = len(m.get("audio_bytes", []))
+    m.pop("audio_bytes", None)
+    m["ttfa_s"] = t[:50]
+
+
+def run_all(quick: bool, only: Optional[str] = None, log=print) -> Dict[str, Any]:
+    """Run the matrix; returns the JSON-able results (also the machine and the timings)."""
+    seed_python()  # install the official client before the clock starts
+    RAW_DIR.mkdir(parents=True, exist_ok=True)
+    cases = [c for c in matrix(quick) if not only or only in c.key]
+    results: List[Result] = []
+    t0 = time.perf_counter()
+    with local_server(log=RAW_DIR / "server.log") as base_url:
+        for case in cases:
+            # Memory cases: compare same-content audio from both clients.
+            pair = []
+            for impl in IMPLS:
+                r = run_worker(impl, case, base_url)
+                pair.append(r)
+                results.append(r)
+                log(_line(r))
+            if case.scenario == "memory":
+                digests = {r.metrics.get("sha256") for r in pair}
+                if len(digests) != 1:
+                    for r in pair:
+                        r.problems.append("ours and the seed received different audio")
+    problems = [f"{r.impl} {r.case}: {p}" for r in results for p in r.problems]
+    return {
+        "quick": quick,
+        "machine": machine_info(),
+        "elapsed_s": time.perf_counter() - t0,
+        "results": [asdict(r) for r in results],
+        "problems": problems,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _fmt(x: Optional[float], spec: str = ".2f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def _line(r: Result) -> str:
+    c, m = r.case, r.metrics
+    key = f"{c['scenario']:6} {c['mode']:5} {c['transport']:4} c={c['concurrency']:<3}"
+    if not m:
+        return f"{key} {r.impl:4}  FAILED: {'; '.join(r.problems)}"
+    parts = [
+        f"{key} {r.impl:4}",
+        f"audio {m['audio_s']:7.1f} s",
+        f"cpu {_fmt(m.get('cpu_ms_per_audio_s'), '6.3f')} ms/audio-s",
+        f"ttfa p50 {_fmt(m.get('ttfa_median_ms'), '6.1f')} p95 {_fmt(m.get('ttfa_p95_ms'), '6.1f')} ms",
+        f"rss {m['process_peak_rss_mb']:6.1f} MB",
+    ]
+    if c["scenario"] == "memory":
+        parts.append(f"peak growth {m['peak_growth_mb']:.1f} MB = {m['peak_over_audio']:.2f}x audio")
+    if r.problems:
+        parts.append("PROBLEMS: " + "; ".join(r.problems))
+    return "  ".join(parts)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small matrix, under two minutes")
+    ap.add_argument("--only", help="run only cases whose key contains this (e.g. stream/async/ws)")
+    ap.add_argument("--out", type=Path, help="JSON output (default results/raw/e2e-<time>.json)")
+    args = ap.parse_args(argv)
+    data = run_all(args.quick, args.only)
+    out = args.out or RAW_DIR / time.strftime("e2e-%Y%m%dT%H%M%S.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=1))
+    print(f"\n{len(data['results'])} runs in {data['elapsed_s']:.0f} s -> {out}")
+    for p in data["problems"]:
+        print("PROBLEM:", p)
+    return 1 if data["problems"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
