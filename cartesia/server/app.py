@@ -45,8 +45,9 @@ async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse
         return await handler(request)
     except RequestError as exc:
         return json_error(exc.status, exc.message)
-    except web.HTTPRequestEntityTooLarge as exc:
-        return json_error(413, f"request body too large (limit {exc.max_size} bytes)")
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[STATE_KEY].config.max_body_bytes
+        return json_error(413, f"request body too large (limit {limit} bytes)")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
