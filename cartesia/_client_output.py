@@ -1,0 +1,83 @@
+"""Shapes parsed messages into the chunks a caller asked for: bytes, float32 arrays or a sink."""
+
+from typing import Any, Dict, Optional
+
+from .errors import StreamFormatError
+
+__all__ = ["ChunkShaper", "FLOAT32_BYTES"]
+
+FLOAT32_BYTES = 4  # the v0 API streams little-endian float32 mono PCM
+
+
+class ChunkShaper:
+    """Builds the chunk dicts of one generation.
+
+    Args:
+        as_numpy: Yield ``numpy.float32`` arrays (views on the decoded bytes, no copy) instead of
+            ``bytes``. A chunk that does not end on a whole sample keeps its 1-3 trailing bytes
+            for the next chunk, so every array holds whole samples.
+        sink: A ``PCMRing``/``AudioBuffer`` the parser decodes into; chunks then carry
+            ``"audio": b""`` and ``"samples"``, the number of samples written.
+        context_id: When set, every chunk carries it as ``"context_id"`` (0.0.5 ``_generate_ws``).
+    """
+
+    def __init__(
+        self, *, as_numpy: bool = False, sink: Any = None, context_id: Optional[str] = None
+    ) -> None:
+        self.as_numpy = as_numpy
+        self.sink = sink
+        self.context_id = context_id
+        self._carry = b""
+        if as_numpy:
+            import numpy  # numpy is a dependency, but only this option needs it at run time
+
+            self._np = numpy
+
+    def nbytes(self, message: Any) -> int:
+        """Decoded audio bytes carried by ``message`` (also when a sink took them)."""
+        audio = message.audio
+        if audio:
+            return len(audio)
+        samples = getattr(message, "samples", 0) or 0
+        return samples * FLOAT32_BYTES if self.sink is not None else 0
+
+    def chunk(self, message: Any, echoed_context_id: Optional[str]) -> Dict[str, Any]:
+        """The dict yielded to the caller for one audio message."""
+        if self.sink is not None:
+            out: Dict[str, Any] = {
+                "audio": b"",
+                "sampling_rate": message.sampling_rate,
+                "samples": message.samples,
+            }
+        elif self.as_numpy:
+            out = {"audio": self._array(message.audio), "sampling_rate": message.sampling_rate}
+        else:
+            out = {"audio": message.audio, "sampling_rate": message.sampling_rate}
+        if self.context_id is not None:
+            out["context_id"] = echoed_context_id if echoed_context_id is not None else self.context_id
+        return out
+
+    def _array(self, audio: bytes) -> Any:
+        np = self._np
+        if self._carry:
+            audio = self._carry + audio
+            self._carry = b""
+        whole = len(audio) - len(audio) % FLOAT32_BYTES
+        if whole != len(audio):
+            self._carry = bytes(audio[whole:])
+            audio = audio[:whole]
+        return np.frombuffer(audio, dtype=np.float32)
+
+    def finish(self) -> None:
+        """Raise if the stream ended inside a sample (bytes that can never form one)."""
+        pending = getattr(self.sink, "pending_bytes", 0) if self.sink is not None else 0
+        if pending:
+            raise StreamFormatError(
+                f"The audio stream ended with {pending} byte(s) that do not form a whole sample."
+            )
+        if self._carry:
+            carry, self._carry = self._carry, b""
+            raise StreamFormatError(
+                f"The audio stream ended with {len(carry)} byte(s) that do not form a whole "
+                "float32 sample."
+            )

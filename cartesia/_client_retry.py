@@ -1,0 +1,85 @@
+"""When to retry a failed call and how long to wait: jittered exponential backoff and Retry-After."""
+
+import http.client
+import random
+from dataclasses import dataclass
+from typing import Optional, Tuple, Type
+
+from .errors import (
+    APIStatusError,
+    CartesiaConnectionError,
+    ConnectTimeoutError,
+    GenerationError,
+    RateLimitError,
+    ServerError,
+)
+
+__all__ = ["RetryPolicy", "transient_error_types"]
+
+
+def transient_error_types() -> Tuple[Type[BaseException], ...]:
+    """Exception types of the transports that mean "the connection failed", not "bad input"."""
+    types: list = [ConnectionError, http.client.RemoteDisconnected, CartesiaConnectionError]
+    try:
+        import httpx
+
+        types += [httpx.TransportError]
+    except ImportError:  # pragma: no cover - httpx is a dependency
+        pass
+    try:
+        import aiohttp
+
+        types += [aiohttp.ClientConnectionError, aiohttp.ServerDisconnectedError]
+    except ImportError:  # pragma: no cover - aiohttp is a dependency
+        pass
+    try:  # requests is not a dependency, but code written for 0.0.5 may raise its errors
+        import requests  # type: ignore[import-untyped]
+
+        types += [requests.exceptions.ConnectionError, requests.exceptions.Timeout]
+    except ImportError:
+        pass
+    return tuple(types)
+
+
+@dataclass
+class RetryPolicy:
+    """Retry rules shared by the clients and the ``cartesia.utils`` decorators.
+
+    Attributes:
+        max_retries: Total number of attempts (0.0.5 semantics: 3 means one try and two retries).
+        backoff_factor: Base delay in seconds; attempt ``n`` waits about ``factor * 2**(n-1)``.
+        max_backoff: Upper bound of one computed backoff delay.
+        max_retry_after: A ``Retry-After`` longer than this is not waited for; the error is raised.
+        jitter: Fraction of the delay that is randomised (0 = none, 0.5 = uniform in [50%, 100%]).
+    """
+
+    max_retries: int = 3
+    backoff_factor: float = 1.0
+    max_backoff: float = 30.0
+    max_retry_after: float = 60.0
+    jitter: float = 0.5
+
+    def retryable(self, error: BaseException) -> bool:
+        """Whether ``error`` may be retried at all (before any audio reached the caller)."""
+        if isinstance(error, RateLimitError):
+            return error.retry_after is None or error.retry_after <= self.max_retry_after
+        if isinstance(error, ServerError):
+            return True
+        if isinstance(error, APIStatusError):
+            return False  # 4xx: the request itself is wrong; sending it again cannot help
+        if isinstance(error, GenerationError):
+            status = error.status_code
+            return status is not None and (status == 429 or status >= 500)
+        if isinstance(error, ConnectTimeoutError):
+            return True
+        return isinstance(error, transient_error_types())
+
+    def delay(self, attempt: int, error: Optional[BaseException] = None) -> float:
+        """Seconds to sleep before attempt ``attempt + 1`` (``attempt`` counts from 1)."""
+        base = min(self.max_backoff, self.backoff_factor * (2 ** (attempt - 1)))
+        if self.jitter:
+            base *= 1.0 - self.jitter * random.random()
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            base = max(base, retry_after)
+        return max(0.0, base)
