@@ -173,15 +173,15 @@ def core_section(core: Dict[str, Any], summary: Dict[str, Any]) -> List[str]:
     ws_seed = [r["c_vs_seed"] for r in ws if r["c_vs_seed"] is not None]
     py_seed = [r["py_vs_seed"] for r in body + ws if r["py_vs_seed"] is not None]
     targets = [
-        ("compiled ≥ 10× seed in every cell", f"min {f(min(c_seed, default=None))}×",
+        ("compiled ≥ 10× seed in every cell", f"min {fx(min(c_seed, default=None))}",
          verdict(min(c_seed) >= T_C_VS_SEED) if c_seed else "–"),
-        ("compiled within 3× of the ceiling at 64 KiB reads", f"worst {f(max(c_ceiling64, default=None), '.2f')}×",
+        ("compiled within 3× of the ceiling at 64 KiB reads", f"worst {fx(max(c_ceiling64, default=None), '.2f')}",
          verdict(max(c_ceiling64) <= T_C_VS_CEILING) if c_ceiling64 else "–"),
-        ("stretch: within 1.5× of the ceiling at 64 KiB", f"worst {f(max(c_ceiling64, default=None), '.2f')}×",
+        ("stretch: within 1.5× of the ceiling at 64 KiB", f"worst {fx(max(c_ceiling64, default=None), '.2f')}",
          verdict(max(c_ceiling64) <= T_C_VS_CEILING_STRETCH) if c_ceiling64 else "–"),
-        ("parse_message ≥ 5× the seed's websocket path", f"min {f(min(ws_seed, default=None))}×",
+        ("parse_message ≥ 5× the seed's websocket path", f"min {fx(min(ws_seed, default=None))}",
          verdict(min(ws_seed) >= T_WS_VS_SEED) if ws_seed else "–"),
-        ("pure twin never slower than the seed", f"min {f(min(py_seed, default=None), '.2f')}×",
+        ("pure twin never slower than the seed", f"min {fx(min(py_seed, default=None), '.2f')}",
          verdict(min(py_seed) >= 1.0) if py_seed else "–"),
     ]
     summary["core_targets"] = [list(t) for t in targets]
@@ -325,7 +325,8 @@ def e2e_section(e2e: Dict[str, Any], summary: Dict[str, Any]) -> List[str]:
                            fx(val) if val else "not run", verdict(val >= target) if val else "–"])
     for r in summ_m:
         val = r["ours_ratio"]
-        t_rows.append([f"10-min generation ({r['transport']}): peak ≤ {T_MEMORY}× audio",
+        mins = (r["audio_mb"] or 0) / (44100 * 4 / 1e6) / 60
+        t_rows.append([f"{mins:.0f}-min generation ({r['transport']}): peak ≤ {T_MEMORY}× audio",
                        fx(val, ".2f") if val is not None else "–",
                        verdict(val <= T_MEMORY) if val is not None else "–"])
     for r in summ_t:
