@@ -46,6 +46,8 @@ class _Connection:
         self.send_lock = asyncio.Lock()
         self.dead = False
         self.idle_closer: Optional["asyncio.Task[None]"] = None
+        self.last_activity = asyncio.get_running_loop().time()
+        self.watchdog: Optional["asyncio.Task[None]"] = None
 
     async def send(self, text: str) -> None:
         if self.dead or self.ws.closed:
@@ -165,6 +167,7 @@ class _Connection:
                 if len(self.contexts) > 1:
                     await asyncio.sleep(0)  # let other contexts of this socket interleave
             await self.send(f'{{"done":true,"context_id":{ctx.cid_json}}}')
+            self.last_activity = asyncio.get_running_loop().time()
             stats["generations_completed"] += 1
             idle = [f for f in faults if f.kind == "ws_idle_close"]
             if idle:
@@ -185,6 +188,17 @@ class _Connection:
         finally:
             if self.contexts.get(ctx.context_id) is ctx:
                 del self.contexts[ctx.context_id]
+
+    async def idle_watchdog(self, timeout: float) -> None:
+        """Close the socket once it has been idle (no message, no generation) for ``timeout``."""
+        loop = asyncio.get_running_loop()
+        while not self.ws.closed and not self.dead:
+            wait = self.last_activity + timeout - loop.time()
+            if wait > 0 or self.contexts:
+                await asyncio.sleep(max(wait, 0.05))
+                continue
+            await self.close(1000, "connection idle timeout")
+            return
 
     async def idle_close(self, fault: Fault) -> None:
         await asyncio.sleep(fault.seconds)
@@ -207,8 +221,9 @@ class _Connection:
 
     async def shutdown(self) -> None:
         tasks = [c.task for c in self.contexts.values() if c.task is not None]
-        if self.idle_closer is not None:
-            tasks.append(self.idle_closer)
+        for extra in (self.idle_closer, self.watchdog):
+            if extra is not None:
+                tasks.append(extra)
         for task in tasks:
             task.cancel()
         if tasks:
@@ -221,15 +236,12 @@ async def _serve(request: web.Request, experimental: bool) -> web.WebSocketRespo
     await ws.prepare(request)
     state.stats["ws_connections"] += 1
     conn = _Connection(request, ws, experimental)
-    idle_timeout = state.config.ws_idle_timeout
+    if state.config.ws_idle_timeout:
+        conn.watchdog = asyncio.ensure_future(conn.idle_watchdog(state.config.ws_idle_timeout))
     try:
         while not ws.closed:
-            timeout = idle_timeout if (idle_timeout and not conn.contexts) else None
-            try:
-                msg = await ws.receive(timeout=timeout)
-            except asyncio.TimeoutError:
-                await conn.close(1000, "connection idle timeout")
-                break
+            msg = await ws.receive()
+            conn.last_activity = asyncio.get_running_loop().time()
             if msg.type == WSMsgType.TEXT:
                 await conn.handle_text(msg.data)
             elif msg.type == WSMsgType.BINARY:
