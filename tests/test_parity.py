@@ -1,0 +1,252 @@
+"""Differential tests: both twins agree with each other and with a one-shot parse, bit for bit."""
+
+import base64
+import inspect
+import json
+import re
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+pytestmark = pytest.mark.hypothesis
+
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+    st.sampled_from(["}", "{", '"', "\\", "data", "}{", "\u00e9\u20ac\U0001f600", "a\nb"]),
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
+field_names = st.sampled_from(["step_time", "length", "status_code", "error", "meta", "flush_id", "x", "é"]) | st.text(
+    max_size=5
+)
+
+
+@st.composite
+def frames(draw):
+    """One frame as JSON text, with its data member possibly escaped."""
+    obj = draw(st.dictionaries(field_names.filter(lambda k: k != "data"), json_values, max_size=4))
+    for key, values in [
+        ("type", st.sampled_from(["chunk", "done", "timestamps"]) | json_scalars),
+        ("done", st.booleans() | json_scalars),
+        ("context_id", st.text(max_size=6) | json_scalars),
+        ("sampling_rate", st.sampled_from([44100, 8000]) | json_scalars),
+    ]:
+        if draw(st.booleans()):
+            obj[key] = draw(values)
+    data_kind = draw(st.sampled_from(["b64", "b64", "b64", "none", "null"]))
+    marker = "\x00DATA\x00"
+    b64 = ""
+    if data_kind == "b64":
+        b64 = base64.b64encode(draw(st.binary(max_size=300))).decode()
+        obj["data"] = marker
+    elif data_kind == "null":
+        obj["data"] = None
+    items = list(obj.items())
+    order = draw(st.permutations(range(len(items)))) if items else []
+    obj = dict(items[i] for i in order)
+    style = draw(st.sampled_from(["compact", "spaces", "indent", "ascii"]))
+    if style == "compact":
+        text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    elif style == "indent":
+        text = json.dumps(obj, indent=draw(st.integers(0, 2)), ensure_ascii=False)
+    else:
+        text = json.dumps(obj, ensure_ascii=style == "ascii")
+    if data_kind == "b64":
+        escape = draw(st.sampled_from(["none", "none", "slash", "unicode"]))
+        if escape == "slash":
+            b64 = b64.replace("/", "\\/")
+        elif escape == "unicode" and b64:
+            i = draw(st.integers(0, len(b64) - 1))
+            b64 = b64[:i] + "\\u%04x" % ord(b64[i]) + b64[i + 1 :]
+        text = text.replace(json.dumps(marker, ensure_ascii=style == "ascii"), '"' + b64 + '"')
+    return text.encode("utf-8")
+
+
+whitespace = st.text(alphabet=" \t\r\n", max_size=3)
+
+
+@st.composite
+def streams(draw):
+    """A whole stream body: (framing given to the parser, wire bytes)."""
+    items = draw(st.lists(frames(), max_size=5))
+    framing = draw(st.sampled_from(["json", "sse", "auto"]))
+    bom = b"\xef\xbb\xbf" if draw(st.booleans()) else b""
+    kind = framing if framing != "auto" else draw(st.sampled_from(["json", "sse"]))
+    if kind == "json":
+        parts = [draw(whitespace).encode() + item for item in items]
+        return framing, bom + b"".join(parts) + draw(whitespace).encode()
+    eol = draw(st.sampled_from([b"\n", b"\r", b"\r\n"]))
+    parts = []
+    if kind == "sse" and framing == "auto" and draw(st.booleans()):
+        parts.append(b": hello } {" + eol)
+    for item in items:
+        if draw(st.booleans()):
+            parts.append(b":comment" + eol)
+        if draw(st.booleans()):
+            parts.append(b"event: chunk" + eol + b"id: 1" + eol + b"retry: 10" + eol)
+        lines = item.split(b"\n")  # newlines inside indented JSON become separate data lines
+        for line in lines:
+            parts.append(b"data:" + (b" " if draw(st.booleans()) else b"") + line + eol)
+        parts.append(eol)
+        if draw(st.booleans()):
+            parts.append(eol)
+    return framing, bom + b"".join(parts)
+
+
+def split(wire, cuts):
+    points = sorted({c % (len(wire) + 1) for c in cuts})
+    pieces, last = [], 0
+    for p in points + [len(wire)]:
+        pieces.append(wire[last:p])
+        last = p
+    return pieces
+
+
+def run(mod, framing, pieces, sink_kind=None):
+    """Feed ``pieces``; return (messages as tuples, sink state, (error class name, call index, offset))."""
+    sink = None
+    if sink_kind == "buffer":
+        sink = mod.AudioBuffer()
+    elif sink_kind == "ring":
+        sink = mod.PCMRing(1 << 16)
+    parser = mod.StreamParser(framing, sink=sink, max_frame_bytes=1 << 16)
+    out, error = [], None
+    for index, piece in enumerate(pieces + [None]):
+        try:
+            out += parser.close() if piece is None else parser.feed(piece)
+        except Exception as exc:  # noqa: BLE001 - compared between twins
+            error = (type(exc).__name__, index, getattr(exc, "offset", None))
+            break
+    msgs = [(m.type, m.audio, m.samples, m.sampling_rate, m.done, m.context_id, repr(m.fields)) for m in out]
+    state = None
+    if sink_kind == "buffer":
+        state = (sink.to_bytes(), sink.pending_bytes)
+    elif sink_kind == "ring":
+        state = (sink.read(1 << 16).tobytes(), sink.pending_bytes)
+    return msgs, state, error
+
+
+@SETTINGS
+@given(streams(), st.lists(st.integers(0, 10**6), max_size=20), st.sampled_from([None, "buffer", "ring"]))
+def test_valid_streams_any_split(both_twins, stream, cuts, sink_kind):
+    framing, wire = stream
+    reference = run(both_twins[-1], framing, [wire], sink_kind)
+    assert reference[2] is None, reference
+    for mod in both_twins:
+        assert run(mod, framing, split(wire, cuts), sink_kind) == reference
+        assert run(mod, framing, [wire], sink_kind) == reference
+
+
+@settings(max_examples=40, deadline=None)
+@given(streams())
+def test_one_byte_reads(both_twins, stream):
+    framing, wire = stream
+    reference = run(both_twins[-1], framing, [wire])
+    for mod in both_twins:
+        assert run(mod, framing, [wire[i : i + 1] for i in range(len(wire))]) == reference
+
+
+@SETTINGS
+@given(
+    streams(),
+    st.lists(st.tuples(st.integers(0, 10**6), st.binary(min_size=0, max_size=3)), min_size=1, max_size=3),
+    st.lists(st.integers(0, 10**6), max_size=12),
+    st.booleans(),
+)
+def test_damaged_streams_fail_the_same_way(both_twins, stream, edits, cuts, truncate):
+    """Random byte insertions/overwrites: same messages, same error class, same call, same offset."""
+    framing, wire = stream
+    data = bytearray(wire)
+    for pos, junk in edits:
+        pos %= len(data) + 1
+        if junk:
+            data[pos:pos] = junk
+        elif data:
+            del data[pos % len(data)]
+    if truncate and data:
+        del data[cuts[0] % len(data) if cuts else len(data) // 2 :]
+    pieces = split(bytes(data), cuts)
+    results = [run(mod, framing, pieces) for mod in both_twins]
+    assert all(r == results[0] for r in results)
+
+
+@SETTINGS
+@given(st.text(alphabet="AQBw/+=!- \n", max_size=24) | st.binary(max_size=10).map(lambda b: base64.b64encode(b).decode()))
+def test_b64_kernels_agree(both_twins, text):
+    results = []
+    for mod in both_twins:
+        try:
+            results.append(mod._b64decode(text.encode()))
+        except Exception as exc:  # noqa: BLE001
+            results.append((type(exc).__name__, exc.offset))
+    assert all(r == results[0] for r in results)
+    for mod in both_twins:
+        try:
+            msg = mod.parse_message('{"data": "' + text.replace("\n", "\\n") + '"}')
+            results.append(msg.audio)
+        except Exception as exc:  # noqa: BLE001
+            results.append((type(exc).__name__, exc.offset))
+    assert all(r == results[len(both_twins)] for r in results[len(both_twins) :])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=64), st.sampled_from(["pcm_f32le", "pcm_s16le", "pcm_mulaw", "pcm_alaw"]), st.lists(st.integers(0, 64), max_size=5))
+def test_buffers_agree(both_twins, raw, encoding, cuts):
+    results = []
+    for mod in both_twins:
+        buf = mod.AudioBuffer(encoding=encoding)
+        ring = mod.PCMRing(17, encoding=encoding)
+        counts = []
+        for piece in split(raw, cuts):
+            counts.append(buf.append(piece))
+            try:
+                counts.append(ring.write(piece))
+            except Exception as exc:  # noqa: BLE001
+                counts.append(type(exc).__name__)
+            counts.append(ring.read(5).tobytes())
+        results.append((counts, buf.to_bytes(), buf.pending_bytes, ring.pending_bytes, len(ring)))
+    assert all(r == results[0] for r in results)
+
+
+# --- the public surface is the same --------------------------------------------------------------
+
+
+def _doc(obj):
+    doc = inspect.getdoc(obj) or ""
+    # Cython's embedsignature prepends "name(args)" lines: compare the prose only.
+    return re.sub(r"\A(?:[\w.]+\(.*\).*\n)+", "", doc).strip()
+
+
+def _params(func):
+    # Names, kinds and defaults (annotations are strings in one twin and objects in the other).
+    return [(p.name, p.kind, p.default) for p in inspect.signature(func).parameters.values()]
+
+
+def test_same_names_signatures_and_docstrings(both_twins):
+    if len(both_twins) < 2:
+        pytest.skip("compiled twin deselected")
+    c_mod, py_mod = both_twins
+    assert c_mod.__all__ == py_mod.__all__
+    for name in py_mod.__all__ + ["_b64decode", "_b64_set_backend"]:
+        c_obj, py_obj = getattr(c_mod, name), getattr(py_mod, name)
+        assert _doc(c_obj) == _doc(py_obj), name
+        if inspect.isclass(py_obj):
+            members = [m for m in vars(py_obj) if not m.startswith("_") or m in ("__len__", "__init__")]
+            for member in members:
+                assert hasattr(c_obj, member), (name, member)
+                py_m, c_m = getattr(py_obj, member), getattr(c_obj, member)
+                if callable(py_m) and member != "__init__":
+                    assert _doc(c_m) == _doc(py_m), (name, member)
+                    assert _params(c_m) == _params(py_m), (name, member)
+        else:
+            assert _params(c_obj) == _params(py_obj), name

@@ -1,0 +1,363 @@
+"""StreamParser and parse_message behaviour, run against each twin of the streaming core."""
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from cartesia.errors import (
+    Base64DecodeError,
+    FrameTooLargeError,
+    StreamFormatError,
+    TruncatedStreamError,
+)
+
+PCM = np.linspace(-1.0, 1.0, 441, dtype="<f4").tobytes()
+B64 = base64.b64encode(PCM).decode()
+
+
+def frame(**fields):
+    return json.dumps(fields).encode()
+
+
+def chunk(i=0, **extra):
+    return frame(data=B64, sampling_rate=44100, done=False, step_time=1.5 + i, **extra)
+
+
+def feed_all(mod, wire, size, framing="auto", **kwargs):
+    parser = mod.StreamParser(framing, **kwargs)
+    out = []
+    for i in range(0, len(wire), size):
+        out += parser.feed(wire[i : i + size])
+    out += parser.close()
+    return out
+
+
+def feed_until_error(mod, wire, size, framing="auto", **kwargs):
+    """Feed in ``size`` reads; return (exception, index of the failing call, messages before it)."""
+    parser = mod.StreamParser(framing, **kwargs)
+    out = []
+    calls = [wire[i : i + size] for i in range(0, len(wire), size)]
+    for index, piece in enumerate(calls):
+        try:
+            out += parser.feed(piece)
+        except Exception as exc:  # noqa: BLE001 - returned to the test
+            return exc, index, out
+    try:
+        parser.close()
+    except Exception as exc:  # noqa: BLE001
+        return exc, len(calls), out
+    return None, None, out
+
+
+@pytest.mark.parametrize("size", [1, 3, 1024, 1 << 20])
+@pytest.mark.parametrize("framing", ["json", "auto"])
+def test_bare_frames_any_read_size(stream_mod, size, framing):
+    wire = b"".join(chunk(i) for i in range(3)) + b'\n  {"done": true}\r\n'
+    out = feed_all(stream_mod, wire, size, framing)
+    assert [m.type for m in out] == ["chunk", "chunk", "chunk", "done"]
+    assert out[0].audio == PCM and out[0].sampling_rate == 44100 and out[0].done is False
+    assert out[1].fields == {"step_time": 2.5}
+    assert out[3].done is True and out[3].audio == b""
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r", b"\r\n"])
+@pytest.mark.parametrize("size", [1, 2, 5, 100000])
+def test_sse_line_endings(stream_mod, eol, size):
+    events = [
+        b": keep-alive with a } inside" + eol,
+        b"event: chunk" + eol + b"id: 7" + eol + b"retry: 100" + eol + b"data: " + chunk(context_id="c1") + eol + eol,
+        b"event: ping" + eol + eol,  # an event name without data is ignored
+        b"data:" + frame(type="done", done=True, context_id="c1") + eol + eol,
+    ]
+    wire = b"".join(events)
+    out = feed_all(stream_mod, wire, size, "sse")
+    assert [(m.type, m.context_id) for m in out] == [("chunk", "c1"), ("done", "c1")]
+    assert out[0].audio == PCM
+    assert feed_all(stream_mod, wire, size, "auto") == out
+
+
+def test_sse_multiline_data_is_joined_with_newlines(stream_mod):
+    wire = b'data: {"data": "' + B64.encode() + b'",\ndata: "n": [1,\ndata: 2]}\n\n'
+    (msg,) = feed_all(stream_mod, wire, 7, "sse")
+    assert msg.audio == PCM and msg.fields == {"n": [1, 2]}
+
+
+def test_sse_empty_data_event_yields_nothing(stream_mod):
+    assert feed_all(stream_mod, b"data\n\ndata:\n\n: c\n\n   \n\n", 1, "sse") == []
+
+
+def test_leading_bom_is_skipped(stream_mod):
+    for framing in ("auto", "json"):
+        assert len(feed_all(stream_mod, b"\xef\xbb\xbf" + chunk(), 1, framing)) == 1
+    assert len(feed_all(stream_mod, b"\xef\xbb\xbfdata: " + chunk() + b"\n\n", 1, "auto")) == 1
+
+
+def test_framing_property_is_resolved(stream_mod):
+    parser = stream_mod.StreamParser()
+    assert parser.framing == "auto"
+    parser.feed(b" \r\n ")
+    assert parser.framing == "auto"
+    parser.feed(b'{"done": true}')
+    assert parser.framing == "json"
+    assert parser.bytes_fed == 18 and parser.messages == 1
+    parser = stream_mod.StreamParser()
+    parser.feed(b"\n: hi\n")
+    assert parser.framing == "sse"
+
+
+def test_feed_accepts_bytes_like(stream_mod):
+    wire = chunk()
+    parser = stream_mod.StreamParser()
+    out = parser.feed(bytearray(wire[:10])) + parser.feed(memoryview(wire)[10:20])
+    out += parser.feed(memoryview(np.frombuffer(wire[20:], dtype=np.uint8)))
+    assert out[0].audio == PCM
+    with pytest.raises(TypeError):
+        parser.feed("text")
+
+
+def test_message_fields_and_type_inference(stream_mod):
+    pm = stream_mod.parse_message
+    msg = pm('{"type": "timestamps", "word_timestamps": {"words": ["h\\u00e9"]}, "done": false}')
+    assert msg.type == "timestamps" and msg.fields == {"word_timestamps": {"words": ["hé"]}}
+    assert pm('{"error": "boom", "status_code": 400, "done": true}').type == "error"
+    assert pm('{"done": true}').type == "done"
+    assert pm("{}").type == "unknown"
+    assert pm('{"data": ""}').type == "chunk"
+    # Fields of the wrong type stay in `fields` and the attribute keeps its default.
+    odd = pm('{"type": 5, "sampling_rate": 44100.0, "done": 1, "context_id": null, "data": null}')
+    assert odd.type == "unknown" and odd.sampling_rate is None and odd.done is False
+    assert odd.context_id is None and odd.audio == b""
+    assert odd.fields == {"type": 5, "sampling_rate": 44100.0, "done": 1, "context_id": None}
+
+
+def test_message_repr_eq(stream_mod):
+    msg = stream_mod.parse_message(chunk())
+    text = repr(msg)
+    assert f"<{len(PCM)} bytes>" in text and B64[:20] not in text
+    assert msg == stream_mod.parse_message(chunk())
+    assert msg != stream_mod.parse_message(chunk(1))
+    made = stream_mod.Message("chunk", audio=PCM, sampling_rate=44100, fields={"step_time": 1.5})
+    assert made == msg
+
+
+@pytest.mark.parametrize(
+    "b64",
+    [B64.replace("/", "\\/"), B64[:8] + "\\u%04x" % ord(B64[8]) + B64[9:], B64.replace("A", "\\u0041", 3)],
+)
+def test_escapes_inside_data_decode_right(stream_mod, b64):
+    text = '{"data": "' + b64 + '", "sampling_rate": 1}'
+    assert stream_mod.parse_message(text).audio == PCM
+    assert feed_all(stream_mod, text.encode(), 1)[0].audio == PCM
+
+
+def test_escaped_data_key_still_decodes(stream_mod):
+    msg = stream_mod.parse_message('{"d\\u0061ta": "' + B64 + '"}')
+    assert msg.audio == PCM and msg.type == "chunk"
+
+
+@pytest.mark.parametrize(
+    "payload, offset",
+    [
+        ('{"data": "AAA!"}', 13),
+        ('{"data": "AAAAA"}', 15),
+        ('{"data": "A===" }', 11),
+        ('{"data": "AA==AAAA"}', 12),
+        ('{"data": "AAAA AAA"}', 14),
+    ],
+)
+def test_invalid_base64_raises_with_offset(stream_mod, payload, offset):
+    with pytest.raises(Base64DecodeError) as info:
+        stream_mod.parse_message(payload)
+    assert info.value.offset == offset
+    assert f"offset {offset}" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "payload, error",
+    [
+        ('{"data": 5}', StreamFormatError),
+        ('{"data": ["AAAA"]}', StreamFormatError),
+        ('{"data": "AAAA", "data": "AAAA"}', StreamFormatError),
+        ('{"data": "AAAA",}', StreamFormatError),
+        ("[1]", StreamFormatError),
+        ('{"a": 1} x', StreamFormatError),
+        ('{"a": ', StreamFormatError),
+        ("", StreamFormatError),
+    ],
+)
+def test_parse_message_rejects(stream_mod, payload, error):
+    with pytest.raises(error):
+        stream_mod.parse_message(payload)
+
+
+def test_data_null_means_no_audio(stream_mod):
+    msg = stream_mod.parse_message('{"data": null, "done": true}')
+    assert msg.audio == b"" and msg.type == "done" and "data" not in msg.fields
+
+
+def test_junk_error_says_where_and_parser_stays_dead(stream_mod):
+    parser = stream_mod.StreamParser("json")
+    parser.feed(chunk() + b"  ")
+    with pytest.raises(StreamFormatError) as info:
+        parser.feed(b"x{}")
+    offset = len(chunk()) + 2
+    assert info.value.offset == offset
+    assert str(info.value) == f"unexpected byte 0x78 ('x') at offset {offset}: expected '{{' or whitespace"
+    with pytest.raises(StreamFormatError):
+        parser.feed(chunk())
+    with pytest.raises(StreamFormatError):
+        parser.close()
+
+
+def test_sse_unknown_field_and_indented_line_raise(stream_mod):
+    with pytest.raises(StreamFormatError, match="unknown SSE field 'date' at offset 0"):
+        feed_all(stream_mod, b"date: {}\n\n", 4, "sse")
+    with pytest.raises(StreamFormatError, match="starts with whitespace"):
+        feed_all(stream_mod, b"  data: {}\n\n", 4, "sse")
+    with pytest.raises(StreamFormatError, match="starts with whitespace"):
+        feed_all(stream_mod, b"\n  data: {}\n\n", 4, "auto")
+
+
+def test_frame_too_large_raises_while_partial(stream_mod):
+    parser = stream_mod.StreamParser("json", max_frame_bytes=100)
+    parser.feed(b'{"data": "' + b"A" * 80)
+    with pytest.raises(FrameTooLargeError):
+        parser.feed(b"A" * 40)
+    with pytest.raises(FrameTooLargeError):
+        feed_all(stream_mod, b'{"data": "' + b"A" * 200 + b'"}', 1 << 20, max_frame_bytes=100)
+    with pytest.raises(FrameTooLargeError):
+        feed_all(stream_mod, b"data: " + b"x" * 200, 50, "sse", max_frame_bytes=100)
+    with pytest.raises(FrameTooLargeError):
+        feed_all(stream_mod, b": " + b"x" * 200, 50, "sse", max_frame_bytes=100)
+    assert len(feed_all(stream_mod, chunk(), 7, max_frame_bytes=len(chunk()))) == 1
+
+
+@pytest.mark.parametrize(
+    "wire, framing",
+    [
+        (b'{"data": "AAAA"', "json"),
+        (b'{"a": "}', "json"),
+        (b"data: {}\n", "sse"),
+        (b"data: {}", "sse"),
+        (b"\xef\xbb", "auto"),
+    ],
+)
+def test_close_inside_a_frame_raises(stream_mod, wire, framing):
+    parser = stream_mod.StreamParser(framing)
+    parser.feed(wire)
+    with pytest.raises(TruncatedStreamError):
+        parser.close()
+
+
+def test_close_after_clean_end(stream_mod):
+    parser = stream_mod.StreamParser("sse")
+    parser.feed(b"data: {}\n\n: bye")
+    assert parser.close() == []
+    assert parser.close() == []
+    with pytest.raises(StreamFormatError):
+        parser.feed(b"data: {}\n\n")
+
+
+def test_bad_arguments(stream_mod):
+    with pytest.raises(ValueError):
+        stream_mod.StreamParser("xml")
+    with pytest.raises(ValueError):
+        stream_mod.StreamParser(max_frame_bytes=0)
+
+
+def test_parse_message_str_and_bytes(stream_mod):
+    text = '{"data": "' + B64 + '", "context_id": "ctx-é", "done": true}'
+    for payload in (text, text.encode(), bytearray(text.encode()), memoryview(text.encode())):
+        msg = stream_mod.parse_message(payload)
+        assert msg.audio == PCM and msg.context_id == "ctx-é" and msg.done is True
+        assert msg.type == "chunk"  # done frame that also carries audio keeps it
+    with pytest.raises(TypeError):
+        stream_mod.parse_message(5)
+
+
+# --- the awkward inputs of perf-baseline.md, each run under a timeout ---------------------------
+
+AWKWARD_SCRIPT = textwrap.dedent(
+    r"""
+    import base64, json, sys, importlib
+    mod = importlib.import_module(sys.argv[1])
+    B64 = base64.b64encode(bytes(range(256)) * 4).decode()
+    FRAME = json.dumps({"data": B64, "sampling_rate": 44100, "done": False}).encode()
+
+    def run(wire, size, framing="auto", ws=False):
+        try:
+            if ws:
+                m = mod.parse_message(wire)
+                return ["ok", [[m.type, len(m.audio), m.done]]]
+            p = mod.StreamParser(framing)
+            out = []
+            for i in range(0, len(wire), size):
+                out += p.feed(wire[i:i + size])
+            out += p.close()
+            return ["ok", [[m.type, len(m.audio), m.done] for m in out]]
+        except Exception as exc:
+            return [type(exc).__name__, str(exc)]
+
+    cases = {
+        "stray_close_brace": run(b"}" + FRAME + FRAME, 3, "json"),
+        "stray_close_brace_auto": run(b"}" + FRAME + FRAME, 3),
+        "sse_comment_with_brace": run(b": }{ }\n" + b"data: " + FRAME + b"\n\n", 5),
+        "brace_inside_string": run(json.dumps({"text": "a}b{", "data": B64}).encode() + FRAME, 4),
+        "nested_object": run(json.dumps({"meta": {"a": {"b": [1, {"c": "}"}]}}, "data": B64}).encode() * 2, 6),
+        "stray_open_brace": run(b"{" + FRAME + FRAME, 7),
+        "utf8_split": run(json.dumps({"data": B64, "text": "h\u00e9\u20ac\U0001f600"}, ensure_ascii=False).encode(), 1),
+        "done_without_data": run(FRAME + b'{"done": true}', 64),
+        "sse_crlf": run((b"data: " + FRAME + b"\r\n\r\n") * 2, 1),
+        "bad_base64_chars": run(FRAME.replace(B64[100:104].encode(), b"*&^%"), 64),
+        "ws_done_with_audio": run(json.dumps({"data": B64, "done": True}), 0, ws=True),
+    }
+    print(json.dumps(cases))
+    """
+)
+
+PCM_LEN = 1024
+EXPECTED = {
+    "stray_close_brace": ["StreamFormatError", "unexpected byte 0x7d ('}') at offset 0: expected '{' or whitespace"],
+    "stray_close_brace_auto": [
+        "StreamFormatError",
+        "unexpected byte 0x7d ('}') at offset 0: expected '{', ':' or an SSE field name",
+    ],
+    "sse_comment_with_brace": ["ok", [["chunk", PCM_LEN, False]]],
+    "brace_inside_string": ["ok", [["chunk", PCM_LEN, False]] * 2],
+    "nested_object": ["ok", [["chunk", PCM_LEN, False]] * 2],
+    "stray_open_brace": ["StreamFormatError", "unexpected byte 0x7b ('{') at offset 1: expected '\"' or '}'"],
+    "utf8_split": ["ok", [["chunk", PCM_LEN, False]]],
+    "done_without_data": ["ok", [["chunk", PCM_LEN, False], ["done", 0, True]]],
+    "sse_crlf": ["ok", [["chunk", PCM_LEN, False]] * 2],
+    "ws_done_with_audio": ["ok", [["chunk", PCM_LEN, True]]],
+}
+
+
+@pytest.fixture(scope="module")
+def awkward_results(stream_mod):
+    # A subprocess with a timeout: an infinite loop holding the GIL fails the test instead of hanging it.
+    proc = subprocess.run(
+        [sys.executable, "-c", AWKWARD_SCRIPT, stream_mod.__name__],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONWARNINGS": "error"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("case", sorted(EXPECTED) + ["bad_base64_chars"])
+def test_awkward_inputs(awkward_results, case):
+    result = awkward_results[case]
+    if case == "bad_base64_chars":
+        assert result[0] == "Base64DecodeError"
+        assert "unexpected byte 0x2a ('*')" in result[1]
+    else:
+        assert result == EXPECTED[case]
