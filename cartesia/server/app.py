@@ -13,7 +13,7 @@ from .config import ServerConfig
 from .faults import FaultController, FaultSpecError, parse_fault_spec
 from .generation import RequestError
 from .http_api import json_error
-from .state import STATE_KEY, ServerState
+from .state import REQUEST_FAULTS_KEY, STATE_KEY, ServerState
 
 __all__ = ["create_app", "FAULT_HEADER"]
 
@@ -77,11 +77,11 @@ async def _guard(request: web.Request, handler: _Handler) -> web.StreamResponse:
             local.extend(parse_fault_spec(spec))
         except FaultSpecError as exc:
             return json_error(400, f"bad {FAULT_HEADER} spec: {exc}")
-        request["faults"] = local
+        request[REQUEST_FAULTS_KEY] = local
     target = _target(path)
     fault = None
-    if "faults" in request:
-        fault = request["faults"].take_status(target)
+    if REQUEST_FAULTS_KEY in request:
+        fault = request[REQUEST_FAULTS_KEY].take_status(target)
     if fault is None:
         fault = state.faults.take_status(target)
     if fault is not None:

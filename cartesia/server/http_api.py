@@ -12,7 +12,7 @@ from . import voices as voices_mod
 from .faults import GENERATION_KINDS, Fault, FaultSpecError, fault_from_dict, parse_fault_spec
 from .generation import RequestError, parse_generation
 from .pacing import Pacer
-from .state import STATE_KEY, ServerState
+from .state import REQUEST_FAULTS_KEY, STATE_KEY, ServerState
 from .streaming import write_http_generation
 from .transcribe import UnrecognisedAudio
 
@@ -132,7 +132,7 @@ async def transcriptions(request: web.Request) -> web.Response:
 
 def take_generation_faults(request: web.Request, target: str) -> List[Fault]:
     """Generation faults for this request: the per-request ones, then server-wide ones."""
-    local = request.get("faults")
+    local = request.get(REQUEST_FAULTS_KEY)
     taken = local.take(GENERATION_KINDS, target) if local is not None else []
     return taken + _state(request).faults.take(GENERATION_KINDS, target)
 

@@ -14,7 +14,7 @@ from .faults import FaultController
 from .generation import Renderer
 from .transcribe import TranscriptionRegistry
 
-__all__ = ["ServerState", "STATE_KEY"]
+__all__ = ["ServerState", "STATE_KEY", "REQUEST_FAULTS_KEY"]
 
 
 @dataclasses.dataclass
@@ -58,3 +58,11 @@ class ServerState:
 
 #: Application key under which the state is stored.
 STATE_KEY: "web.AppKey[ServerState]" = web.AppKey("cartesia_server_state", ServerState)
+
+# aiohttp >= 3.13 wants typed keys for request storage (a plain string key warns); older
+# versions only know plain strings.
+_RequestKey = getattr(web, "RequestKey", None)
+#: Request storage key of the per-request :class:`FaultController` (from X-Cartesia-Fault).
+REQUEST_FAULTS_KEY = (
+    _RequestKey("cartesia_request_faults", FaultController) if _RequestKey else "cartesia_faults"
+)

@@ -12,7 +12,7 @@ from aiohttp import WSMsgType, web
 from .faults import GENERATION_KINDS, Fault, FaultController, FaultSpecError, parse_fault_spec
 from .generation import GenerationRequest, RequestError, parse_generation
 from .pacing import Pacer
-from .state import STATE_KEY, ServerState
+from .state import REQUEST_FAULTS_KEY, STATE_KEY, ServerState
 from .streaming import fire_at
 
 __all__ = ["routes", "MALFORMED_WS_FRAME"]
@@ -41,13 +41,14 @@ class _Connection:
         self.ws = ws
         self.state: ServerState = request.app[STATE_KEY]
         self.experimental = experimental
-        self.local_faults: Optional[FaultController] = request.get("faults")
+        self.local_faults: Optional[FaultController] = request.get(REQUEST_FAULTS_KEY)
         self.contexts: Dict[str, _Context] = {}
         self.send_lock = asyncio.Lock()
         self.dead = False
         self.idle_closer: Optional["asyncio.Task[None]"] = None
         self.last_activity = asyncio.get_running_loop().time()
         self.watchdog: Optional["asyncio.Task[None]"] = None
+        self.closer: Optional["asyncio.Task[Any]"] = None
 
     async def send(self, text: str) -> None:
         if self.dead or self.ws.closed:
@@ -214,6 +215,9 @@ class _Connection:
 
     async def close(self, code: int, reason: str) -> None:
         self.dead = True
+        # Remember who is closing: shutdown() must let this task finish the closing handshake
+        # (cancelling it mid-close would abort the socket and the client would see 1006).
+        self.closer = asyncio.current_task()
         try:
             await self.ws.close(code=code, message=reason.encode())
         except (ConnectionError, RuntimeError):
@@ -225,7 +229,8 @@ class _Connection:
             if extra is not None:
                 tasks.append(extra)
         for task in tasks:
-            task.cancel()
+            if task is not self.closer:
+                task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
