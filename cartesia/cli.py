@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import struct
 import sys
 import time
@@ -272,6 +273,10 @@ class _Output:
     def open(self) -> None:
         if self.target == "-":
             self._handle = sys.stdout.buffer
+            if hasattr(signal, "SIGPIPE"):
+                # Die on a closed pipe (`| head`) the way Unix tools do: at once, quietly,
+                # status 128+13, without waiting to close connections politely.
+                signal.signal(signal.SIGPIPE, signal.SIG_DFL)
             return
         existed = os.path.exists(self.target)
         try:
@@ -405,11 +410,20 @@ def _speech_available() -> bool:
 
 
 @contextlib.contextmanager
-def _backend(args: argparse.Namespace, log) -> Iterator[str]:
-    """Point the environment at the API to use and yield a description of it for messages.
+def _backend(args: argparse.Namespace, log) -> Iterator[Tuple[str, Dict[str, Any]]]:
+    """Yield (a description of the API for messages, the client's keyword arguments).
 
-    With ``--local`` a bundled server runs in this process for the duration of the block.
+    Without ``--local`` the client reads ``CARTESIA_BASE_URL`` / ``CARTESIA_API_VERSION`` itself,
+    as cartesia 0.0.5 did. With ``--local`` a bundled server runs in this process for the
+    duration of the block.
     """
+    timeouts: Dict[str, Any] = {}
+    if args.timeout is not None:
+        timeouts = {
+            "connect_timeout": args.timeout,
+            "first_audio_timeout": args.timeout,
+            "chunk_gap_timeout": args.timeout,
+        }
     if not args.local:
         key = os.environ.get("CARTESIA_API_KEY", "").strip()
         if not key:
@@ -419,7 +433,7 @@ def _backend(args: argparse.Namespace, log) -> Iterator[str]:
             )
         _Secrets.values.append(key)
         host = os.environ.get("CARTESIA_BASE_URL") or "api.cartesia.ai"
-        yield host
+        yield host, {"api_key": key, **timeouts}
         return
 
     engine = args.engine
@@ -434,22 +448,23 @@ def _backend(args: argparse.Namespace, log) -> Iterator[str]:
         from .server import LocalServer
     except ImportError as exc:  # pragma: no cover - the server ships with the package
         _die(EXIT_ERROR, f"the local server is not available: {exc}")
+    # A fresh key per run: the server accepts only it, so nothing else on the machine can use it.
     key = "local-" + os.urandom(8).hex()
     _Secrets.values.append(key)
+    # pace="none": audio as fast as the engine makes it, so the real-time factor measures the
+    # engine and the client, not a simulated network.
+    server = LocalServer(engine=engine, pace="none", api_keys=[key])
     try:
-        server = LocalServer(engine=engine, host="127.0.0.1", port=0, pace="none", api_key=key)
-        server.__enter__()
+        server.start()
     except Exception as exc:
         _die(EXIT_ERROR, f"the local server could not start: {exc}")
     try:
-        base = server.base_url
-        log(f"local server: {base} (engine: {engine}{why})")
-        os.environ["CARTESIA_API_KEY"] = key
-        os.environ["CARTESIA_BASE_URL"] = base
-        os.environ["CARTESIA_API_VERSION"] = "v0"
-        yield f"the local server ({base})"
+        log(f"local server: {server.base_url} (engine: {engine}{why})")
+        # A `localhost` host means plain http/ws, exactly as for cartesia 0.0.5.
+        client_kwargs = {"api_key": key, "base_url": server.host_for_env, "api_version": "v0"}
+        yield f"the local server ({server.base_url})", {**client_kwargs, **timeouts}
     finally:
-        server.__exit__(None, None, None)
+        server.stop()
 
 
 def _find_voice(voices: Dict[str, Any], wanted: str) -> Dict[str, Any]:
@@ -500,7 +515,7 @@ def _cmd_say(args: argparse.Namespace) -> int:
     output.check()
     transport = "http" if args.http else "websocket"
 
-    with _backend(args, log) as where:
+    with _backend(args, log) as (where, client_kwargs):
         from . import streaming
         from .tts import CartesiaTTS
 
@@ -508,14 +523,14 @@ def _cmd_say(args: argparse.Namespace) -> int:
         ok = False
         try:
             with _client_errors(where):
-                with CartesiaTTS(api_key=os.environ["CARTESIA_API_KEY"]) as client:
+                with CartesiaTTS(**client_kwargs) as client:
                     voice = _find_voice(client.get_voices(), args.voice)
                     embedding = client.get_voice_embedding(voice_id=voice["id"])
                     stats = _stream_segments(client, segments, embedding, output, args, transport)
             output.finish()
             ok = True
         except BrokenPipeError:
-            # The reader went away (e.g. `| head`): stop quietly, like other Unix tools.
+            # The reader went away (e.g. `| head`) on a system without SIGPIPE: stop quietly.
             with contextlib.suppress(OSError):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 141
@@ -605,11 +620,11 @@ def _client_errors(where: str) -> Iterator[None]:
 
 def _cmd_voices(args: argparse.Namespace) -> int:
     log = _logger(args.quiet or args.json)
-    with _backend(args, log) as where:
+    with _backend(args, log) as (where, client_kwargs):
         from .tts import CartesiaTTS
 
         with _client_errors(where):
-            with CartesiaTTS(api_key=os.environ["CARTESIA_API_KEY"]) as client:
+            with CartesiaTTS(**client_kwargs) as client:
                 voices = client.get_voices()
     rows = sorted(
         (
@@ -727,6 +742,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_backend_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="limit for connecting, for the first audio and for each gap between chunks "
+        "(default: the client's, 30 s)",
+    )
     parser.add_argument(
         "--local",
         action="store_true",

@@ -1,0 +1,330 @@
+"""The ``cartesia`` command, run as a real subprocess against real local servers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import pytest
+
+from cartesia import streaming
+from cartesia.cli import SEGMENT_CHARS, WavWriter, split_text
+
+TEXT = "Hello! Welcome to Cartesia."
+LONG_TEXT = " ".join(f"Sentence number {i} of a long text that needs several requests." for i in range(12))
+TIMEOUT = 60
+
+
+def run_cli(
+    args: List[str],
+    cwd: Path,
+    env: Optional[Dict[str, str]] = None,
+    stdin: Optional[bytes] = None,
+) -> subprocess.CompletedProcess:
+    """Run ``python -m cartesia ARGS`` with a clean Cartesia environment plus ``env``."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CARTESIA_") or "EXTENSIONS" in k}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "cartesia", *args],
+        cwd=str(cwd),
+        env=full_env,
+        input=stdin if stdin is not None else b"",
+        capture_output=True,
+        timeout=TIMEOUT,
+    )
+
+
+def read_wav(path: Path) -> Dict:
+    """Parse a mono WAV by hand (the stdlib `wave` module cannot read IEEE-float files)."""
+    data = path.read_bytes()
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+    assert struct.unpack_from("<I", data, 4)[0] == len(data) - 8, "RIFF size not patched"
+    chunks = {}
+    pos = 12
+    while pos < len(data):
+        cid, size = data[pos : pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
+        chunks[cid] = data[pos + 8 : pos + 8 + size]
+        pos += 8 + size + (size % 2)
+    fmt_tag, channels, rate, byte_rate, align, bits = struct.unpack_from("<HHIIHH", chunks[b"fmt "])
+    assert channels == 1 and byte_rate == rate * align and align == bits // 8
+    dtype = {(3, 32): "<f4", (1, 16): "<i2"}[(fmt_tag, bits)]
+    samples = np.frombuffer(chunks[b"data"], dtype=dtype)
+    if fmt_tag == 3:
+        assert struct.unpack("<I", chunks[b"fact"])[0] == len(samples), "fact chunk not patched"
+    return {"format": fmt_tag, "rate": rate, "samples": samples, "data": chunks[b"data"]}
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    """The error line; it must be the only one (after at most the --local server notice)."""
+    err = result.stderr.decode()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err
+    assert lines and lines[-1].startswith("cartesia: error: "), err
+    assert all(line.startswith("cartesia: local server: ") for line in lines[:-1]), err
+    return lines[-1]
+
+
+def free_port() -> int:
+    """A loopback port with nothing listening on it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def say_tone(tmp_path_factory) -> Dict:
+    """One `say --local` run over the websocket, shared by the tests that only inspect it."""
+    cwd = tmp_path_factory.mktemp("say")
+    result = run_cli(["say", TEXT, "--local", "--engine", "tone", "-o", "hello.wav"], cwd)
+    assert result.returncode == 0, result.stderr.decode()
+    return {"result": result, "wav": read_wav(cwd / "hello.wav")}
+
+
+def test_say_local_writes_float_wav_and_reports_metrics(say_tone):
+    wav, err = say_tone["wav"], say_tone["result"].stderr.decode()
+    assert wav["format"] == 3 and wav["rate"] == 44100
+    samples = wav["samples"]
+    seconds = len(samples) / wav["rate"]
+    assert 0.5 < seconds < 20, seconds  # a short sentence
+    assert np.all(np.isfinite(samples)) and np.abs(samples).max() > 0.01
+    assert "engine: tone" in err
+    assert f"{seconds:.2f} s of audio, 44100 Hz" in err
+    assert "time to first audio: " in err and "real-time factor: " in err
+    assert f"core: {streaming.IMPLEMENTATION} " in err
+    assert say_tone["result"].stdout == b""
+
+
+def test_say_matches_the_client_bit_for_bit(say_tone, local_server):
+    # The tone engine is deterministic: the CLI's file must hold exactly what the client receives.
+    from cartesia.tts import CartesiaTTS
+
+    env = {"CARTESIA_BASE_URL": local_server.host_for_env, "CARTESIA_API_VERSION": "v0"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        with CartesiaTTS(api_key=local_server.api_key) as client:
+            voice = client.get_voices()["Milo"]
+            embedding = client.get_voice_embedding(voice_id=voice["id"])
+            audio = client.generate(transcript=TEXT, voice=embedding, websocket=False)
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    assert audio["audio"] == say_tone["wav"]["data"]
+
+
+def test_say_http_stdin_and_raw_stdout_give_the_same_audio(say_tone, tmp_path):
+    expected = say_tone["wav"]["data"]
+    http = run_cli(["say", TEXT, "--local", "--engine", "tone", "--http", "-o", "http.wav"], tmp_path)
+    assert http.returncode == 0, http.stderr.decode()
+    assert "via http" in http.stderr.decode()
+    assert read_wav(tmp_path / "http.wav")["data"] == expected
+
+    piped = run_cli(["say", "--local", "--engine", "tone", "-o", "-"], tmp_path, stdin=TEXT.encode())
+    assert piped.returncode == 0, piped.stderr.decode()
+    assert piped.stdout == expected  # raw float32 LE, no header
+
+
+def test_say_pcm16(say_tone, tmp_path):
+    result = run_cli(
+        ["say", "-", "--local", "--engine", "tone", "--format", "s16", "-o", "out.wav", "-q"],
+        tmp_path,
+        stdin=TEXT.encode(),
+    )
+    assert result.returncode == 0 and result.stderr == b"", result.stderr.decode()
+    wav = read_wav(tmp_path / "out.wav")
+    assert wav["format"] == 1
+    floats = say_tone["wav"]["samples"]
+    expected = np.rint(np.clip(floats, -1, 1) * 32767).astype("<i2")
+    assert np.array_equal(wav["samples"], expected)
+
+
+def test_long_text_is_split_with_progress(tmp_path):
+    result = run_cli(["say", LONG_TEXT, "--local", "--engine", "tone", "-o", "long.wav"], tmp_path)
+    assert result.returncode == 0, result.stderr.decode()
+    err = result.stderr.decode()
+    total = len(split_text(LONG_TEXT))
+    assert total > 1
+    for index in range(1, total + 1):
+        assert f"[{index}/{total}] " in err
+    samples = read_wav(tmp_path / "long.wav")["samples"]
+    assert len(samples) / 44100 > 5  # twelve sentences
+
+
+def test_voices_table_and_json(tmp_path):
+    table = run_cli(["voices", "--local", "--engine", "tone"], tmp_path)
+    assert table.returncode == 0, table.stderr.decode()
+    lines = table.stdout.decode().splitlines()
+    assert lines[0].split() == ["ID", "NAME", "DESCRIPTION"]
+    names = {line.split()[1] for line in lines[1:]}
+    assert {"Milo", "Graham"} <= names and len(lines) - 1 >= 8
+
+    as_json = run_cli(["voices", "--local", "--engine", "tone", "--json"], tmp_path)
+    import json
+
+    voices = json.loads(as_json.stdout)
+    assert {v["name"] for v in voices} == names
+    assert len({v["id"] for v in voices}) == len(voices)
+    for v in voices:  # every id from the table is in the JSON, on the same row as its name
+        assert any(line.split()[:2] == [v["id"], v["name"]] for line in lines[1:])
+
+
+def test_voice_by_name_is_case_insensitive_and_unknown_is_usage(tmp_path):
+    ok = run_cli(["say", "Hi there.", "--local", "--engine", "tone", "--voice", "gRaHaM", "-o", "g.wav"], tmp_path)
+    assert ok.returncode == 0 and "voice: Graham" in ok.stderr.decode(), ok.stderr.decode()
+    bad = run_cli(["say", "Hi there.", "--local", "--engine", "tone", "--voice", "Nobody", "-o", "n.wav"], tmp_path)
+    assert bad.returncode == 2
+    line = one_error_line(bad)
+    assert "unknown voice 'Nobody'" in line and "Milo" in line
+    assert not (tmp_path / "n.wav").exists()  # a failed run leaves no half-written file
+
+
+@pytest.mark.parametrize("command", [["say", TEXT, "-o", "x.wav"], ["voices"]])
+def test_bad_key_is_an_auth_error_without_the_key(make_server, tmp_path, command):
+    server = make_server(api_keys=["the-right-key"])
+    secret = "sk-wrong-9f8e7d6c5b4a"
+    env = {"CARTESIA_API_KEY": secret, "CARTESIA_BASE_URL": server.host_for_env}
+    result = run_cli(command, tmp_path, env)
+    assert result.returncode == 3, result.stderr.decode()
+    line = one_error_line(result)
+    assert "authentication failed" in line
+    assert secret not in result.stderr.decode() + result.stdout.decode()
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_missing_key_without_local(tmp_path):
+    result = run_cli(["say", TEXT, "-o", "x.wav"], tmp_path)
+    assert result.returncode == 3
+    assert "CARTESIA_API_KEY is not set" in one_error_line(result)
+
+
+def test_server_error_exit_code(local_server, tmp_path):
+    env = {"CARTESIA_API_KEY": local_server.api_key, "CARTESIA_BASE_URL": local_server.host_for_env}
+    result = run_cli(["say", TEXT, "--model", "no-such-model", "--http", "-o", "x.wav"], tmp_path, env)
+    assert result.returncode == 5, result.stderr.decode()
+    assert "400" in one_error_line(result)
+
+
+def test_unreachable_server_is_a_connection_error(tmp_path):
+    secret = "sk-unreachable-0a1b2c3d"
+    env = {"CARTESIA_API_KEY": secret, "CARTESIA_BASE_URL": f"localhost:{free_port()}"}
+    result = run_cli(["voices"], tmp_path, env)
+    assert result.returncode == 4, result.stderr.decode()
+    assert "connection" in one_error_line(result)
+    assert secret not in result.stderr.decode()
+
+
+@pytest.mark.parametrize(
+    "args, stdin, message",
+    [
+        (["say", "-o", "x.wav", "--local"], b"   \n", "the text is empty"),
+        (["say", TEXT, "-o", "x.mp3", "--local"], None, "unsupported output"),
+        (["say", TEXT, "--no-such-flag"], None, "unrecognized arguments"),
+    ],
+)
+def test_usage_errors(tmp_path, args, stdin, message):
+    result = run_cli(args, tmp_path, stdin=stdin)
+    assert result.returncode == 2
+    assert message in one_error_line(result)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM")
+def test_serve_prints_its_address_first_and_stops_on_sigterm(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARTESIA_") or "EXTENSIONS" in k}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cartesia", "serve", "--port", "0", "--engine", "tone"],
+        cwd=str(tmp_path),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        first = proc.stdout.readline().decode().strip()
+        assert first.startswith("listening on http://localhost:"), first
+        port = int(first.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass  # it really listens there
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0, proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGPIPE semantics")
+def test_closed_pipe_stops_quietly(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARTESIA_") or "EXTENSIONS" in k}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cartesia", "say", LONG_TEXT, "--local", "--engine", "tone", "-o", "-", "-q"],
+        cwd=str(tmp_path),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    head = proc.stdout.read(4096)  # like `| head -c 4096`
+    proc.stdout.close()
+    start = time.monotonic()
+    code = proc.wait(timeout=TIMEOUT)
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert len(head) == 4096
+    assert code in (141, -signal.SIGPIPE) and err == "", (code, err)
+    assert time.monotonic() - start < TIMEOUT
+
+
+def test_split_text_keeps_every_word_in_order():
+    text = "First sentence. " + "word " * 300 + "x" * (SEGMENT_CHARS + 7) + "\n\nLast one!"
+    pieces = split_text(text)
+    assert all(0 < len(p) <= SEGMENT_CHARS for p in pieces)
+    assert "".join("".join(pieces).split()) == "".join(text.split())
+    assert pieces[0].startswith("First sentence.")
+    assert split_text("  \n ") == []
+
+
+def test_wav_writer_on_a_pipe_keeps_streaming_sizes():
+    class Pipe:
+        def __init__(self):
+            self.data = bytearray()
+
+        def write(self, b):
+            self.data += b
+
+        def seekable(self):
+            return False
+
+        def flush(self):
+            pass
+
+    pipe = Pipe()
+    writer = WavWriter(pipe, "f32")
+    writer.start(22050)
+    writer.write(np.ones(10, "<f4").tobytes())
+    writer.close()
+    assert bytes(pipe.data[4:8]) == b"\xff\xff\xff\xff"
+    assert pipe.data.endswith(np.ones(10, "<f4").tobytes())
+    assert writer.frames == 10
+
+
+def test_stalled_stream_is_a_timeout(local_server, server_faults, tmp_path):
+    server_faults.add("stall", after_frames=1, seconds=5)
+    env = {"CARTESIA_API_KEY": local_server.api_key, "CARTESIA_BASE_URL": local_server.host_for_env}
+    start = time.monotonic()
+    result = run_cli(["say", TEXT, "--timeout", "0.5", "-o", "x.wav"], tmp_path, env)
+    assert result.returncode == 6, result.stderr.decode()
+    assert "timed out" in one_error_line(result)
+    assert time.monotonic() - start < 5
+    assert not (tmp_path / "x.wav").exists()
