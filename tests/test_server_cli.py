@@ -1,0 +1,100 @@
+"""``python -m cartesia.server`` in a subprocess: ready line, serving, clean exit on signals."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+READY = re.compile(r"^listening on http://localhost:(\d+)$")
+
+
+def start(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "0"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "cartesia.server", *args],
+        cwd=str(ROOT),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def ready_port(proc: subprocess.Popen) -> int:
+    line = proc.stdout.readline().rstrip("\n")
+    match = READY.match(line)
+    assert match, f"first stdout line was {line!r}; stderr: {proc.stderr.read() if proc.poll() is not None else ''}"
+    return int(match.group(1))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_ready_line_serve_and_clean_exit(sig):
+    proc = start("--port", "0", "--engine", "tone", "--api-key", "cli-key")
+    try:
+        port = ready_port(proc)
+        base = f"http://localhost:{port}"
+        assert httpx.get(base + "/").json()["engine"] == "tone"
+        assert httpx.get(base + "/v0/voices", headers={"X-API-Key": "nope"}).status_code == 401
+        resp = httpx.post(
+            base + "/v0/audio/stream",
+            json={"transcript": "From the command line", "voice": "Milo"},
+            headers={"X-API-Key": "cli-key"},
+        )
+        assert resp.status_code == 200 and resp.content.endswith(b'"done":true,"step_time":0.0,"length":0}')
+        # Both loopback families answer on the same port.
+        assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 200
+        proc.send_signal(sig)
+        assert proc.wait(timeout=10) == 0
+        out, err = proc.communicate(timeout=5)
+        assert "cli-key" not in out + err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def test_startup_faults_and_control_from_another_process():
+    proc = start("--port", "0", "--engine", "tone", "--fault", "503;on=voices;count=1")
+    try:
+        base = f"http://localhost:{ready_port(proc)}"
+        h = {"X-API-Key": "k"}
+        assert httpx.get(base + "/v0/voices", headers=h).status_code == 503
+        assert httpx.get(base + "/v0/voices", headers=h).status_code == 200
+        httpx.post(base + "/_emulator/faults", json={"kind": "429", "retry_after": 1}, headers=h)
+        assert httpx.get(base + "/v0/voices", headers=h).status_code == 429
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+def test_bad_arguments_exit_2():
+    proc = subprocess.run(
+        [sys.executable, "-m", "cartesia.server", "--pace", "warp"],
+        cwd=str(ROOT),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2 and "--pace" in proc.stderr and proc.stdout == ""
+
+
+def test_port_in_use_exits_2(local_server):
+    proc = subprocess.run(
+        [sys.executable, "-m", "cartesia.server", "--port", str(local_server.port), "--engine", "tone"],
+        cwd=str(ROOT),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2 and "cannot listen" in proc.stderr and proc.stdout == ""
