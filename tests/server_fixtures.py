@@ -22,14 +22,9 @@ import pytest
 from cartesia.server import LocalServer
 
 SEED_VERSION = "0.0.5"
-# The official client's own requirements (its METADATA), pinned loosely to what it was built for.
-SEED_REQUIREMENTS = [
-    f"cartesia=={SEED_VERSION}",
-    "aiohttp",
-    "httpx",
-    "requests",
-    "websockets",
-]
+# pip resolves the official client's own requirements (aiohttp, httpx, requests, websockets,
+# pytest-asyncio) from its metadata.
+SEED_REQUIREMENTS = [f"cartesia=={SEED_VERSION}"]
 
 
 @pytest.fixture(scope="session")
@@ -114,7 +109,7 @@ def seed_client_path() -> Path:
             pytrace=False,
         )
     check = subprocess.run(
-        [sys.executable, "-c", "import cartesia.tts, cartesia.version as v; print(v.__version__)"],
+        [sys.executable, "-S", "-c", "import cartesia.tts, cartesia.version as v; print(v.__version__)"],
         capture_output=True,
         text=True,
         cwd=str(target.parent),
