@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
@@ -43,6 +43,7 @@ TEXT = (
 # For the whole 10-minute generation: the tone engine makes ~65 ms per letter, 45 ms per space.
 LONG_WORD = "speech "
 IMPLS = ("ours", "seed")
+RTT_MS = 20.0  # simulated network round trip of the latency-proxy TTFA cases
 
 
 @dataclass
@@ -56,10 +57,12 @@ class Case:
     rounds: int = 1
     duration: Optional[float] = None
     transcript: str = TEXT
+    rtt_ms: float = 0.0  # > 0: through latency_proxy with this round-trip time
 
     @property
     def key(self) -> str:
-        return f"{self.scenario}/{self.mode}/{self.transport}/c{self.concurrency}"
+        key = f"{self.scenario}/{self.mode}/{self.transport}/c{self.concurrency}"
+        return key + (f"/rtt{self.rtt_ms:g}ms" if self.rtt_ms else "")
 
 
 @dataclass
@@ -81,8 +84,11 @@ def matrix(quick: bool) -> List[Case]:
         for mode in ("sync", "async"):
             for c in conc:
                 cases.append(Case("stream", mode, transport, c, rounds[c], seconds))
-    for mode in ("sync", "async"):
-        cases.append(Case("ttfa", mode, "ws", 1, 10 if quick else 30, 1.0))
+    for rtt in (0.0, RTT_MS):
+        for transport in ("ws", "http"):
+            for mode in ("sync", "async"):
+                n = (10 if quick else 30) if not rtt else (8 if quick else 15)
+                cases.append(Case("ttfa", mode, transport, 1, n, 1.0, rtt_ms=rtt))
     minutes = 2.0 if quick else 10.0
     # Six letters and a space at 65 and 45 ms: ~0.435 s per "speech " word.
     words = int(minutes * 60 / (6 * 0.065 + 0.045)) + 1
@@ -93,11 +99,10 @@ def matrix(quick: bool) -> List[Case]:
 
 
 @contextmanager
-def local_server(python: str = sys.executable, log: Optional[Path] = None) -> Iterator[str]:
-    """Start ``python -m cartesia.server`` (tone engine, no pacing); yield ``localhost:<port>``."""
+def _listening_process(cmd: List[str], what: str, log: Optional[Path]) -> Iterator[str]:
+    """Run ``cmd`` until the block ends; yield the ``localhost:<port>`` from its first stdout line."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    cmd = [python, "-m", "cartesia.server", "--port", "0", "--engine", "tone", "--pace", "none"]
-    err = open(log, "wb") if log else subprocess.DEVNULL
+    err = open(log, "ab") if log else subprocess.DEVNULL
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=err)
     try:
         first: List[bytes] = []
@@ -105,10 +110,10 @@ def local_server(python: str = sys.executable, log: Optional[Path] = None) -> It
         reader.start()
         reader.join(30)
         line = first[0].decode() if first else ""
-        if "listening on http://localhost:" not in line:
-            raise RuntimeError(f"server did not start (first line {line!r}); see {log}")
+        if "listening on " not in line or "localhost:" not in line:
+            raise RuntimeError(f"{what} did not start (first line {line!r}); see {log}")
         port = int(line.rsplit(":", 1)[1].strip().strip("/"))
-        # Keep draining stdout so a chatty server never blocks on a full pipe.
+        # Keep draining stdout so a chatty process never blocks on a full pipe.
         threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
         yield f"localhost:{port}"
     finally:
@@ -121,6 +126,38 @@ def local_server(python: str = sys.executable, log: Optional[Path] = None) -> It
         proc.stdout.close()
         if log:
             err.close()
+
+
+@contextmanager
+def local_server(python: str = sys.executable, log: Optional[Path] = None) -> Iterator[str]:
+    """Start ``python -m cartesia.server`` (tone engine, no pacing); yield ``localhost:<port>``."""
+    cmd = [python, "-m", "cartesia.server", "--port", "0", "--engine", "tone", "--pace", "none"]
+    with _listening_process(cmd, "server", log) as url:
+        yield url
+
+
+class Endpoints:
+    """The server, plus latency proxies in front of it started on first use (one per RTT)."""
+
+    def __init__(self, log: Optional[Path] = None) -> None:
+        self.log = log
+        self._stack = ExitStack()
+        self._urls: Dict[float, str] = {}
+
+    def __enter__(self) -> "Endpoints":
+        self._urls[0.0] = self._stack.enter_context(local_server(log=self.log))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stack.close()
+
+    def url(self, rtt_ms: float = 0.0) -> str:
+        if rtt_ms not in self._urls:
+            port = self._urls[0.0].rsplit(":", 1)[1]
+            cmd = [sys.executable, "-m", "benchmarks.latency_proxy", "--upstream", f"127.0.0.1:{port}",
+                   "--rtt-ms", str(rtt_ms)]
+            self._urls[rtt_ms] = self._stack.enter_context(_listening_process(cmd, "proxy", self.log))
+        return self._urls[rtt_ms]
 
 
 def run_worker(impl: str, case: Case, base_url: str, timeout: float = 300) -> Result:
@@ -204,15 +241,15 @@ def run_all(quick: bool, only: Optional[str] = None, log=print) -> Dict[str, Any
     cases = [c for c in matrix(quick) if not only or only in c.key]
     results: List[Result] = []
     t0 = time.perf_counter()
-    with local_server(log=RAW_DIR / "server.log") as base_url:
+    with Endpoints(log=RAW_DIR / "server.log") as endpoints:
         for case in cases:
-            # Memory cases: compare same-content audio from both clients.
             pair = []
             for impl in IMPLS:
-                r = run_worker(impl, case, base_url)
+                r = run_worker(impl, case, endpoints.url(case.rtt_ms))
                 pair.append(r)
                 results.append(r)
                 log(_line(r))
+            # Memory cases: both clients must have received the same audio.
             if case.scenario == "memory":
                 digests = {r.metrics.get("sha256") for r in pair}
                 if len(digests) != 1:
@@ -235,7 +272,7 @@ def _fmt(x: Optional[float], spec: str = ".2f") -> str:
 
 def _line(r: Result) -> str:
     c, m = r.case, r.metrics
-    key = f"{c['scenario']:6} {c['mode']:5} {c['transport']:4} c={c['concurrency']:<3}"
+    key = f"{c['scenario']:6} {c['mode']:5} {c['transport']:4} c={c['concurrency']:<3} rtt={c.get('rtt_ms', 0):<3g}"
     if not m:
         return f"{key} {r.impl:4}  FAILED: {'; '.join(r.problems)}"
     parts = [

@@ -20,23 +20,23 @@ CASES = {
 
 
 @pytest.fixture(scope="session")
-def server_url(e2e_mode):
+def endpoints(e2e_mode):
     if e2e_mode == "off":
         pytest.skip("--e2e off")
     e2e.seed_python()  # install the official client once, before any timing
     e2e.RAW_DIR.mkdir(parents=True, exist_ok=True)
-    with e2e.local_server(log=e2e.RAW_DIR / "server.log") as url:
-        yield url
+    with e2e.Endpoints(log=e2e.RAW_DIR / "server.log") as endpoints:
+        yield endpoints
 
 
 @pytest.mark.parametrize("impl", e2e.IMPLS)
 @pytest.mark.parametrize("key", list(CASES["full"]))
-def test_e2e(benchmark, impl, key, e2e_mode, server_url):
+def test_e2e(benchmark, impl, key, e2e_mode, endpoints):
     """One worker process: concurrent streams, reused-websocket TTFA, or a 10-minute generation."""
     case = CASES[e2e_mode].get(key)
     if case is None:
         pytest.skip(f"{key} is not in the {e2e_mode} matrix")
     benchmark.group = f"e2e {key}"
-    result = benchmark.pedantic(e2e.run_worker, args=(impl, case, server_url), rounds=1, iterations=1)
+    result = benchmark.pedantic(e2e.run_worker, args=(impl, case, endpoints.url(case.rtt_ms)), rounds=1, iterations=1)
     benchmark.extra_info.update(kind="e2e", impl=impl, e2e=asdict(result))
     assert not result.problems, result.problems
