@@ -160,8 +160,14 @@ class Endpoints:
         return self._urls[rtt_ms]
 
 
-def run_worker(impl: str, case: Case, base_url: str, timeout: float = 300) -> Result:
-    """Run one case with one client in a fresh process and check what it received."""
+def run_worker(
+    impl: str, case: Case, base_url: str, timeout: float = 300, profile_dir: Optional[Path] = None
+) -> Result:
+    """Run one case with one client in a fresh process and check what it received.
+
+    With ``profile_dir``, the worker runs under ``py-spy record`` and its collapsed stacks land
+    there (the timings of a profiled run are inflated; use them for where, not how much).
+    """
     cfg = dict(asdict(case), base_url=base_url, api_key=API_KEY)
     if impl == "ours":
         python = sys.executable
@@ -171,9 +177,15 @@ def run_worker(impl: str, case: Case, base_url: str, timeout: float = 300) -> Re
         cfg["sys_path"] = []
     res = Result(impl, asdict(case))
     res.case.pop("transcript")
+    cmd = [python, "-I", str(WORKER), json.dumps(cfg)]
+    if profile_dir is not None:
+        profile_dir.mkdir(parents=True, exist_ok=True)
+        out = profile_dir / f"{case.key.replace('/', '-')}-{impl}.txt"
+        spy = str(Path(sys.executable).with_name("py-spy"))
+        cmd = [spy, "record", "--rate", "500", "--format", "raw", "--nonblocking", "-o", str(out), "--"] + cmd
     try:
         proc = subprocess.run(
-            [python, "-I", str(WORKER), json.dumps(cfg)],
+            cmd,
             cwd="/",
             capture_output=True,
             timeout=timeout,
@@ -185,7 +197,8 @@ def run_worker(impl: str, case: Case, base_url: str, timeout: float = 300) -> Re
         tail = proc.stderr.decode(errors="replace").strip().splitlines()[-5:]
         res.problems.append(f"worker exit {proc.returncode}: " + " | ".join(tail))
         return res
-    m = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    # The JSON line is the worker's last; py-spy may print after it.
+    m = json.loads([ln for ln in proc.stdout.decode().splitlines() if ln.startswith("{")][-1])
     res.metrics = m
     _check(impl, case, m, res.problems)
     _summarise(case, m)
@@ -234,7 +247,9 @@ def _summarise(case: Case, m: Dict[str, Any]) -> None:
     m["ttfa_s"] = t[:50]
 
 
-def run_all(quick: bool, only: Optional[str] = None, log=print) -> Dict[str, Any]:
+def run_all(
+    quick: bool, only: Optional[str] = None, log=print, profile_dir: Optional[Path] = None
+) -> Dict[str, Any]:
     """Run the matrix; returns the JSON-able results (also the machine and the timings)."""
     seed_python()  # install the official client before the clock starts
     RAW_DIR.mkdir(parents=True, exist_ok=True)
@@ -245,7 +260,7 @@ def run_all(quick: bool, only: Optional[str] = None, log=print) -> Dict[str, Any
         for case in cases:
             pair = []
             for impl in IMPLS:
-                r = run_worker(impl, case, endpoints.url(case.rtt_ms))
+                r = run_worker(impl, case, endpoints.url(case.rtt_ms), profile_dir=profile_dir)
                 pair.append(r)
                 results.append(r)
                 log(_line(r))
@@ -294,8 +309,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small matrix, under two minutes")
     ap.add_argument("--only", help="run only cases whose key contains this (e.g. stream/async/ws)")
     ap.add_argument("--out", type=Path, help="JSON output (default results/raw/e2e-<time>.json)")
+    ap.add_argument("--profile", type=Path, metavar="DIR", help="run workers under py-spy, stacks into DIR")
     args = ap.parse_args(argv)
-    data = run_all(args.quick, args.only)
+    data = run_all(args.quick, args.only, profile_dir=args.profile)
     out = args.out or RAW_DIR / time.strftime("e2e-%Y%m%dT%H%M%S.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(data, indent=1))
