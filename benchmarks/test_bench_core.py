@@ -32,6 +32,20 @@ def _info(benchmark, **kw) -> None:
 def _body_runner(impl: str, wl: W.Workload, twin_loader, seed_tts) -> Callable[[], int]:
     """A callable that consumes the whole workload once and returns the decoded audio bytes."""
     reads = wl.reads
+    if impl in ("c+sink", "py+sink"):
+        mod = twin_loader(impl.split("+")[0])
+        framing = "json" if wl.framing == "bare" else "sse"
+
+        # The client's non-streamed path: audio decoded straight into an AudioBuffer.
+        def run() -> int:
+            buf = mod.AudioBuffer()
+            parser = mod.StreamParser(framing, sink=buf)
+            for read in reads:
+                parser.feed(read)
+            parser.close()
+            return len(buf) * 4
+
+        return run
     if impl in ("c", "py"):
         mod = twin_loader(impl)
         framing = "json" if wl.framing == "bare" else "sse"
@@ -81,6 +95,29 @@ def _body_runner(impl: str, wl: W.Workload, twin_loader, seed_tts) -> Callable[[
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 def test_http_body(benchmark, impl, framing, read_size, frame_time, twin_loader, seed_tts):
     """60 s of audio as one HTTP body, fed in network reads; decoded audio bytes out."""
+    wl = W.workload(framing, frame_time, read_size)
+    run = _body_runner(impl, wl, twin_loader, seed_tts)
+    benchmark.group = f"body {framing} frame={_frame_id(frame_time)} read={_read_id(read_size)}"
+    _info(
+        benchmark,
+        kind="body",
+        impl=impl,
+        framing=framing,
+        read_size=read_size,
+        frame_time=frame_time,
+        wire_mb=wl.wire_bytes / MB,
+        audio_s=wl.audio_seconds,
+        frames=wl.frames,
+    )
+    assert benchmark(run) == wl.pcm_bytes
+
+
+@pytest.mark.parametrize("read_size", W.READ_SIZES, ids=_read_id)
+@pytest.mark.parametrize("framing", W.FRAMINGS)
+@pytest.mark.parametrize("impl", ["c+sink", "py+sink"])
+def test_http_body_into_buffer(benchmark, impl, framing, read_size, twin_loader, seed_tts):
+    """As test_http_body (0.1 s frames), decoding into an AudioBuffer sink instead of bytes."""
+    frame_time = 0.1
     wl = W.workload(framing, frame_time, read_size)
     run = _body_runner(impl, wl, twin_loader, seed_tts)
     benchmark.group = f"body {framing} frame={_frame_id(frame_time)} read={_read_id(read_size)}"
