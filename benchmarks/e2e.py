@@ -209,6 +209,8 @@ def _check(impl: str, case: Case, m: Dict[str, Any], problems: List[str]) -> Non
     file = m.get("cartesia_file", "")
     if (impl == "ours") != file.startswith(str(ROOT / "cartesia")):
         problems.append(f"{impl} imported the wrong cartesia: {file}")
+    if impl == "ours" and m.get("streaming_core") != "c" and os.environ.get("CARTESIA_NO_EXTENSIONS") != "1":
+        problems.append(f"ours ran the {m.get('streaming_core')!r} streaming core, not the compiled one")
     problems.extend(m.get("errors", [])[:3])
     sizes = m.get("audio_bytes", [])
     want_n = case.concurrency * case.rounds if case.scenario != "memory" else 1

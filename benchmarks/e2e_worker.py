@@ -260,7 +260,12 @@ def main():
     ]
     result = scenario(CONFIG, voice)
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    try:
+        from cartesia.streaming import IMPLEMENTATION as core  # ours only
+    except ImportError:
+        core = "n/a"
     result.update(
+        streaming_core=core,
         cartesia_file=cartesia.__file__,
         cartesia_version=getattr(cartesia, "__version__", "?"),
         python=sys.version.split()[0],

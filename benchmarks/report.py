@@ -417,7 +417,12 @@ def machine_lines(core: Dict[str, Any], e2e: Dict[str, Any]) -> List[str]:
 
         info = machine_info()
     keys = ("cpu", "cores", "python", "numpy", "pybase64", "cartesia_b64_backend", "cartesia_implementation", "platform")
-    return [f"- {k.replace('_', ' ')}: {info[k]}" for k in keys if k in info]
+    lines = [f"- {k.replace('_', ' ')}: {info[k]}" for k in keys if k in info]
+    cores = sorted({r["metrics"].get("streaming_core", "?") for r in e2e.get("results", [])
+                    if r["impl"] == "ours" and r.get("metrics")})
+    if cores:
+        lines.append(f"- streaming core used by our client in the e2e runs: {', '.join(cores)}")
+    return lines
 
 
 def run_benchmarks(quick: bool) -> Tuple[Path, Path]:
