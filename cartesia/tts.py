@@ -1161,6 +1161,9 @@ class AsyncCartesiaTTS(_ClientBase):
                     finished = True
                     self._finish(metrics, "done", None, on_metrics)
                     return
+                except CartesiaError as exc:
+                    # First: our timeouts are TimeoutError, hence OSError, on Python >= 3.10.
+                    error = exc
                 except aiohttp.ServerTimeoutError:
                     error = ConnectTimeoutError(
                         f"Connecting to {self._http_url()} took longer than {self.timeouts.connect} s."
