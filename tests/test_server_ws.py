@@ -222,3 +222,55 @@ async def test_realtime_pace_and_first_chunk_latency(make_server):
     assert 0.2 <= t_first < 0.2 + 1.0
     # Chunks leave at audio speed: the whole generation takes about latency + audio length.
     assert t_all >= 0.2 + seconds - 0.15
+
+
+async def test_too_many_contexts_on_one_socket(local_server, monkeypatch):
+    from cartesia.server import ws_api
+
+    monkeypatch.setattr(ws_api, "MAX_CONTEXTS_PER_SOCKET", 2)
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"{local_server.ws_url}{XWS}?api_key=k") as ws:
+            for i in range(3):
+                await ws.send_json({"context_id": f"cap-{i}", "data": body()})
+            msgs = [await asyncio.wait_for(ws.receive_json(), 5) for _ in range(3)]
+            errors = [m for m in msgs if "error" in m]
+            assert len(errors) == 1 and errors[0]["status_code"] == 429
+            assert errors[0]["context_id"] == "cap-2"
+
+
+async def test_stop_with_open_sockets_and_running_generations(make_server):
+    server = make_server(pace="realtime")
+    async with aiohttp.ClientSession(headers={"X-API-Key": "k"}) as session:
+        ws = await session.ws_connect(f"{server.ws_url}{WS}?api_key=k")
+        await ws.send_json({"context_id": "long", "data": body("word " * 40)})
+        assert (await ws.receive_json())["done"] is False
+        resp = await session.post(f"{server.base_url}/v0/audio/stream", json=body("word " * 40))
+        await resp.content.read(10)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await loop.run_in_executor(None, server.stop)
+        assert loop.time() - start < 5
+        msg = await asyncio.wait_for(ws.receive(), 5)
+        while msg.type == aiohttp.WSMsgType.TEXT:  # frames sent before the stop
+            assert json.loads(msg.data)["done"] is False
+            msg = await asyncio.wait_for(ws.receive(), 5)
+        assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await resp.read()
+        resp.release()
+        await ws.close()
+
+
+def test_localhost_answers_on_both_loopback_families(local_server):
+    import socket
+
+    from cartesia.server.embed import _ipv6_loopback_available
+
+    addrs = ["127.0.0.1"] + (["::1"] if _ipv6_loopback_available() else [])
+    for addr in addrs:
+        family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect((addr, local_server.port))
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            assert sock.recv(64).startswith(b"HTTP/1.1 200")

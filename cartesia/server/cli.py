@@ -66,6 +66,7 @@ async def _serve(config: ServerConfig, host: str, port: int, faults: List[str]) 
         await stop.wait()
     finally:
         await runner.cleanup()
+        await app[STATE_KEY].renderer.drain()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -253,3 +253,4 @@ class LocalServer:
             await self._stopped.wait()
         finally:
             await runner.cleanup()
+            await self._state.renderer.drain()

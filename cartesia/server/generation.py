@@ -218,7 +218,7 @@ class Renderer:
         self.cache_bytes = cache_bytes
         self._cache: "collections.OrderedDict[Tuple, Rendition]" = collections.OrderedDict()
         self._cache_used = 0
-        self._inflight: Dict[Tuple, "asyncio.Future[Rendition]"] = {}
+        self._inflight: Dict[Tuple, "asyncio.Task[Rendition]"] = {}
         self._lock = threading.Lock()
         self._on_render = on_render
 
@@ -236,31 +236,37 @@ class Renderer:
         return rendition
 
     async def render(self, req: GenerationRequest) -> Rendition:
-        """Render ``req`` (from the cache when possible) without blocking the event loop."""
+        """Render ``req`` (from the cache when possible) without blocking the event loop.
+
+        The rendering runs as its own task, so a requester that goes away (and is cancelled)
+        neither cancels it for other requesters of the same audio nor loses it for the cache.
+        """
         key = (self.engine.name,) + req.cache_key()
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
-        pending = self._inflight.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        loop = asyncio.get_running_loop()
-        future: "asyncio.Future[Rendition]" = loop.create_future()
-        self._inflight[key] = future
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._render_task(key, req))
+            self._inflight[key] = task
+        return await asyncio.shield(task)
+
+    async def _render_task(self, key: Tuple, req: GenerationRequest) -> Rendition:
         try:
+            loop = asyncio.get_running_loop()
             rendition = await loop.run_in_executor(None, self.render_sync, req)
-        except BaseException as exc:
-            future.set_exception(exc)
-            # Nobody else may be waiting; mark the exception as retrieved.
-            future.exception()
-            raise
+            self._store(key, rendition)
+            return rendition
         finally:
             self._inflight.pop(key, None)
-        future.set_result(rendition)
-        self._store(key, rendition)
-        return rendition
+
+    async def drain(self) -> None:
+        """Wait for renderings still in flight (called at shutdown)."""
+        tasks = list(self._inflight.values())
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def _store(self, key: Tuple, rendition: Rendition) -> None:
         size = rendition.nbytes

@@ -17,6 +17,8 @@ from .streaming import fire_at
 
 __all__ = ["routes", "MALFORMED_WS_FRAME"]
 
+#: Concurrent contexts one socket may run (keeps a single client from exhausting memory).
+MAX_CONTEXTS_PER_SOCKET = 1024
 #: What the ``malformed`` fault sends on a websocket: a text frame that is not JSON.
 MALFORMED_WS_FRAME = '{"data":"AAAA","sampling_rate":44100,"done":nope'
 
@@ -112,6 +114,11 @@ class _Connection:
             context_id = uuid.uuid4().hex
         if context_id in self.contexts:
             await self.send_error(context_id, 400, f"context_id {context_id!r} is already generating")
+            return
+        if len(self.contexts) >= MAX_CONTEXTS_PER_SOCKET:
+            await self.send_error(
+                context_id, 429, f"too many concurrent contexts on this socket (max {MAX_CONTEXTS_PER_SOCKET})"
+            )
             return
         extra: List[Fault] = []
         if msg.get("fault"):
