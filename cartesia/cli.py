@@ -66,16 +66,14 @@ _RAW_SUFFIXES = (".raw", ".pcm", ".f32", ".s16")
 # --- errors ---------------------------------------------------------------------------------
 
 
-class _Secrets:
-    """Values that must never reach the terminal (the API key in use)."""
-
-    values: List[str] = []
+#: Values that must never reach the terminal: the API key of this run.
+_SECRETS: List[str] = []
 
 
 def _scrub(text: str) -> str:
     from ._client_urls import redact
 
-    for secret in _Secrets.values:
+    for secret in _SECRETS:
         text = redact(text, secret)
     text = redact(text)
     # One line, always: server messages may carry newlines.
@@ -244,7 +242,7 @@ class _Output:
         self.target = target
         self.sample_format = sample_format
         self.raw = target == "-" or target.lower().endswith(_RAW_SUFFIXES)
-        self._created = False
+        self._partial: Optional[str] = None
         self._handle: Optional[IO[bytes]] = None
         self._wav: Optional[WavWriter] = None
         self._encoder = _SampleEncoder(sample_format)
@@ -260,7 +258,8 @@ class _Output:
                 )
             return
         suffix = os.path.splitext(self.target)[1].lower()
-        if not self.raw and suffix != ".wav":
+        special = os.path.exists(self.target) and not os.path.isfile(self.target)
+        if not self.raw and suffix != ".wav" and not special:
             _die(
                 EXIT_USAGE,
                 f"unsupported output {self.target!r}: use FILE.wav, FILE.raw/.pcm (raw samples) "
@@ -278,12 +277,22 @@ class _Output:
                 # status 128+13, without waiting to close connections politely.
                 signal.signal(signal.SIGPIPE, signal.SIG_DFL)
             return
-        existed = os.path.exists(self.target)
+        path = self.target
+        if os.path.exists(path) and not os.path.isfile(path):
+            # A device or a FIFO (/dev/null, a named pipe): write to it directly.
+            self._handle = self._open(path)
+            return
+        # A regular file is written next to its final name and renamed into place at the end, so
+        # a failed run neither leaves a half-written file nor destroys an existing one.
+        directory, name = os.path.split(os.path.abspath(path))
+        self._partial = os.path.join(directory, f".{name}.{os.getpid()}.part")
+        self._handle = self._open(self._partial)
+
+    def _open(self, path: str) -> IO[bytes]:
         try:
-            self._handle = open(self.target, "wb")
+            return open(path, "wb")
         except OSError as exc:
             _die(EXIT_ERROR, f"cannot write {self.target}: {exc.strerror or exc}")
-        self._created = not existed
 
     def write(self, chunk: bytes, sample_rate: int) -> None:
         assert self._handle is not None
@@ -306,29 +315,34 @@ class _Output:
         self.frames += len(data) // (4 if self.sample_format == "f32" else 2)
 
     def finish(self) -> None:
+        """Complete the output: patch the WAV header, close, and move the file into place."""
         if self._handle is None:
             return
+        if self._encoder.leftover:
+            _die(EXIT_API, f"the audio stream ended inside a sample ({self._encoder.leftover} stray bytes)")
         try:
             if self._wav is not None:
                 self._wav.close()
-            if self.target != "-":
-                self._handle.close()
-            else:
+            if self.target == "-":
                 self._handle.flush()
+                return
+            self._handle.close()
+            if self._partial is not None:
+                os.replace(self._partial, self.target)
+                self._partial = None
         except OSError as exc:
             _die(EXIT_ERROR, f"cannot write {self.target}: {exc.strerror or exc}")
-        if self._encoder.leftover:
-            _die(EXIT_API, f"the audio stream ended inside a sample ({self._encoder.leftover} stray bytes)")
 
     def abandon(self) -> None:
-        """Close and delete a file this run created, so a failed run leaves no half-written file."""
+        """Drop what a failed run wrote (the previous file of that name, if any, stays intact)."""
         if self._handle is None or self.target == "-":
             return
         with contextlib.suppress(OSError):
             self._handle.close()
-        if self._created:
+        if self._partial is not None:
             with contextlib.suppress(OSError):
-                os.unlink(self.target)
+                os.unlink(self._partial)
+            self._partial = None
 
 
 # --- text -------------------------------------------------------------------------------------
@@ -431,7 +445,7 @@ def _backend(args: argparse.Namespace, log) -> Iterator[Tuple[str, Dict[str, Any
                 EXIT_AUTH,
                 "CARTESIA_API_KEY is not set; export your API key, or use --local for the bundled server",
             )
-        _Secrets.values.append(key)
+        _SECRETS.append(key)
         host = os.environ.get("CARTESIA_BASE_URL") or "api.cartesia.ai"
         yield host, {"api_key": key, **timeouts}
         return
@@ -450,7 +464,7 @@ def _backend(args: argparse.Namespace, log) -> Iterator[Tuple[str, Dict[str, Any
         _die(EXIT_ERROR, f"the local server is not available: {exc}")
     # A fresh key per run: the server accepts only it, so nothing else on the machine can use it.
     key = "local-" + os.urandom(8).hex()
-    _Secrets.values.append(key)
+    _SECRETS.append(key)
     # pace="none": audio as fast as the engine makes it, so the real-time factor measures the
     # engine and the client, not a simulated network.
     server = LocalServer(engine=engine, pace="none", api_keys=[key])
@@ -792,4 +806,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"\n{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
-        _Secrets.values.clear()
+        _SECRETS.clear()

@@ -182,11 +182,24 @@ def test_voices_table_and_json(tmp_path):
 def test_voice_by_name_is_case_insensitive_and_unknown_is_usage(tmp_path):
     ok = run_cli(["say", "Hi there.", "--local", "--engine", "tone", "--voice", "gRaHaM", "-o", "g.wav"], tmp_path)
     assert ok.returncode == 0 and "voice: Graham" in ok.stderr.decode(), ok.stderr.decode()
+    (tmp_path / "n.wav").write_bytes(b"previous take")
     bad = run_cli(["say", "Hi there.", "--local", "--engine", "tone", "--voice", "Nobody", "-o", "n.wav"], tmp_path)
     assert bad.returncode == 2
     line = one_error_line(bad)
     assert "unknown voice 'Nobody'" in line and "Milo" in line
-    assert not (tmp_path / "n.wav").exists()  # a failed run leaves no half-written file
+    # A failed run leaves no half-written file and keeps the one that was there.
+    assert (tmp_path / "n.wav").read_bytes() == b"previous take"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.wav", "n.wav"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/null"), reason="POSIX device")
+def test_say_into_a_device_or_a_missing_directory(tmp_path):
+    # A device is written in place (no temporary file next to it): handy to measure only.
+    result = run_cli(["say", "Hi there.", "--local", "--engine", "tone", "-o", "/dev/null"], tmp_path)
+    assert result.returncode == 0 and "wrote /dev/null: " in result.stderr.decode(), result.stderr.decode()
+    missing = tmp_path / "no-such-dir" / "x.wav"
+    result = run_cli(["say", "Hi there.", "--local", "--engine", "tone", "-o", str(missing)], tmp_path)
+    assert result.returncode == 1 and "does not exist" in one_error_line(result)
 
 
 @pytest.mark.parametrize("command", [["say", TEXT, "-o", "x.wav"], ["voices"]])
