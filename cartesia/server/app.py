@@ -105,4 +105,5 @@ def create_app(config: Optional[ServerConfig] = None, faults: Optional[FaultCont
     app[STATE_KEY] = ServerState.create(config, faults)
     app.add_routes(http_api.routes())
     app.add_routes(ws_api.routes())
+    app.on_shutdown.append(ws_api.close_all)
     return app

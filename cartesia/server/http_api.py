@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, Dict, List, Optional
 from urllib.parse import urlsplit
@@ -146,6 +147,8 @@ async def audio_stream(request: web.Request) -> web.StreamResponse:
     rendition = await state.renderer.render(req)
     resp = web.StreamResponse(headers={"Content-Type": "application/json"})
     await resp.prepare(request)
+    task = asyncio.current_task()
+    state.streams.add(task)
     try:
         finished = await write_http_generation(request, resp, rendition, faults, pacer, state.stats)
         if finished:
@@ -154,6 +157,8 @@ async def audio_stream(request: web.Request) -> web.StreamResponse:
     except (ConnectionError, RuntimeError):
         # The client went away mid-stream; nothing left to tell it.
         state.stats["generations_aborted"] += 1
+    finally:
+        state.streams.discard(task)
     return resp
 
 

@@ -38,6 +38,9 @@ class ServerState:
     transcripts: TranscriptionRegistry
     faults: FaultController
     stats: "collections.Counter[str]"
+    #: Live websocket connections and HTTP stream handler tasks, ended at shutdown.
+    connections: set = dataclasses.field(default_factory=set)
+    streams: set = dataclasses.field(default_factory=set)
 
     @classmethod
     def create(

@@ -15,7 +15,7 @@ from .pacing import Pacer
 from .state import REQUEST_FAULTS_KEY, STATE_KEY, ServerState
 from .streaming import fire_at
 
-__all__ = ["routes", "MALFORMED_WS_FRAME"]
+__all__ = ["routes", "close_all", "MALFORMED_WS_FRAME", "MAX_CONTEXTS_PER_SOCKET"]
 
 #: Concurrent contexts one socket may run (keeps a single client from exhausting memory).
 MAX_CONTEXTS_PER_SOCKET = 1024
@@ -244,10 +244,13 @@ class _Connection:
 
 async def _serve(request: web.Request, experimental: bool) -> web.WebSocketResponse:
     state: ServerState = request.app[STATE_KEY]
-    ws = web.WebSocketResponse(max_msg_size=state.config.ws_max_message_bytes, autoping=True)
+    ws = web.WebSocketResponse(
+        max_msg_size=state.config.ws_max_message_bytes, autoping=True, timeout=2.0
+    )
     await ws.prepare(request)
     state.stats["ws_connections"] += 1
     conn = _Connection(request, ws, experimental)
+    state.connections.add(conn)
     if state.config.ws_idle_timeout:
         conn.watchdog = asyncio.ensure_future(conn.idle_watchdog(state.config.ws_idle_timeout))
     try:
@@ -264,10 +267,21 @@ async def _serve(request: web.Request, experimental: bool) -> web.WebSocketRespo
             else:  # CLOSE, CLOSING, CLOSED
                 break
     finally:
+        state.connections.discard(conn)
         await conn.shutdown()
         if not ws.closed and not conn.dead:
             await ws.close()
     return ws
+
+
+async def close_all(app: web.Application) -> None:
+    """``on_shutdown`` hook: close every websocket with 1001 and end running HTTP streams."""
+    state: ServerState = app[STATE_KEY]
+    for task in list(state.streams):
+        task.cancel()
+    closes = [conn.close(1001, "server shutting down") for conn in list(state.connections)]
+    if closes:
+        await asyncio.gather(*closes, return_exceptions=True)
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
