@@ -16,7 +16,6 @@ from server_fixtures import audio_of, split_json_objects
 from cartesia.server import LocalServer
 from cartesia.server.voices import CATALOGUE, EMBEDDING_SIZE
 
-pytestmark = pytest.mark.filterwarnings("error")
 
 
 @pytest.fixture(scope="module")
