@@ -89,13 +89,13 @@ def _b64decode_at(s: Any, offset: int) -> bytes:
     raise _b64_error(s, pos, offset)
 
 
-def _as_b64_input(b64: Any) -> Any:
+def _as_b64_input(b64: Any, offset: int = 0) -> Any:
     if isinstance(b64, str):
         try:
             return b64.encode("ascii")
         except UnicodeEncodeError as exc:
             raise Base64DecodeError(
-                f"invalid base64 at offset {exc.start}: non-ASCII character", exc.start
+                f"invalid base64 at offset {offset + exc.start}: non-ASCII character", offset + exc.start
             ) from None
     return _contiguous(b64)
 
@@ -310,7 +310,7 @@ def _build_message(buf: Any, start: int, end: int, dspan: Optional[Tuple[int, in
                     f"'data' in the frame at offset {base + start} must be a base64 string or null",
                     base + start,
                 )
-            audio, samples = _deliver(_b64decode_at(_as_b64_input(data), base + start), sink)
+            audio, samples = _deliver(_b64decode_at(_as_b64_input(data, base + start), base + start), sink)
     else:
         vs, ve = dspan
         with memoryview(buf) as mv:
@@ -326,7 +326,7 @@ def _build_message(buf: Any, start: int, end: int, dspan: Optional[Tuple[int, in
                     raise
                 # Slow path: JSON escapes (e.g. "\/") inside the base64 text.
                 text = json.loads(mv[vs:ve].tobytes())
-                decoded = _b64decode_at(_as_b64_input(text), base + vs + 1)
+                decoded = _b64decode_at(_as_b64_input(text, base + vs + 1), base + vs + 1)
             finally:
                 raw.release()
         audio, samples = _deliver(decoded, sink)
