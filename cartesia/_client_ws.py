@@ -138,6 +138,8 @@ class SyncWebSocket:
             conn = connect(
                 self._url,
                 open_timeout=connect_timeout,
+                # Closing must stay quick even when the peer is gone (a stalled socket).
+                close_timeout=1.0,
                 max_size=MAX_MESSAGE_BYTES,
                 compression=None,
                 logger=self._logger,

@@ -878,6 +878,18 @@ class AsyncCartesiaTTS(_ClientBase):
     def _is_websocket_closed(self) -> bool:
         return self.websocket is None or self.websocket.closed
 
+    @property
+    def active_generations(self) -> int:
+        """Websocket generations running on this event loop's socket (compare to your plan's
+        concurrency limit); 0 outside an event loop."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return 0
+        runtime = self._runtimes.get(id(loop))
+        mux = runtime.current_mux if runtime is not None and runtime.loop is loop else None
+        return len(mux.contexts) if mux is not None else 0
+
     async def close(self) -> None:
         """Close the websocket and the HTTP session(s); the client stays usable afterwards.
 

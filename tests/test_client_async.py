@@ -186,3 +186,19 @@ async def test_concurrent_streams_mid_stream_close(local_server: Any, server_fau
                 assert isinstance(exc, RuntimeError) and expected.startswith(audio)
         assert any(exc is not None for exc, _ in results)
         assert (await client.generate(transcript="after", voice=voice))["audio"] == expected_audio("after", voice)
+
+
+async def test_duplicate_context_id_is_refused_and_active_count(local_server: Any, voice: list) -> None:
+    async with async_client(local_server) as client:
+        assert client.active_generations == 0
+        first = await client.generate(transcript=LONG, voice=voice, stream=True, context_id="dup")
+        await first.__anext__()
+        assert client.active_generations == 1
+        second = await client.generate(transcript="x", voice=voice, stream=True, context_id="dup")
+        with pytest.raises(ValueError, match="already in use"):
+            await second.__anext__()
+        rest = [c["audio"] async for c in first]
+        assert len(rest) == expected_chunks(LONG, voice) - 1
+        assert client.active_generations == 0
+        again = await client.generate(transcript="x", voice=voice, context_id="dup")  # free again
+        assert again["audio"] == expected_audio("x", voice)
