@@ -220,3 +220,32 @@ async def test_async_break_cancels_context(local_server: Any, voice: list, exper
         if experimental:
             assert _settled_delta(local_server, before, "generations_cancelled", 4) == 4
         assert _settled_delta(local_server, before, "ws_connections", 1) == 1
+
+
+def test_server_restart_between_generations(make_server: Any, voice: list) -> None:
+    """The server goes away (deploy/restart) while the socket is idle; the next call reconnects."""
+    server = make_server()
+    port = server.port
+    client = sync_client(server)
+    try:
+        assert client.generate(transcript="before", voice=voice)["audio"] == expected_audio("before", voice)
+        server.stop()
+        restarted = make_server(port=port)
+        out = client.generate(transcript="after", voice=voice)
+        assert out["audio"] == expected_audio("after", voice)
+        assert client.last_metrics.connection_reused is False
+        assert restarted.stats["ws_connections"] == 1
+    finally:
+        client.close()
+
+
+async def test_async_server_restart_between_generations(make_server: Any, voice: list) -> None:
+    server = make_server()
+    port = server.port
+    async with async_client(server) as client:
+        assert (await client.generate(transcript="before", voice=voice))["audio"] == expected_audio("before", voice)
+        server.stop()
+        make_server(port=port)
+        out = await client.generate(transcript="after", voice=voice)
+        assert out["audio"] == expected_audio("after", voice)
+        assert client.last_metrics.connection_reused is False
