@@ -321,3 +321,15 @@ def test_spec_parser():
                 "ws_close;code=999", "drop;on=moon", "stall;after_frames=-1"):
         with pytest.raises(FaultSpecError):
             parse_fault_spec(bad)
+
+
+async def test_transport_specific_faults_wait_for_their_transport(local_server, server_faults):
+    server_faults.add("split", piece=5)
+    texts, kind, code = await ws_run(local_server)
+    assert kind is None and [f.kind for f in server_faults.pending()] == ["split"]
+    server_faults.add("close1011")
+    status, chunks, clean = await raw_http(local_server, BODY)
+    assert clean and max(len(c) for c in chunks) == 5
+    assert [f.kind for f in server_faults.pending()] == ["ws_close"]
+    texts, kind, code = await ws_run(local_server)
+    assert code == 1011 and len(server_faults) == 0

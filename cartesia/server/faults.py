@@ -26,6 +26,9 @@ kind                    effect
 Shorthands: ``401``, ``429``, ``500``, ``503`` (= ``status`` with that status), ``close1000``,
 ``close1011`` (= ``ws_close`` with that code).
 
+A fault is only taken by traffic it can act on: ``split``/``coalesce`` wait for an HTTP stream,
+``ws_close``/``ws_idle_close`` for a websocket generation, whatever their ``on`` says.
+
 Every fault has ``count`` (how many requests/generations it hits before it is used up; default 1,
 ``0`` or negative = forever) and ``on`` (which traffic it targets: ``any`` (default), ``http``
 (every HTTP request except health and control), ``stream`` (``POST /audio/stream`` only), ``ws``
@@ -44,6 +47,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 __all__ = [
     "FAULT_KINDS",
     "GENERATION_KINDS",
+    "HTTP_STREAM_KINDS",
+    "WS_KINDS",
     "Fault",
     "FaultController",
     "FaultSpecError",
@@ -65,6 +70,9 @@ FAULT_KINDS = (
 GENERATION_KINDS = frozenset(
     {"drop", "stall", "split", "coalesce", "malformed", "ws_close", "ws_idle_close"}
 )
+#: Generation kinds that only make sense on (and are only taken by) one transport.
+HTTP_STREAM_KINDS = GENERATION_KINDS - {"ws_close", "ws_idle_close"}
+WS_KINDS = GENERATION_KINDS - {"split", "coalesce"}
 _TARGETS = frozenset({"any", "http", "stream", "ws", "voices", "transcriptions"})
 _ALIASES: Dict[str, Dict[str, Any]] = {
     "401": {"kind": "status", "status": 401},

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from . import voices as voices_mod
-from .faults import GENERATION_KINDS, Fault, FaultSpecError, fault_from_dict, parse_fault_spec
+from .faults import HTTP_STREAM_KINDS, Fault, FaultSpecError, fault_from_dict, parse_fault_spec
 from .generation import RequestError, parse_generation
 from .pacing import Pacer
 from .state import REQUEST_FAULTS_KEY, STATE_KEY, ServerState
@@ -134,8 +134,8 @@ async def transcriptions(request: web.Request) -> web.Response:
 def take_generation_faults(request: web.Request, target: str) -> List[Fault]:
     """Generation faults for this request: the per-request ones, then server-wide ones."""
     local = request.get(REQUEST_FAULTS_KEY)
-    taken = local.take(GENERATION_KINDS, target) if local is not None else []
-    return taken + _state(request).faults.take(GENERATION_KINDS, target)
+    taken = local.take(HTTP_STREAM_KINDS, target) if local is not None else []
+    return taken + _state(request).faults.take(HTTP_STREAM_KINDS, target)
 
 
 async def audio_stream(request: web.Request) -> web.StreamResponse:

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional
 
 from aiohttp import WSMsgType, web
 
-from .faults import GENERATION_KINDS, Fault, FaultController, FaultSpecError, parse_fault_spec
+from .faults import WS_KINDS, Fault, FaultController, FaultSpecError, parse_fault_spec
 from .generation import GenerationRequest, RequestError, parse_generation
 from .pacing import Pacer
 from .state import REQUEST_FAULTS_KEY, STATE_KEY, ServerState
@@ -68,8 +68,8 @@ class _Connection:
     def take_faults(self, extra: List[Fault]) -> List[Fault]:
         taken = list(extra)
         if self.local_faults is not None:
-            taken += self.local_faults.take(GENERATION_KINDS, "ws")
-        return taken + self.state.faults.take(GENERATION_KINDS, "ws")
+            taken += self.local_faults.take(WS_KINDS, "ws")
+        return taken + self.state.faults.take(WS_KINDS, "ws")
 
     async def handle_text(self, text: str) -> None:
         try:
