@@ -78,15 +78,19 @@ def test_startup_faults_and_control_from_another_process():
         proc.communicate()
 
 
-def test_bad_arguments_exit_2():
+@pytest.mark.parametrize(
+    "args, words",
+    [(["--pace", "warp"], "--pace"), (["--fault", "explode"], "explode"), (["--api-key", ""], "non-empty")],
+)
+def test_bad_arguments_exit_2(args, words):
     proc = subprocess.run(
-        [sys.executable, "-m", "cartesia.server", "--pace", "warp"],
+        [sys.executable, "-m", "cartesia.server", "--port", "0", *args],
         cwd=str(ROOT),
         capture_output=True,
         text=True,
         timeout=30,
     )
-    assert proc.returncode == 2 and "--pace" in proc.stderr and proc.stdout == ""
+    assert proc.returncode == 2 and words in proc.stderr and proc.stdout == ""
 
 
 def test_port_in_use_exits_2(local_server):

@@ -15,6 +15,7 @@ from .app import create_app
 from .config import PACES, ServerConfig
 from .embed import bind_sockets
 from .engines import ENGINE_NAMES
+from .faults import Fault, parse_fault_spec
 from .state import STATE_KEY
 
 __all__ = ["build_parser", "main"]
@@ -28,24 +29,33 @@ def build_parser(prog: str = "cartesia serve") -> argparse.ArgumentParser:
         prog=prog,
         description="Run a local server that speaks the Cartesia v0 API (offline speech).",
     )
-    parser.add_argument("--host", default="localhost", help="interface to bind (default: localhost = 127.0.0.1 and ::1)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port, 0 picks a free one (default: {DEFAULT_PORT})")
-    parser.add_argument("--engine", choices=ENGINE_NAMES, default=None, help="speech (espeak-ng) or tone (numpy); default: speech if installed")
-    parser.add_argument("--pace", choices=PACES, default="none", help="release chunks as fast as possible (none) or at audio speed (realtime)")
-    parser.add_argument("--first-chunk-latency", type=float, default=0.0, metavar="SECONDS", help="delay before the first chunk of every generation")
-    parser.add_argument("--api-key", action="append", default=[], dest="api_keys", metavar="KEY", help="accepted API key (repeatable); default: any non-empty key")
-    parser.add_argument("--voices-embedding-style", choices=("string", "list"), default="string", help="how GET /voices serves embeddings (default: string, like the v0 API)")
-    parser.add_argument("--ws-idle-timeout", type=float, default=None, metavar="SECONDS", help="close websockets idle this long (default: never)")
-    parser.add_argument("--fault", action="append", default=[], metavar="SPEC", help="queue a server-wide fault at start, e.g. 'drop;after_frames=2' (repeatable)")
-    parser.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"), help="logging level (default: warning)")
+    add = parser.add_argument
+    add("--host", default="localhost",
+        help="interface to bind (default: localhost, i.e. 127.0.0.1 and ::1)")
+    add("--port", type=int, default=DEFAULT_PORT,
+        help=f"TCP port; 0 picks a free one (default: {DEFAULT_PORT})")
+    add("--engine", choices=ENGINE_NAMES, default=None,
+        help="speech (espeak-ng) or tone (numpy only); default: speech when installed")
+    add("--pace", choices=PACES, default="none",
+        help="send chunks as fast as possible (none) or at the speed of audio (realtime)")
+    add("--first-chunk-latency", type=float, default=0.0, metavar="SECONDS",
+        help="delay before the first chunk of every generation (default: 0)")
+    add("--api-key", action="append", default=[], dest="api_keys", metavar="KEY",
+        help="accepted API key, repeatable (default: any non-empty key)")
+    add("--voices-embedding-style", choices=("string", "list"), default="string",
+        help="how GET /voices serves embeddings (default: string, as the v0 API did)")
+    add("--ws-idle-timeout", type=float, default=None, metavar="SECONDS",
+        help="close websockets idle this long with code 1000 (default: never)")
+    add("--fault", action="append", default=[], metavar="SPEC",
+        help="queue a server-wide fault at start, e.g. 'drop;after_frames=2' (repeatable)")
+    add("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
+        help="logging level (default: warning)")
     return parser
 
 
-async def _serve(config: ServerConfig, host: str, port: int, faults: List[str]) -> None:
+async def _serve(config: ServerConfig, host: str, port: int, faults: List[Fault]) -> None:
     app = create_app(config)
-
-    for spec in faults:
-        app[STATE_KEY].faults.add_spec(spec)
+    app[STATE_KEY].faults.extend(faults)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     stop = asyncio.Event()
@@ -53,13 +63,21 @@ async def _serve(config: ServerConfig, host: str, port: int, faults: List[str]) 
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
             loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-POSIX
-            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-POSIX or thread
+            try:
+                signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
+            except ValueError:  # not the main thread: the embedding program handles signals
+                pass
     try:
         sockets = bind_sockets(host, port)
         bound = sockets[0].getsockname()[1]
-        for sock in sockets:
-            await web.SockSite(runner, sock).start()
+        try:
+            for sock in sockets:
+                await web.SockSite(runner, sock).start()
+        except BaseException:
+            for sock in sockets:
+                sock.close()
+            raise
         shown = f"[{host}]" if ":" in host else host
         sys.stdout.write(f"listening on http://{shown}:{bound}\n")
         sys.stdout.flush()
@@ -90,10 +108,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             voices_embedding_style=args.voices_embedding_style,
             ws_idle_timeout=args.ws_idle_timeout,
         )
+        faults = [fault for spec in args.fault for fault in parse_fault_spec(spec)]
     except ValueError as exc:
         parser.error(str(exc))
     try:
-        asyncio.run(_serve(config, args.host, args.port, args.fault))
+        asyncio.run(_serve(config, args.host, args.port, faults))
     except OSError as exc:
         sys.stderr.write(f"cartesia serve: cannot listen on {args.host}:{args.port}: {exc}\n")
         return 2

@@ -64,6 +64,11 @@ def create_engine(name: Optional[str] = None) -> Engine:
 
         return ToneEngine()
     if name == "speech":
+        if not speech_available():
+            raise RuntimeError(
+                "the speech engine needs espeak-ng from the espeakng-loader package: "
+                "pip install 'cartesia[speech]' (or use the tone engine)"
+            )
         from .speech import SpeechEngine
 
         return SpeechEngine()
