@@ -325,7 +325,12 @@ def _build_message(buf: Any, start: int, end: int, dspan: Optional[Tuple[int, in
                 if raw.tobytes().find(b"\\") < 0:
                     raise
                 # Slow path: JSON escapes (e.g. "\/") inside the base64 text.
-                text = json.loads(mv[vs:ve].tobytes())
+                try:
+                    text = json.loads(mv[vs:ve].tobytes())
+                except ValueError as exc:
+                    raise StreamFormatError(
+                        f"invalid JSON string in 'data' at offset {base + vs}: {exc}", base + vs
+                    ) from None
                 decoded = _b64decode_at(_as_b64_input(text, base + vs + 1), base + vs + 1)
             finally:
                 raw.release()

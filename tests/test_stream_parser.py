@@ -185,6 +185,8 @@ def test_invalid_base64_raises_with_offset(stream_mod, payload, offset):
         ('{"data": ["AAAA"]}', StreamFormatError),
         ('{"data": "AAAA", "data": "AAAA"}', StreamFormatError),
         ('{"data": "AAAA",}', StreamFormatError),
+        ('{"data": "AAA\\q"}', StreamFormatError),
+        ('{"data": "AAA\\u00e9"}', Base64DecodeError),
         ("[1]", StreamFormatError),
         ('{"a": 1} x', StreamFormatError),
         ('{"a": ', StreamFormatError),
@@ -192,8 +194,9 @@ def test_invalid_base64_raises_with_offset(stream_mod, payload, offset):
     ],
 )
 def test_parse_message_rejects(stream_mod, payload, error):
-    with pytest.raises(error):
+    with pytest.raises(error) as info:
         stream_mod.parse_message(payload)
+    assert type(info.value) is error
 
 
 def test_data_null_means_no_audio(stream_mod):

@@ -484,7 +484,12 @@ cdef tuple deliver(bytes audio, object sink, int sink_kind):
 
 cdef bytes unescape_b64(const unsigned char *f, Py_ssize_t ds, Py_ssize_t de, Py_ssize_t fbase):
     # Slow path: JSON escapes (e.g. "\/") inside the base64 text.
-    text = json.loads(PyBytes_FromStringAndSize(<const char *>f + ds, de - ds))
+    try:
+        text = json.loads(PyBytes_FromStringAndSize(<const char *>f + ds, de - ds))
+    except ValueError as exc:
+        raise StreamFormatError(
+            f"invalid JSON string in 'data' at offset {fbase + ds}: {exc}", fbase + ds
+        ) from None
     return b64_object_to_bytes(text, fbase + ds + 1)
 
 
