@@ -1,7 +1,11 @@
 /* Strict base64 decoder: scalar fallback plus x86 SIMD kernels chosen at run time. See b64simd.h. */
 #include "b64simd.h"
 
+#include <stdint.h>
 #include <string.h>
+#if defined(_MSC_VER)
+#include <stdlib.h> /* _byteswap_uint64 */
+#endif
 
 /* Value of each byte in the standard alphabet, 0xFF for everything else (including '='). */
 static const unsigned char b64_value[256] = {
@@ -33,28 +37,43 @@ typedef size_t (*b64_kernel)(const unsigned char *src, size_t n, unsigned char *
 /* Scalar                                                                                         */
 /* ---------------------------------------------------------------------------------------------- */
 
+/* Stores the 48 bits held in bits 63..16 of w as 6 bytes in stream order, plus 2 scratch bytes
+   where a single 8-byte store is possible: the caller guarantees 8 writable bytes. */
+static void b64_store48(unsigned char *dst, uint64_t w)
+{
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    w = __builtin_bswap64(w);
+    memcpy(dst, &w, 8);
+#elif defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    memcpy(dst, &w, 8);
+#elif defined(_MSC_VER)
+    w = _byteswap_uint64(w); /* every MSVC target is little-endian */
+    memcpy(dst, &w, 8);
+#else
+    int k;
+    for (k = 0; k < 6; k++) {
+        dst[k] = (unsigned char)(w >> (56 - 8 * k));
+    }
+#endif
+}
+
 /* Decodes body quanta until the end or the first quantum holding an invalid character; returns the
    number of characters consumed. Two quanta per step: a 0xFF from the table sets bit 7, so one OR
    over all eight values tells whether the step was clean. */
 static size_t scalar_body(const unsigned char *src, size_t n, unsigned char *dst)
 {
     size_t i = 0;
-    while (n - i >= 8) {
+    /* 8 characters give 6 bytes; the 8-byte store needs 2 more bytes that are still ours, which
+       holds while at least 12 characters (9 output bytes) are left. */
+    while (n - i >= 12) {
         const unsigned char *s = src + i;
-        unsigned a = b64_value[s[0]], b = b64_value[s[1]], c = b64_value[s[2]], d = b64_value[s[3]];
-        unsigned e = b64_value[s[4]], f = b64_value[s[5]], g = b64_value[s[6]], h = b64_value[s[7]];
-        unsigned x, y;
+        uint64_t a = b64_value[s[0]], b = b64_value[s[1]], c = b64_value[s[2]], d = b64_value[s[3]];
+        uint64_t e = b64_value[s[4]], f = b64_value[s[5]], g = b64_value[s[6]], h = b64_value[s[7]];
         if ((a | b | c | d | e | f | g | h) & 0x80u) {
             break;
         }
-        x = (a << 18) | (b << 12) | (c << 6) | d;
-        y = (e << 18) | (f << 12) | (g << 6) | h;
-        dst[0] = (unsigned char)(x >> 16);
-        dst[1] = (unsigned char)(x >> 8);
-        dst[2] = (unsigned char)x;
-        dst[3] = (unsigned char)(y >> 16);
-        dst[4] = (unsigned char)(y >> 8);
-        dst[5] = (unsigned char)y;
+        b64_store48(dst, (a << 58) | (b << 52) | (c << 46) | (d << 40) | (e << 34) | (f << 28) |
+                             (g << 22) | (h << 16));
         dst += 6;
         i += 8;
     }
