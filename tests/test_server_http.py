@@ -318,3 +318,26 @@ def test_control_endpoint_drives_faults(local_server, http, server_faults):
         assert len(server_faults) == 0
         assert ctl.get("/_emulator/stats").json()["http_requests"] > 0
         assert httpx.get(local_server.base_url + "/_emulator/faults").status_code == 401
+
+
+def test_transcription_memory_is_bounded():
+    from cartesia.server.transcribe import TranscriptionRegistry, UnrecognisedAudio
+
+    registry = TranscriptionRegistry(capacity=3)
+    clips = []
+    for i in range(5):
+        samples = np.sin(np.arange(4410 * (i + 2)) * (0.05 + 0.01 * i)).astype(np.float32)
+        registry.remember(samples, 44100, f"text {i}")
+        clips.append(samples.tobytes())
+    assert [registry.recognise(c) for c in clips[2:]] == ["text 2", "text 3", "text 4"]
+    with pytest.raises(UnrecognisedAudio):
+        registry.recognise(clips[0])
+    # 1 s of audio = 100 blocks x 2 features x 4 bytes: a 2000-byte budget keeps two entries.
+    small = TranscriptionRegistry(max_bytes=2000)
+    tones = [np.sin(np.arange(44100) * 0.02 * (i + 1)).astype(np.float32) for i in range(5)]
+    for i, tone in enumerate(tones):
+        small.remember(tone, 44100, str(i))
+    assert small.recognise(tones[4].tobytes()) == "4"
+    assert small.recognise(tones[3].tobytes()) == "3"
+    with pytest.raises(UnrecognisedAudio):
+        small.recognise(tones[2].tobytes())

@@ -148,56 +148,61 @@ def parse_generation(body: Any) -> GenerationRequest:
 
 @dataclasses.dataclass
 class Rendition:
-    """Rendered audio of one request, already cut into chunks and base64-encoded.
+    """Rendered audio of one request, already cut into chunks and encoded as frames.
+
+    Each chunk is base64-encoded once; the websocket frame of a chunk is its HTTP frame with the
+    ``context_id`` appended, so a cached rendition serves both transports without re-encoding.
 
     Attributes:
         samples: The whole audio (float32, 44.1 kHz).
-        chunks: ``(base64 data, samples in chunk, step_time ms)`` per chunk.
+        lengths: Samples per chunk.
         http_frames: The ``POST /audio/stream`` body objects, one per chunk, then the final one.
         sampling_rate: Hz.
     """
 
     samples: np.ndarray
-    chunks: List[Tuple[str, int, float]]
+    lengths: List[int]
     http_frames: List[bytes]
     sampling_rate: int
 
     @property
     def nbytes(self) -> int:
-        return self.samples.nbytes + 2 * sum(len(f) for f in self.http_frames)
+        return self.samples.nbytes + sum(len(f) for f in self.http_frames)
 
-    def ws_frame(self, index: int, context_id_json: str) -> str:
-        """Websocket frame ``index`` for a context (``context_id_json`` already JSON-encoded)."""
-        data, length, step = self.chunks[index]
-        return (
-            f'{{"data":"{data}","sampling_rate":{self.sampling_rate},"done":false,'
-            f'"context_id":{context_id_json},"step_time":{step},"length":{length}}}'
-        )
+    def chunk_seconds(self, index: int) -> float:
+        return self.lengths[index] / self.sampling_rate
+
+    def ws_frame(self, index: int, context_id_json: bytes) -> bytes:
+        """Websocket text frame ``index`` for a context (``context_id_json`` is JSON, UTF-8)."""
+        return b"".join((self.http_frames[index][:-1], b',"context_id":', context_id_json, b"}"))
 
 
 def _build(samples: np.ndarray, rate: int, chunk_time: float, synth_ms: float) -> Rendition:
     per_chunk = max(1, int(round(chunk_time * rate)))
     raw = samples.astype("<f4", copy=False).tobytes()
-    chunks = []
+    lengths = []
     http_frames = []
     n = len(samples)
     for start in range(0, max(n, 1), per_chunk):
         length = min(per_chunk, n - start)
-        data = base64.b64encode(raw[4 * start : 4 * (start + length)]).decode("ascii")
+        data = base64.b64encode(raw[4 * start : 4 * (start + length)])
         step = round(synth_ms * length / max(n, 1), 3)
-        chunks.append((data, length, step))
+        lengths.append(length)
         http_frames.append(
-            (
-                f'{{"data":"{data}","sampling_rate":{rate},"done":false,'
-                f'"step_time":{step},"length":{length}}}'
-            ).encode("ascii")
+            b"".join(
+                (
+                    b'{"data":"',
+                    data,
+                    f'","sampling_rate":{rate},"done":false,"step_time":{step},"length":{length}}}'.encode(),
+                )
+            )
         )
     # The end marker still carries `data` and `sampling_rate`: cartesia 0.0.5 reads both keys on
     # every object of the stream.
     http_frames.append(
         f'{{"data":"","sampling_rate":{rate},"done":true,"step_time":0.0,"length":0}}'.encode()
     )
-    return Rendition(samples, chunks, http_frames, rate)
+    return Rendition(samples, lengths, http_frames, rate)
 
 
 class Renderer:
@@ -226,8 +231,9 @@ class Renderer:
         """Render without the cache (runs the engine in the calling thread)."""
         t0 = time.perf_counter()
         samples = self.engine.synthesize(req.transcript, req.voice, MODELS[req.model_id])
-        if req.duration is not None:
-            samples = samples[: int(round(req.duration * self.engine.sample_rate))]
+        # `duration` caps the audio; without it the v0 default cap (180 s) applies.
+        limit = req.duration if req.duration is not None else MAX_DURATION
+        samples = samples[: int(round(limit * self.engine.sample_rate))]
         samples = np.ascontiguousarray(samples, dtype=np.float32)
         synth_ms = (time.perf_counter() - t0) * 1000.0
         rendition = _build(samples, self.engine.sample_rate, req.chunk_time, synth_ms)

@@ -82,7 +82,7 @@ async def write_http_generation(
         if not buffer:
             await pacer.before_chunk(index)
         await emit(frames[index])
-        pacer.sent(rendition.chunks[index][1] / rendition.sampling_rate)
+        pacer.sent(rendition.chunk_seconds(index))
     await emit(frames[-1])
     await flush()
     return True

@@ -116,10 +116,14 @@ class TranscriptionRegistry:
 
     Args:
         capacity: How many generations to remember.
+        max_bytes: Memory budget of the stored fingerprints (about 800 bytes per second of
+            audio); the oldest entries go first when either limit is reached.
     """
 
-    def __init__(self, capacity: int = 512) -> None:
+    def __init__(self, capacity: int = 512, max_bytes: int = 16 * 1024 * 1024) -> None:
         self.capacity = capacity
+        self.max_bytes = max_bytes
+        self._bytes = 0
         self._lock = threading.Lock()
         # exact hash -> (transcript, features, duration seconds)
         self._entries: "collections.OrderedDict[bytes, Tuple[str, np.ndarray, float]]" = (
@@ -129,12 +133,18 @@ class TranscriptionRegistry:
     def remember(self, samples: np.ndarray, rate: int, transcript: str) -> None:
         """Record audio the server produced (called for every rendition)."""
         digest = hashlib.sha256(np.asarray(samples, "<f4").tobytes()).digest()
-        env = _features(np.asarray(samples, np.float64), rate)
+        feats = _features(np.asarray(samples, np.float64), rate).astype(np.float32)
         with self._lock:
-            self._entries[digest] = (transcript, env, len(samples) / rate)
-            self._entries.move_to_end(digest)
-            while len(self._entries) > self.capacity:
-                self._entries.popitem(last=False)
+            old = self._entries.pop(digest, None)
+            if old is not None:
+                self._bytes -= old[1].nbytes
+            self._entries[digest] = (transcript, feats, len(samples) / rate)
+            self._bytes += feats.nbytes
+            while self._entries and (
+                len(self._entries) > self.capacity or self._bytes > self.max_bytes
+            ):
+                _, evicted = self._entries.popitem(last=False)
+                self._bytes -= evicted[1].nbytes
 
     def recognise(self, clip: bytes) -> str:
         """The transcript of a clip this server generated.
@@ -181,13 +191,20 @@ class TranscriptionRegistry:
             n = min(ref.shape[1], feats.shape[1])
             if n < 3:
                 continue
-            a, b = ref[0, :n], feats[0, :n]
+            a, b = ref[0, :n].astype(np.float64), feats[0, :n]
             denom = float(np.linalg.norm(a) * np.linalg.norm(b))
             if denom == 0.0:
                 continue
             score = float(np.dot(a, b)) / denom
-            zref, zgot = ref[1, :n], feats[1, :n]
+            level = float(np.linalg.norm(b)) / float(np.linalg.norm(a))
+            zref, zgot = ref[1, :n].astype(np.float64), feats[1, :n]
             zerr = float(np.mean(np.abs(zref - zgot))) / (float(np.mean(zref)) + 1e-9)
-            if score >= 0.99 and zerr < 0.1 and (best is None or score > best[0]):
+            # Same shape, same pitch content, about the same loudness.
+            if (
+                score >= 0.99
+                and zerr < 0.1
+                and 0.8 < level < 1.25
+                and (best is None or score > best[0])
+            ):
                 best = (score, transcript)
         return None if best is None else best[1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 from aiohttp import WSMsgType, web
 
@@ -17,6 +17,8 @@ from .streaming import fire_at
 
 __all__ = ["routes", "close_all", "MALFORMED_WS_FRAME", "MAX_CONTEXTS_PER_SOCKET"]
 
+# aiohttp >= 3.11 can send pre-encoded text frames; older versions need a str.
+_HAS_SEND_FRAME = hasattr(web.WebSocketResponse, "send_frame")
 #: Concurrent contexts one socket may run (keeps a single client from exhausting memory).
 MAX_CONTEXTS_PER_SOCKET = 1024
 #: What the ``malformed`` fault sends on a websocket: a text frame that is not JSON.
@@ -28,7 +30,7 @@ class _Context:
 
     def __init__(self, context_id: str) -> None:
         self.context_id = context_id
-        self.cid_json = json.dumps(context_id)
+        self.cid_json = json.dumps(context_id).encode()
         self.acks = 0
         self.ack_event = asyncio.Event()
         self.cancelled = False
@@ -52,11 +54,17 @@ class _Connection:
         self.watchdog: Optional["asyncio.Task[None]"] = None
         self.closer: Optional["asyncio.Task[Any]"] = None
 
-    async def send(self, text: str) -> None:
+    async def send(self, text: Union[str, bytes]) -> None:
+        """Send one text frame (``bytes`` must be UTF-8 JSON; sent without re-encoding)."""
         if self.dead or self.ws.closed:
             raise ConnectionResetError("websocket closed")
         async with self.send_lock:
-            await self.ws.send_str(text)
+            if isinstance(text, str):
+                await self.ws.send_str(text)
+            elif _HAS_SEND_FRAME:
+                await self.ws.send_frame(text, WSMsgType.TEXT)
+            else:  # pragma: no cover - aiohttp < 3.11
+                await self.ws.send_str(text.decode("utf-8"))
 
     async def send_error(self, context_id: Optional[str], status: int, message: str) -> None:
         frame = {"context_id": context_id, "done": True, "error": message, "status_code": status}
@@ -145,7 +153,7 @@ class _Connection:
         try:
             pacer = Pacer(self.state.config.pace, self.state.config.first_chunk_latency)
             rendition = await self.state.renderer.render(req)
-            n = len(rendition.chunks)
+            n = len(rendition.lengths)
             for index in range(n + 1):
                 for fault in fire_at(faults, "stall", index, n):
                     stats["faults_fired"] += 1
@@ -171,10 +179,10 @@ class _Connection:
                         await ctx.ack_event.wait()
                 await pacer.before_chunk(index)
                 await self.send(rendition.ws_frame(index, ctx.cid_json))
-                pacer.sent(rendition.chunks[index][1] / rendition.sampling_rate)
+                pacer.sent(rendition.chunk_seconds(index))
                 if len(self.contexts) > 1:
                     await asyncio.sleep(0)  # let other contexts of this socket interleave
-            await self.send(f'{{"done":true,"context_id":{ctx.cid_json}}}')
+            await self.send(b'{"done":true,"context_id":' + ctx.cid_json + b"}")
             self.last_activity = asyncio.get_running_loop().time()
             stats["generations_completed"] += 1
             idle = [f for f in faults if f.kind == "ws_idle_close"]
@@ -186,7 +194,7 @@ class _Connection:
                 raise
             stats["generations_cancelled"] += 1
             try:
-                await self.send(f'{{"done":true,"context_id":{ctx.cid_json}}}')
+                await self.send(b'{"done":true,"context_id":' + ctx.cid_json + b"}")
             except (ConnectionError, RuntimeError):
                 pass
         except (ConnectionError, RuntimeError):
