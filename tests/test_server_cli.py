@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import httpx
 import pytest
 
@@ -28,6 +30,15 @@ def start(*args: str) -> subprocess.Popen:
     )
 
 
+async def ws_round_trip(port: int, key: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        url = f"ws://localhost:{port}/v0/audio/websocket?api_key={key}"
+        async with session.ws_connect(url) as ws:
+            await ws.send_json({"context_id": "c", "data": {"transcript": "Hi", "voice": "Milo"}})
+            while not (await ws.receive_json())["done"]:
+                pass
+
+
 def ready_port(proc: subprocess.Popen) -> int:
     line = proc.stdout.readline().rstrip("\n")
     match = READY.match(line)
@@ -37,7 +48,7 @@ def ready_port(proc: subprocess.Popen) -> int:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_ready_line_serve_and_clean_exit(sig):
-    proc = start("--port", "0", "--engine", "tone", "--api-key", "cli-key")
+    proc = start("--port", "0", "--engine", "tone", "--api-key", "cli-key", "--log-level", "debug")
     try:
         port = ready_port(proc)
         base = f"http://localhost:{port}"
@@ -51,10 +62,15 @@ def test_ready_line_serve_and_clean_exit(sig):
         assert resp.status_code == 200 and resp.content.endswith(b'"done":true,"step_time":0.0,"length":0}')
         # Both loopback families answer on the same port.
         assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 200
+        # Keys in websocket URLs (right and wrong) must not reach the debug log either.
+        asyncio.run(ws_round_trip(port, "cli-key"))
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            asyncio.run(ws_round_trip(port, "wrong-key-123"))
         proc.send_signal(sig)
         assert proc.wait(timeout=10) == 0
         out, err = proc.communicate(timeout=5)
-        assert "cli-key" not in out + err
+        assert "cli-key" not in out + err and "wrong-key-123" not in out + err
+        assert "401" in err  # the refusal itself is logged, without the key
     finally:
         if proc.poll() is None:
             proc.kill()
