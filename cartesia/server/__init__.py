@@ -13,7 +13,10 @@ Embedding (tests, ``cartesia say --local``)::
         server.host_for_env    # "localhost:<port>"  -> CARTESIA_BASE_URL
         server.api_key         # a key it accepts ("local-test-key" unless api_keys=[...] given)
         server.faults.add("drop", after_frames=2)   # next generation loses its connection
-        server.stats["generations_cancelled"]       # counters of what the server saw
+        server.stats["generations_cancelled"]       # counters of what the server saw:
+        # http_requests (incl. websocket upgrades), ws_connections, generations_started,
+        # generations_completed, generations_cancelled, generations_aborted, acks,
+        # faults_fired, auth_failures
 
 ``LocalServer(host="localhost", port=0, engine=None|"speech"|"tone", pace="none"|"realtime",
 api_keys=None, first_chunk_latency=0.0, voices_embedding_style="string"|"list",
@@ -34,7 +37,9 @@ Wire protocol (all under ``/v0``, auth ``X-API-Key`` or websocket ``?api_key=``)
   one per ``chunk_time`` of audio: ``{"data": b64 float32 LE, "sampling_rate": 44100, "done":
   false, "step_time": ms, "length": samples}``; the stream ends with one final object
   ``{"data": "", "sampling_rate": 44100, "done": true, "step_time": 0.0, "length": 0}``.
-  A body without that final ``done: true`` object was cut short.
+  A body without that final ``done: true`` object was cut short. ``step_time`` is the
+  synthesis time of the chunk in ms, ``length`` its number of samples. Audio is capped at
+  ``duration`` (default 180 s).
 * ``WS /audio/websocket`` and ``/experimental/audio/websocket``: send ``{"context_id": id,
   "data": {body}}``; receive ``{"data", "sampling_rate", "done": false, "context_id",
   "step_time", "length"}`` frames then ``{"done": true, "context_id": id}``. Many generations
@@ -51,8 +56,16 @@ Wire protocol (all under ``/v0``, auth ``X-API-Key`` or websocket ``?api_key=``)
 
 Faults (see :mod:`cartesia.server.faults` for the full table)
 -------------------------------------------------------------
-Kinds: ``drop``, ``stall``, ``split``, ``coalesce``, ``malformed``, ``status`` (shorthands
-``401``/``429``/``500``/``503``), ``ws_close`` (``close1000``/``close1011``), ``ws_idle_close``.
+Kinds: ``drop`` (abort TCP after ``after_frames`` frames; websocket client sees 1006),
+``stall`` (sleep ``seconds`` after ``after_frames``), ``split`` (HTTP: ``piece``-byte writes),
+``coalesce`` (HTTP: ``frames`` frames per write, 0 = all), ``malformed`` (one non-JSON frame
+after ``after_frames``, then the generation ends without ``done``), ``status`` (answer with
+``status``, 429 with ``Retry-After: retry_after``; websockets: refused upgrade; shorthands
+``401``/``403``/``429``/``500``/``503``), ``ws_close`` (close with ``code`` after
+``after_frames``; ``close1000``/``close1001``/``close1011``), ``ws_idle_close`` (after a
+finished generation wait ``seconds`` and close the idle socket with ``code``, default 1000).
+``after_frames`` larger than the audio fires just before the final ``done``. split/coalesce are
+only taken by HTTP streams, ws_close/ws_idle_close only by websocket generations.
 Parameters: ``count`` (default 1, <= 0 forever), ``on`` (any/http/stream/ws/voices/
 transcriptions), ``after_frames``, ``seconds``, ``status``, ``retry_after``, ``code``, ``piece``,
 ``frames``.
