@@ -479,6 +479,15 @@ static size_t b64_bad_in_group(const unsigned char *q, int final)
     return 4;
 }
 
+/* Reports an error at pos; err_pos may be NULL when the caller only needs yes or no. */
+static ptrdiff_t b64_fail(size_t *err_pos, size_t pos)
+{
+    if (err_pos != NULL) {
+        *err_pos = pos;
+    }
+    return -1;
+}
+
 ptrdiff_t cartesia_b64_decode(const char *src_chars, size_t srclen, unsigned char *dst, size_t *err_pos)
 {
     const unsigned char *src = (const unsigned char *)src_chars;
@@ -488,8 +497,7 @@ ptrdiff_t cartesia_b64_decode(const char *src_chars, size_t srclen, unsigned cha
     b64_kernel kernel;
 
     if (srclen % 4 != 0) {
-        *err_pos = srclen;
-        return -1;
+        return b64_fail(err_pos, srclen);
     }
     if (srclen == 0) {
         return 0;
@@ -503,16 +511,14 @@ ptrdiff_t cartesia_b64_decode(const char *src_chars, size_t srclen, unsigned cha
     }
     done += scalar_body(src + done, body - done, dst + done / 4 * 3);
     if (done < body) {
-        *err_pos = done + b64_bad_in_group(src + done, 0);
-        return -1;
+        return b64_fail(err_pos, done + b64_bad_in_group(src + done, 0));
     }
     out = body / 4 * 3;
 
     q = src + body;
     bad = b64_bad_in_group(q, 1);
     if (bad < 4) {
-        *err_pos = body + bad;
-        return -1;
+        return b64_fail(err_pos, body + bad);
     }
     /* Padding maps to 0xFF; mask it to 0 so it adds nothing. Unused low bits are ignored, as
        binascii's strict mode does. */

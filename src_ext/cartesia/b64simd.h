@@ -3,7 +3,10 @@
  * Acceptance matches Python's binascii.a2b_base64(s, strict_mode=True) for input whose length is a
  * multiple of 4: only A-Z a-z 0-9 + / , '=' only as one or two final padding characters, nothing else
  * (no whitespace). Like binascii, non-zero unused bits in the last quantum before padding are accepted
- * and ignored ("QR==" decodes to "A").
+ * and ignored ("QR==" decodes to "A"). The first offending character is the first one, from the
+ * start, that is neither in the alphabet nor legal padding ('=' last, or second to last before a
+ * final '='); every kernel reports the same offset. err_pos may be NULL. Thread-safe: the kernel
+ * is picked once (cpuid + xgetbv) on first use; racing first calls all pick the same one.
  */
 #ifndef CARTESIA_B64SIMD_H
 #define CARTESIA_B64SIMD_H
