@@ -3,6 +3,7 @@
 import asyncio
 import json
 import logging
+import sys
 import time
 from typing import Any, Awaitable, Callable, Dict, Optional, Set, Union
 
@@ -13,7 +14,22 @@ from ._client_urls import redact
 from ._client_ws import MAX_MESSAGE_BYTES, closed_error, extract_context_id
 from .errors import CartesiaConnectionError, ConnectTimeoutError, WebSocketClosedError
 
-__all__ = ["AsyncContext", "AsyncMux", "LoopRuntime"]
+__all__ = ["AsyncContext", "AsyncMux", "LoopRuntime", "bounded"]
+
+if sys.version_info >= (3, 11):
+
+    async def bounded(awaitable: Awaitable[Any], timeout: Optional[float]) -> Any:
+        """Await with a time limit (raises ``asyncio.TimeoutError``); no task per call."""
+        if timeout is None:
+            return await awaitable
+        async with asyncio.timeout(timeout):
+            return await awaitable
+
+else:
+
+    async def bounded(awaitable: Awaitable[Any], timeout: Optional[float]) -> Any:
+        """Await with a time limit (raises ``asyncio.TimeoutError``)."""
+        return await asyncio.wait_for(awaitable, timeout)
 
 _CLOSED = object()  # queue sentinel: the socket under this context is gone
 Payload = Union[str, bytes]
@@ -46,12 +62,12 @@ class AsyncContext:
         if self.failure is not None and self.queue.empty():
             raise self.failure
         try:
-            if timeout is None:
-                item = await self.queue.get()
-            else:
-                item = await asyncio.wait_for(self.queue.get(), timeout)
-        except asyncio.TimeoutError:
-            return None
+            item = self.queue.get_nowait()  # the common case under load: no waiting at all
+        except asyncio.QueueEmpty:
+            try:
+                item = await bounded(self.queue.get(), timeout)
+            except asyncio.TimeoutError:
+                return None
         if item is _CLOSED:
             assert self.failure is not None
             raise self.failure

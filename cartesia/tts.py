@@ -27,7 +27,7 @@ import httpx
 
 from ._client_http import frame_error, status_error
 from ._client_metrics import Deadline, GenerationMetrics, Timeouts
-from ._client_mux import AsyncMux, LoopRuntime
+from ._client_mux import AsyncMux, LoopRuntime, bounded
 from ._client_output import ChunkShaper
 from ._client_retry import RetryPolicy
 from ._client_streams import AsyncAudioStream, AudioStream
@@ -637,7 +637,11 @@ class CartesiaTTS(_ClientBase):
                         raise
                     # A socket the server closed before any audio: replace it at once the first
                     # time (idle close race); back off on anything else.
-                    delay = 0.0 if isinstance(error, WebSocketClosedError) and attempt == 1 else policy.delay(attempt, error)
+                    delay = (
+                        0.0
+                        if isinstance(error, WebSocketClosedError) and attempt == 1
+                        else policy.delay(attempt, error)
+                    )
                     logger.info(
                         "Retrying websocket generation after %s (attempt %d/%d in %.2f s)",
                         type(error).__name__,
@@ -1134,7 +1138,7 @@ class AsyncCartesiaTTS(_ClientBase):
                 try:
                     session = await runtime.session()
                     try:
-                        response = await asyncio.wait_for(
+                        response = await bounded(
                             session.post(url, data=payload, headers=self.headers),
                             deadline.remaining(),
                         )
@@ -1153,9 +1157,7 @@ class AsyncCartesiaTTS(_ClientBase):
                     parser = StreamParser("auto", sink=shaper.sink)
                     while True:
                         try:
-                            data = await asyncio.wait_for(
-                                response.content.readany(), deadline.remaining()
-                            )
+                            data = await bounded(response.content.readany(), deadline.remaining())
                         except asyncio.TimeoutError:
                             raise deadline.expired() from None
                         if not data:

@@ -17,6 +17,7 @@ from test_client_support import (  # noqa: F401  (fixtures)
     expected_audio,
     expected_chunks,
     other_voice,
+    run_isolated,
     voice,
 )
 
@@ -114,11 +115,11 @@ def test_one_client_across_event_loops(local_server: Any, voice: list) -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        first = asyncio.run(use())  # never closed explicitly: the loop's end releases it
-        second = asyncio.run(use())
+        first = run_isolated(use())  # never closed explicitly: the loop's end releases it
+        second = run_isolated(use())
         gc.collect()
     assert first == second == 2 * expected_audio("loop", voice)
-    asyncio.run(client.close())
+    run_isolated(client.close())
 
 
 def test_loop_in_another_thread(local_server: Any, voice: list) -> None:
@@ -133,9 +134,9 @@ def test_loop_in_another_thread(local_server: Any, voice: list) -> None:
         t.start()
     for t in threads:
         t.join(10)
-    results.append(asyncio.run(client.generate(transcript="thread", voice=voice))["audio"])
+    results.append(run_isolated(client.generate(transcript="thread", voice=voice))["audio"])
     assert results == [expected_audio("thread", voice)] * 3
-    asyncio.run(client.close())
+    run_isolated(client.close())
 
 
 async def test_close_is_idempotent_and_client_reusable(local_server: Any, voice: list) -> None:

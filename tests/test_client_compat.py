@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 import typing
 from typing import Any
 
@@ -19,6 +20,7 @@ from test_client_support import (  # noqa: F401  (fixtures)
     expected_audio,
     expected_chunks,
     other_voice,
+    run_isolated,
     sync_client,
     voice,
 )
@@ -625,10 +627,13 @@ def test_seed_readme_examples_run_as_written(
         "notebook_async": README_NOTEBOOK_ASYNC,
     }[example]
     namespace: dict = {"display": lambda obj: None}
+    if sys.version_info < (3, 10):
+        # See run_isolated: works around a pytest-asyncio quirk on 3.9, not a client issue.
+        monkeypatch.setattr(asyncio, "run", run_isolated)
     if example == "notebook_async":
         code = compile(source, f"<README {example}>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
         coro = eval(code, namespace)
-        asyncio.run(coro)
+        run_isolated(coro)
     else:
         exec(compile(source, f"<README {example}>", "exec"), namespace)
     client = namespace.get("client")

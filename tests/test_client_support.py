@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from typing import Any, Dict, Optional
+from typing import Any, Awaitable, Dict, Optional
 
 import pytest
 
@@ -31,6 +32,31 @@ def sync_client(server: Any, **options: Any) -> CartesiaTTS:
 def async_client(server: Any, **options: Any) -> AsyncCartesiaTTS:
     options = {"api_key": server.api_key, "base_url": server.host_for_env, **FAST, **options}
     return AsyncCartesiaTTS(**options)
+
+
+def run_isolated(coro: Awaitable[Any]) -> Any:
+    """``asyncio.run`` without touching the thread's current event loop.
+
+    Same shutdown as ``asyncio.run`` (pending tasks cancelled, async generators closed), but
+    ``set_event_loop(None)`` is not called: on Python 3.9, pytest-asyncio leaves a current loop
+    behind after async tests, and dropping it makes a sync test fail with an "unclosed event
+    loop" ResourceWarning that has nothing to do with the code under test.
+    """
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        try:
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            if hasattr(loop, "shutdown_default_executor"):
+                loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            loop.close()
 
 
 @functools.lru_cache(maxsize=64)
