@@ -128,10 +128,28 @@ def _listening_process(cmd: List[str], what: str, log: Optional[Path]) -> Iterat
             err.close()
 
 
+# The 10-minute generation is longer than the server's default cap on one generation (the v0
+# spec's 180 s). Until the server CLI takes a flag for it, the harness starts the same CLI entry
+# point with the cap raised; nothing else about the server changes.
+LONGEST_GENERATION_S = 660.0
+_SERVER_WITH_CAP = (
+    "import sys; import cartesia.server.generation as g; g.MAX_DURATION = max(g.MAX_DURATION, {cap}); "
+    "from cartesia.server.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
 @contextmanager
 def local_server(python: str = sys.executable, log: Optional[Path] = None) -> Iterator[str]:
-    """Start ``python -m cartesia.server`` (tone engine, no pacing); yield ``localhost:<port>``."""
-    cmd = [python, "-m", "cartesia.server", "--port", "0", "--engine", "tone", "--pace", "none"]
+    """Start the server CLI (tone engine, no pacing) in its own process; yield ``localhost:<port>``."""
+    args = ["--port", "0", "--engine", "tone", "--pace", "none"]
+    help_text = subprocess.run(
+        [python, "-m", "cartesia.server", "--help"], cwd=ROOT, capture_output=True, text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    ).stdout
+    if "--max-duration" in help_text:
+        cmd = [python, "-m", "cartesia.server", *args, "--max-duration", f"{LONGEST_GENERATION_S:g}"]
+    else:
+        cmd = [python, "-c", _SERVER_WITH_CAP.format(cap=LONGEST_GENERATION_S), *args]
     with _listening_process(cmd, "server", log) as url:
         yield url
 
