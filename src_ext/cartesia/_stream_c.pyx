@@ -1491,6 +1491,7 @@ cdef class AudioBuffer:
         if self._enc == ENC_F32 and self._tlen == 0:
             # Decode straight into the array; a trailing partial sample becomes the tail.
             self._grow(self._n + (dlen + 3) // 4)
+            keep = self._arr  # keeps the memory alive while the GIL is released
             dst = <unsigned char *>(self._data + self._n) if self._cap else NULL
             if dst == NULL:
                 return 0 if dlen == 0 and n == 0 else -1
