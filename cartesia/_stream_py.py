@@ -795,23 +795,34 @@ class StreamParser:
         pos = self._pos
         base = self._base
         find = buf.find
+        nl = cr = -1
         while pos < end:
             if self._skip_lf:
                 self._skip_lf = False
                 if buf[pos] == 0x0A:
                     pos += 1
                     continue
-            # NOTE: resume the end-of-line search where the last read stopped (no rescans).
+            # NOTE: resume the end-of-line search where the last read stopped, and remember where
+            # the next LF / CR are, so no byte is searched twice (a CR-only stream of short lines
+            # would otherwise rescan to the end of the buffer for every line).
             frm = self._eol_from if self._eol_from > pos else pos
-            eol = find(b"\n", frm)
-            cr = find(b"\r", frm, end if eol < 0 else eol)
-            if cr >= 0:
+            if nl < frm:
+                nl = find(b"\n", frm)
+                if nl < 0:
+                    nl = end
+            if cr < frm:
+                cr = find(b"\r", frm, nl)
+                if cr < 0:
+                    cr = nl  # no CR before the next LF
+            if cr < nl:
                 eol = cr
-            elif eol < 0:
+            elif nl < end:
+                eol = nl
+            else:
                 self._eol_from = end
                 break
             nxt = eol + 1
-            if cr >= 0:
+            if eol == cr and cr < nl:
                 if nxt < end:
                     if buf[nxt] == 0x0A:
                         nxt += 1

@@ -319,6 +319,11 @@ AWKWARD_SCRIPT = textwrap.dedent(
         "sse_crlf": run((b"data: " + FRAME + b"\r\n\r\n") * 2, 1),
         "bad_base64_chars": run(FRAME.replace(B64[100:104].encode(), b"*&^%"), 64),
         "ws_done_with_audio": run(json.dumps({"data": B64, "done": True}), 0, ws=True),
+        # Not in perf-baseline.md, but the same family: pathological sizes must stay linear.
+        "cr_only_short_lines": run(b":\r" * 300000 + b"data: " + FRAME + b"\r\r", 1 << 20),
+        "many_tiny_frames": run(b"{}" * 300000, 1 << 20),
+        "deep_nesting": run(b'{"a": ' + b"[" * 100000 + b"]" * 100000 + b"}", 1 << 16),
+        "endless_whitespace": run(b" \r\n\t" * 500000, 1 << 16),
     }
     print(json.dumps(cases))
     """
@@ -339,6 +344,9 @@ EXPECTED = {
     "done_without_data": ["ok", [["chunk", PCM_LEN, False], ["done", 0, True]]],
     "sse_crlf": ["ok", [["chunk", PCM_LEN, False]] * 2],
     "ws_done_with_audio": ["ok", [["chunk", PCM_LEN, True]]],
+    "cr_only_short_lines": ["ok", [["chunk", PCM_LEN, False]]],
+    "many_tiny_frames": ["ok", [["unknown", 0, False]] * 300000],
+    "endless_whitespace": ["ok", []],
 }
 
 
@@ -356,11 +364,13 @@ def awkward_results(stream_mod):
     return json.loads(proc.stdout)
 
 
-@pytest.mark.parametrize("case", sorted(EXPECTED) + ["bad_base64_chars"])
+@pytest.mark.parametrize("case", sorted(EXPECTED) + ["bad_base64_chars", "deep_nesting"])
 def test_awkward_inputs(awkward_results, case):
     result = awkward_results[case]
     if case == "bad_base64_chars":
         assert result[0] == "Base64DecodeError"
         assert "unexpected byte 0x2a ('*')" in result[1]
+    elif case == "deep_nesting":
+        assert result[0] == "StreamFormatError" and "invalid JSON in the frame at offset 0" in result[1]
     else:
         assert result == EXPECTED[case]

@@ -1014,22 +1014,26 @@ cdef class StreamParser:
         return 0
 
     cdef int _run_sse(self, const unsigned char *p, Py_ssize_t n, Py_ssize_t base, list out) except -1:
-        cdef Py_ssize_t pos = 0, eol, nxt, lim
-        cdef const unsigned char *nl
-        cdef const unsigned char *cr
+        cdef Py_ssize_t pos = 0, eol, nxt
+        cdef Py_ssize_t nl = -1, cr = -1
+        cdef const unsigned char *q
         while pos < n:
             if self._skip_lf:
                 self._skip_lf = False
                 if p[pos] == 0x0A:
                     pos += 1
                     continue
-            nl = <const unsigned char *>memchr(p + pos, 0x0A, n - pos)
-            lim = (nl - p) if nl != NULL else n
-            cr = <const unsigned char *>memchr(p + pos, 0x0D, lim - pos)
-            if cr != NULL:
-                eol = cr - p
-            elif nl != NULL:
-                eol = nl - p
+            # Remember where the next LF / CR are so no byte is searched twice.
+            if nl < pos:
+                q = <const unsigned char *>memchr(p + pos, 0x0A, n - pos)
+                nl = (q - p) if q != NULL else n
+            if cr < pos:
+                q = <const unsigned char *>memchr(p + pos, 0x0D, nl - pos)
+                cr = (q - p) if q != NULL else nl
+            if cr < nl:
+                eol = cr
+            elif nl < n:
+                eol = nl
             else:
                 if self._pend.len == 0:
                     self._pbase = base + pos
@@ -1037,7 +1041,7 @@ cdef class StreamParser:
                 pos = n
                 break
             nxt = eol + 1
-            if cr != NULL:
+            if eol == cr and cr < nl:
                 if nxt < n:
                     if p[nxt] == 0x0A:
                         nxt += 1
