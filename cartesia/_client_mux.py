@@ -138,8 +138,11 @@ class AsyncMux:
     async def _connect(self, connect_timeout: Optional[float]) -> aiohttp.ClientWebSocketResponse:
         session = await self._session()
         kwargs: Dict[str, Any] = {"autoping": True, "max_msg_size": MAX_MESSAGE_BYTES}
+        # Closing must stay quick even when the peer is gone (aiohttp < 3.10 takes a float).
         if hasattr(aiohttp, "ClientWSTimeout"):
             kwargs["timeout"] = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0)
+        else:  # pragma: no cover - old aiohttp
+            kwargs["timeout"] = 2.0
         error: Optional[BaseException] = None
         try:
             return await asyncio.wait_for(session.ws_connect(self._url, **kwargs), connect_timeout)

@@ -9,6 +9,7 @@ import os
 import time
 import uuid
 from types import TracebackType
+from urllib.parse import urlencode
 from typing import (
     Any,
     AsyncIterator,
@@ -153,7 +154,13 @@ class _ClientBase:
     def _ws_route_url(self) -> str:
         # The v0 websocket authenticates with a query parameter; this URL is never logged or
         # put in a message without going through `redact`.
-        return f"{self._endpoints.websocket(self.experimental_ws_handle_interrupts)}?api_key={self.api_key}"
+        url = self._endpoints.websocket(self.experimental_ws_handle_interrupts)
+        return f"{url}?{urlencode({'api_key': self.api_key})}" if self.api_key else url
+
+    def _headers(self) -> Dict[str, str]:
+        # Without a key the header is left out (the server then says the key is missing),
+        # rather than sent as "None".
+        return {k: v for k, v in self.headers.items() if v is not None}
 
     def _redact(self, text: str) -> str:
         return redact(text, self.api_key)
@@ -201,7 +208,7 @@ class _ClientBase:
                 raw_audio_bytes = f.read()
         else:
             raw_audio_bytes = raw_audio
-        headers = {k: v for k, v in self.headers.items() if k != "Content-Type"}
+        headers = {k: v for k, v in self.headers.items() if k != "Content-Type" and v is not None}
         return raw_audio_bytes, headers
 
     # --- blocking HTTP (also used by the async client, as in 0.0.5) --------------------------
@@ -284,7 +291,7 @@ class _ClientBase:
             "GET",
             f"{self._http_url()}/voices",
             prefix="Failed to get voices. Error: ",
-            headers=self.headers,
+            headers=self._headers(),
             params=params,
         )
         voices = response.json()
@@ -321,10 +328,10 @@ class _ClientBase:
                 "GET",
                 f"{self._http_url()}/voices/embedding/{voice_id}",
                 prefix=prefix,
-                headers=self.headers,
+                headers=self._headers(),
             )
         elif filepath:
-            headers = {k: v for k, v in self.headers.items() if k != "Content-Type"}
+            headers = {k: v for k, v in self._headers().items() if k != "Content-Type"}
             with open(filepath, "rb") as clip:
                 content = clip.read()
             response = self._request(
@@ -339,7 +346,7 @@ class _ClientBase:
                 "POST",
                 f"{self._http_url()}/voices/clone/url",
                 prefix=prefix,
-                headers=self.headers,
+                headers=self._headers(),
                 params={"link": link},
             )
         out = response.json()
@@ -695,7 +702,7 @@ class CartesiaTTS(_ClientBase):
                 error: Optional[BaseException] = None
                 try:
                     with self._http_client().stream(
-                        "POST", url, content=payload, headers=self.headers, timeout=timeout
+                        "POST", url, content=payload, headers=self._headers(), timeout=timeout
                     ) as response:
                         metrics.first_byte()
                         if not response.is_success:
@@ -1139,7 +1146,7 @@ class AsyncCartesiaTTS(_ClientBase):
                     session = await runtime.session()
                     try:
                         response = await bounded(
-                            session.post(url, data=payload, headers=self.headers),
+                            session.post(url, data=payload, headers=self._headers()),
                             deadline.remaining(),
                         )
                     except asyncio.TimeoutError:

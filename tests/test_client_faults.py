@@ -288,3 +288,20 @@ def test_http_framing_is_independent_of_writes(local_server: Any, voice: list, f
     finally:
         local_server.faults.clear()
         client.close()
+
+
+@TRANSPORTS
+def test_missing_key_is_an_authentication_error(
+    make_server: Any, monkeypatch: pytest.MonkeyPatch, voice: list, websocket: bool
+) -> None:
+    monkeypatch.delenv("CARTESIA_API_KEY", raising=False)
+    server = make_server(api_keys=["right-key"])
+    from cartesia.tts import CartesiaTTS
+
+    client = CartesiaTTS(base_url=server.host_for_env)
+    try:
+        assert client.api_key is None
+        with pytest.raises(AuthenticationError, match="missing API key"):
+            client.generate(transcript="x", voice=voice, websocket=websocket)
+    finally:
+        client.close()
