@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import base64
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Callable, List
 
 import numpy as np
 import pybase64
 import pytest
 
+from . import buffer_peak
 from . import workload as W
 from .conftest import IMPLEMENTATIONS
-from .memory import measure_peak
 
 MB = 1e6
 
@@ -237,43 +239,28 @@ def test_pcm_ring(benchmark, impl, source, twin_loader):
 TEN_MINUTES = 600.0
 
 
-def _ten_minute_frames(source: str) -> List[bytes]:
-    reps = int(TEN_MINUTES / W.SECONDS)
-    if source == "pcm":
-        return [pybase64.b64decode(p) for p in W.payloads(0.1)] * reps
-    return W.payloads(0.1) * reps
+def _peak_in_fresh_process(impl: str, source: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.buffer_peak", impl, source, str(TEN_MINUTES)],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout)
 
 
 @pytest.mark.parametrize("source", ["pcm", "b64"])
 @pytest.mark.parametrize("impl", ["c", "py", "list+join"])
 def test_audio_buffer(benchmark, impl, source, twin_loader):
     """Accumulate a 10-minute generation (6,000 frames of 0.1 s) and get it as float32 numpy."""
-    frames = _ten_minute_frames(source)
+    if impl != "list+join":
+        twin_loader(impl)  # fail (or skip) here, not in the subprocess, if the twin is missing
+    frames = buffer_peak.frames_for(source, TEN_MINUTES)
     audio_bytes = W.pcm_bytes(0.1) * int(TEN_MINUTES / W.SECONDS)
-    if impl == "list+join":
-        b64decode = base64.b64decode  # the seed decodes each chunk with the stdlib
-
-        def run() -> np.ndarray:
-            # What 0.0.5's generate(stream=False) does: keep every chunk, then join them.
-            chunks = []
-            for f in frames:
-                chunks.append(f if source == "pcm" else b64decode(f))
-            return np.frombuffer(b"".join(chunks), dtype="<f4")
-
-    else:
-        mod = twin_loader(impl)
-
-        def run() -> np.ndarray:
-            buf = mod.AudioBuffer()
-            append = buf.append if source == "pcm" else buf.append_b64
-            for f in frames:
-                append(f)
-            return buf.to_numpy()
-
-    # Peak memory of one extra run, measured outside the timed rounds.
-    arr, peak = measure_peak(run)
-    assert arr.dtype == np.float32 and arr.nbytes == audio_bytes
-    del arr
+    run = buffer_peak.accumulate(impl, source, frames)
+    peak = _peak_in_fresh_process(impl, source)
+    assert peak["ok"], peak
     benchmark.group = f"10-min generation, append {source}"
     _info(
         benchmark,
@@ -282,8 +269,8 @@ def test_audio_buffer(benchmark, impl, source, twin_loader):
         source=source,
         audio_s=TEN_MINUTES,
         audio_mb=audio_bytes / MB,
-        peak_rss_mb=peak / MB,
-        peak_over_audio=peak / audio_bytes,
+        peak_rss_mb=peak["peak_bytes"] / MB,
+        peak_over_audio=peak["peak_bytes"] / audio_bytes,
     )
     result = benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1)
     assert result.nbytes == audio_bytes
