@@ -7,7 +7,7 @@
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.long cimport PyLong_FromLongLong
-from cpython.unicode cimport PyUnicode_DecodeASCII
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeASCII
 from libc.stdlib cimport free, realloc
 from libc.string cimport memchr, memcmp, memcpy
 
@@ -730,8 +730,16 @@ def parse_message(payload, *, sink=None):
         Base64DecodeError: Its ``data`` is not valid base64.
     """
     cdef Py_buffer view
+    cdef const char *utf8
+    cdef Py_ssize_t size
     if isinstance(payload, str):
-        payload = (<str>payload).encode("utf-8", "surrogatepass")
+        # The str's own UTF-8 (no copy at all for ASCII text); lone surrogates take the slow way.
+        try:
+            utf8 = PyUnicode_AsUTF8AndSize(payload, &size)
+        except UnicodeEncodeError:
+            payload = (<str>payload).encode("utf-8", "surrogatepass")
+        else:
+            return parse_text(<const unsigned char *>utf8, size, 0, sink, sink_kind_of(sink))
     elif not isinstance(payload, (bytes, bytearray, memoryview)):
         raise TypeError(f"payload must be str or bytes-like, not {type(payload).__name__}")
     PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
