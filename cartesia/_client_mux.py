@@ -114,6 +114,7 @@ class AsyncMux:
         self._send_lock = asyncio.Lock()
         self._tasks: Set["asyncio.Task[Any]"] = set()
         self.last_frame = 0.0
+        self._waiting_on_consumer = False
         self.dropped_frames = 0
         self.connections_opened = 0
 
@@ -220,7 +221,12 @@ class AsyncMux:
                 self.dropped_frames += 1
                 return
         if ctx.queue.full():
-            await ctx.queue.put(payload)  # backpressure: stop reading until the consumer catches up
+            # Backpressure: stop reading until the consumer catches up.
+            self._waiting_on_consumer = True
+            try:
+                await ctx.queue.put(payload)
+            finally:
+                self._waiting_on_consumer = False
         else:
             ctx.queue.put_nowait(payload)
 
@@ -269,8 +275,12 @@ class AsyncMux:
             raise error
 
     def stalled_since(self, since: float) -> bool:
-        """True when no frame at all arrived on the socket since ``since`` (a dead socket)."""
-        return self.last_frame < since
+        """True when no frame at all arrived on the socket since ``since`` (a dead socket).
+
+        Not when the reader is the one waiting (on a slow consumer's full queue): then the
+        socket is fine and only this context starved.
+        """
+        return self.last_frame < since and not self._waiting_on_consumer
 
     async def _drop_socket(self) -> None:
         reader, self._reader = self._reader, None

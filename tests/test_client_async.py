@@ -203,3 +203,20 @@ async def test_duplicate_context_id_is_refused_and_active_count(local_server: An
         assert client.active_generations == 0
         again = await client.generate(transcript="x", voice=voice, context_id="dup")  # free again
         assert again["audio"] == expected_audio("x", voice)
+
+
+async def test_starved_context_times_out_without_killing_the_socket(local_server: Any, voice: list) -> None:
+    """Head-of-line cost of backpressure: a context starved by a stalled consumer on the same
+    socket times out, but the socket (and the slow context's audio) survives."""
+    async with async_client(local_server, max_queued_chunks=1, first_audio_timeout=0.3) as client:
+        slow = await client.generate(transcript=LONG, voice=voice, stream=True)
+        first = await slow.__anext__()
+        await asyncio.sleep(0.1)  # the reader now waits on the slow context's full queue
+        from cartesia.errors import FirstAudioTimeoutError
+
+        with pytest.raises(FirstAudioTimeoutError):
+            await client.generate(transcript="starved", voice=voice)
+        rest = [c["audio"] async for c in slow]
+        assert first["audio"] + b"".join(rest) == expected_audio(LONG, voice)
+        assert client._runtime().current_mux.connections_opened == 1
+        assert (await client.generate(transcript="fed", voice=voice))["audio"] == expected_audio("fed", voice)
