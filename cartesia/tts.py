@@ -830,7 +830,8 @@ class AsyncCartesiaTTS(_ClientBase):
         """Args: as :class:`CartesiaTTS`, plus
 
         max_queued_chunks: Frames buffered per running websocket generation; when a consumer
-            falls this far behind, reading from the socket pauses (backpressure).
+            falls this far behind, reading from the shared socket pauses (backpressure: memory
+            stays bounded, and the other generations on that socket wait for the slow one).
         """
         super().__init__(
             api_key=api_key,
