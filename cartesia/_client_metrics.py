@@ -48,6 +48,8 @@ class GenerationMetrics:
             when it had to open one; ``None`` over HTTP (the pool does not say).
         ttfb: Request sent -> first byte/message of the response.
         ttfa: Request sent -> first audio chunk.
+        ttfa_audible: Request sent -> first chunk with a sample above -60 dBFS (a first chunk
+            of leading silence is not what a listener hears); ``None`` when audio went to a PCMRing.
         chunks: Audio chunks received.
         bytes: Audio bytes received (decoded PCM, not base64).
         max_gap: Longest gap between two consecutive chunks.
@@ -62,6 +64,7 @@ class GenerationMetrics:
     connection_reused: Optional[bool] = None
     ttfb: Optional[float] = None
     ttfa: Optional[float] = None
+    ttfa_audible: Optional[float] = None
     chunks: int = 0
     bytes: int = 0
     max_gap: float = 0.0
@@ -75,13 +78,18 @@ class GenerationMetrics:
     def restart(self) -> None:
         """Start the clock again for a new attempt (a retry discards the failed one's timings)."""
         self.started = time.perf_counter()
-        self.ttfb = self.ttfa = None
+        self.ttfb = self.ttfa = self.ttfa_audible = None
         self._last_chunk = None
         self.attempts += 1
 
     def first_byte(self) -> None:
         if self.ttfb is None:
             self.ttfb = time.perf_counter() - self.started
+
+    def audible(self) -> None:
+        """The current chunk holds audible samples (only the first call counts)."""
+        if self.ttfa_audible is None:
+            self.ttfa_audible = time.perf_counter() - self.started
 
     def chunk(self, nbytes: int) -> None:
         now = time.perf_counter()

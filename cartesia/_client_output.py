@@ -7,6 +7,7 @@ from .errors import StreamFormatError
 __all__ = ["ChunkShaper", "FLOAT32_BYTES"]
 
 FLOAT32_BYTES = 4  # the v0 API streams little-endian float32 mono PCM
+AUDIBLE = 1e-3  # -60 dBFS: quieter than this counts as silence for the first-audible metric
 
 
 class ChunkShaper:
@@ -40,6 +41,23 @@ class ChunkShaper:
             return len(audio)
         samples = getattr(message, "samples", 0) or 0
         return samples * FLOAT32_BYTES if self.sink is not None else 0
+
+    def is_audible(self, message: Any) -> bool:
+        """Whether ``message`` carries a sample louder than -60 dBFS (False for a PCMRing sink)."""
+        import numpy as np
+
+        audio = message.audio
+        whole = len(audio) - len(audio) % FLOAT32_BYTES
+        if whole:
+            samples = np.frombuffer(audio, dtype="<f4", count=whole // FLOAT32_BYTES)
+        else:
+            # Decoded into an AudioBuffer: look at its newest samples (a view, no copy).
+            to_numpy = getattr(self.sink, "to_numpy", None)
+            count = getattr(message, "samples", 0)
+            if to_numpy is None or not count:
+                return False
+            samples = to_numpy()[-count:]
+        return bool(np.any(np.abs(samples) > AUDIBLE))
 
     def chunk(self, message: Any, echoed_context_id: Optional[str]) -> Dict[str, Any]:
         """The dict yielded to the caller for one audio message."""

@@ -627,6 +627,8 @@ class CartesiaTTS(_ClientBase):
                         if nbytes or msg.audio:
                             deadline.audio()
                             metrics.chunk(nbytes)
+                            if metrics.ttfa_audible is None and shaper.is_audible(msg):
+                                metrics.audible()
                             delivered = True
                             yield shaper.chunk(msg, msg.context_id)
                             if experimental:
@@ -766,6 +768,8 @@ class CartesiaTTS(_ClientBase):
         if nbytes or msg.audio:
             deadline.audio()
             metrics.chunk(nbytes)
+            if metrics.ttfa_audible is None and shaper.is_audible(msg):
+                metrics.audible()
             yield shaper.chunk(msg, None)
 
     # --- other calls --------------------------------------------------------------------------
@@ -1072,6 +1076,8 @@ class AsyncCartesiaTTS(_ClientBase):
                         if nbytes or msg.audio:
                             deadline.audio()
                             metrics.chunk(nbytes)
+                            if metrics.ttfa_audible is None and shaper.is_audible(msg):
+                                metrics.audible()
                             delivered = True
                             yield shaper.chunk(msg, msg.context_id)
                             if experimental:
@@ -1224,6 +1230,8 @@ class AsyncCartesiaTTS(_ClientBase):
         if nbytes or msg.audio:
             deadline.audio()
             metrics.chunk(nbytes)
+            if metrics.ttfa_audible is None and shaper.is_audible(msg):
+                metrics.audible()
             yield shaper.chunk(msg, None)
 
     async def transcribe(self, raw_audio: Union[bytes, str]) -> str:

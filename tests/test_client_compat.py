@@ -399,7 +399,7 @@ def test_numpy_and_ring_outputs(local_server: Any, voice: list, websocket: bool)
         client.generate(transcript=TEXT, voice=voice, websocket=websocket, on_metrics=seen.append)
         (m,) = seen
         assert m.status == "done" and m.bytes == expected.nbytes and m.ttfa is not None
-        assert m.ttfb is not None and m.ttfb <= m.ttfa <= m.duration
+        assert m.ttfb is not None and m.ttfb <= m.ttfa <= m.ttfa_audible <= m.duration
         assert m.transport == ("websocket" if websocket else "http")
     finally:
         client.close()
@@ -640,3 +640,21 @@ def test_seed_readme_examples_run_as_written(
     if isinstance(client, CartesiaTTS):
         client.close()  # the first example never closes its client; we do
     assert b"".join(fake_audio_device) == expected_audio("Hello! Welcome to Cartesia", _graham(local_server))
+
+
+def test_first_audible_chunk_skips_leading_silence(local_server: Any, voice: list) -> None:
+    # The tone engine starts with 20 ms of silence: with 10 ms chunks (a body the public
+    # `generate` would refuse, hence `_generate_ws`) the first two chunks are silent.
+    client = sync_client(local_server)
+    try:
+        body = client._generate_request_body(transcript="Hi", voice=voice, model_id=tts.DEFAULT_MODEL_ID)
+        body["chunk_time"] = 0.01
+        stream = client._generate_ws(body)
+        peaks = [float(np.abs(np.frombuffer(c["audio"], "<f4")).max()) for c in stream]
+        assert peaks[0] <= 1e-3 and peaks[1] <= 1e-3 and max(peaks) > 1e-3
+        m = stream.metrics
+        assert m.ttfa is not None and m.ttfa_audible is not None and m.ttfa < m.ttfa_audible
+        whole = client.generate(transcript="Hi", voice=voice)  # through the AudioBuffer sink
+        assert whole["audio"] and client.last_metrics.ttfa_audible is not None
+    finally:
+        client.close()
