@@ -206,22 +206,31 @@ def test_b64_kernels_agree(both_twins, text):
     assert all(r == results[len(both_twins)] for r in results[len(both_twins) :])
 
 
-@settings(max_examples=100, deadline=None)
-@given(st.binary(max_size=64), st.sampled_from(["pcm_f32le", "pcm_s16le", "pcm_mulaw", "pcm_alaw"]), st.lists(st.integers(0, 64), max_size=5))
-def test_buffers_agree(both_twins, raw, encoding, cuts):
+@settings(max_examples=150, deadline=None)
+@given(
+    st.binary(max_size=80),
+    st.sampled_from(["pcm_f32le", "pcm_s16le", "pcm_mulaw", "pcm_alaw"]),
+    st.lists(st.integers(0, 80), max_size=6),
+    st.lists(st.booleans(), min_size=8, max_size=8),
+    st.integers(1, 23),
+)
+def test_buffers_agree(both_twins, raw, encoding, cuts, use_b64, capacity):
+    """Plain and base64 writes, leftovers, wraps and overflows give the same samples in both twins."""
     results = []
     for mod in both_twins:
         buf = mod.AudioBuffer(encoding=encoding)
-        ring = mod.PCMRing(17, encoding=encoding)
-        counts = []
-        for piece in split(raw, cuts):
-            counts.append(buf.append(piece))
+        ring = mod.PCMRing(capacity, encoding=encoding)
+        log = []
+        for i, piece in enumerate(split(raw, cuts)):
+            b64 = use_b64[i % len(use_b64)]
+            text = base64.b64encode(piece)
+            log.append(buf.append_b64(text) if b64 else buf.append(piece))
             try:
-                counts.append(ring.write(piece))
+                log.append(ring.write_b64(text) if b64 else ring.write(piece))
             except Exception as exc:  # noqa: BLE001
-                counts.append(type(exc).__name__)
-            counts.append(ring.read(5).tobytes())
-        results.append((counts, buf.to_bytes(), buf.pending_bytes, ring.pending_bytes, len(ring)))
+                log.append(type(exc).__name__)
+            log.append(ring.read(i % 7).tobytes())
+        results.append((log, buf.to_bytes(), buf.pending_bytes, ring.pending_bytes, len(ring), ring.free))
     assert all(r == results[0] for r in results)
 
 
