@@ -12,6 +12,7 @@ from libc.stdlib cimport free, realloc
 from libc.string cimport memchr, memcmp, memcpy
 
 import json
+import sys
 
 import numpy as np
 
@@ -24,6 +25,10 @@ from .errors import (
 )
 
 from cpython.ref cimport PyObject
+
+# float32 samples are copied byte for byte: refuse big-endian hosts, so the pure twin is used there.
+if sys.byteorder != "little":
+    raise ImportError("cartesia._stream_c supports little-endian hosts only")
 
 cdef extern from "Python.h":
     double PyOS_string_to_double(const char *s, char **endptr, PyObject *overflow_exception) except? -1.0
