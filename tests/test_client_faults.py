@@ -305,3 +305,32 @@ def test_missing_key_is_an_authentication_error(
             client.generate(transcript="x", voice=voice, websocket=websocket)
     finally:
         client.close()
+
+
+@TRANSPORTS
+def test_sync_stream_yields_as_data_arrives(local_server: Any, server_faults: Any, voice: list, websocket: bool) -> None:
+    """Chunks reach the caller while the server is still working, not when the body ends."""
+    client = sync_client(local_server)
+    try:
+        client.generate(transcript="warm", voice=voice, websocket=websocket)
+        server_faults.add("stall", after_frames=2, seconds=0.6, on=_on(websocket))
+        start = time.monotonic()
+        times = [time.monotonic() - start for _ in client.generate(
+            transcript=LONG, voice=voice, websocket=websocket, stream=True
+        )]
+        assert times[1] < 0.4 < 0.6 <= times[2] + 0.05
+    finally:
+        client.close()
+
+
+@TRANSPORTS
+async def test_async_stream_yields_as_data_arrives(
+    local_server: Any, server_faults: Any, voice: list, websocket: bool
+) -> None:
+    async with async_client(local_server) as client:
+        await client.generate(transcript="warm", voice=voice, websocket=websocket)
+        server_faults.add("stall", after_frames=2, seconds=0.6, on=_on(websocket))
+        start = time.monotonic()
+        stream = await client.generate(transcript=LONG, voice=voice, websocket=websocket, stream=True)
+        times = [time.monotonic() - start async for _ in stream]
+        assert times[1] < 0.4 < 0.6 <= times[2] + 0.05
