@@ -58,7 +58,10 @@ def test_sync_idle_closed_socket_is_replaced_transparently(
         client.generate(transcript="warm up", voice=voice)
         server_faults.add("ws_idle_close", code=code, seconds=0)
         client.generate(transcript="first", voice=voice)  # the server closes the socket after it
-        time.sleep(0.05)
+        end = time.monotonic() + 5
+        while not client._is_websocket_closed() and time.monotonic() < end:
+            time.sleep(0.01)  # wait for the close frame, so this is the idle case, not the race
+        assert client._is_websocket_closed()
         before = dict(local_server.stats)
         out = client.generate(transcript="second", voice=voice)
         assert out["audio"] == expected_audio("second", voice)
