@@ -112,7 +112,7 @@ def test_connect_timeout_and_refused(voice: list) -> None:
         start = time.monotonic()
         with pytest.raises((ConnectTimeoutError, CartesiaConnectionError)):
             client.generate(transcript="x", voice=voice)
-        assert time.monotonic() - start < 2
+        assert time.monotonic() - start < 3
         client.close()
     finally:
         blackhole.close()
@@ -217,7 +217,7 @@ def test_malformed_frame_is_a_stream_format_error(
         start = time.monotonic()
         with pytest.raises(StreamFormatError):
             client.generate(transcript=LONG, voice=voice, websocket=websocket)
-        assert time.monotonic() - start < 1
+        assert time.monotonic() - start < 3
         out = client.generate(transcript="fine", voice=voice, websocket=websocket)
         assert out["audio"] == expected_audio("fine", voice)
     finally:
