@@ -200,7 +200,7 @@ def run_worker(
         profile_dir.mkdir(parents=True, exist_ok=True)
         out = profile_dir / f"{case.key.replace('/', '-')}-{impl}.txt"
         spy = str(Path(sys.executable).with_name("py-spy"))
-        cmd = [spy, "record", "--rate", "500", "--format", "raw", "--nonblocking", "-o", str(out), "--"] + cmd
+        cmd = [spy, "record", "--rate", "500", "--gil", "--format", "raw", "--nonblocking", "-o", str(out), "--"] + cmd
     try:
         proc = subprocess.run(
             cmd,
