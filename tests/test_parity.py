@@ -289,3 +289,21 @@ def test_same_names_signatures_and_docstrings(both_twins):
                     assert _params(c_m) == _params(py_m), (name, member)
         else:
             assert _params(c_obj) == _params(py_obj), name
+
+
+@pytest.mark.parametrize(
+    "name, good, bad",
+    [
+        ("StreamParser", (("json",), {"sink": None, "max_frame_bytes": 10}), (("json", None), {})),
+        ("PCMRing", ((8,), {"encoding": "pcm_s16le"}), ((8, "pcm_s16le"), {})),
+        ("AudioBuffer", ((), {"encoding": "pcm_alaw", "capacity": 4}), (("pcm_alaw",), {})),
+        ("Message", (("chunk",), {"audio": b"x", "fields": {}}), (("chunk", b"x"), {})),
+    ],
+)
+def test_same_constructor_signatures(both_twins, name, good, bad):
+    # inspect.signature cannot read cdef classes: check the keyword-only contract by calling.
+    for mod in both_twins:
+        cls = getattr(mod, name)
+        cls(*good[0], **good[1])
+        with pytest.raises(TypeError):
+            cls(*bad[0], **bad[1])
