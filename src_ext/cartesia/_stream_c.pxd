@@ -46,7 +46,6 @@ cdef class AudioBuffer:
     cdef unsigned char _tail[4]
     cdef int _tlen
     cdef object _encname
-    cdef Bytes _scratch
     cdef object __weakref__
 
     cdef int _grow(self, Py_ssize_t need) except -1
@@ -65,7 +64,6 @@ cdef class PCMRing:
     cdef unsigned char _tail[4]
     cdef int _tlen
     cdef object _encname
-    cdef Bytes _scratch
     cdef object __weakref__
 
     cdef Py_ssize_t _write_raw(self, const unsigned char *src, Py_ssize_t n) except -1

@@ -10,7 +10,7 @@ from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_SIMPLE, PyBU
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.long cimport PyLong_FromLongLong
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeASCII
-from libc.stdlib cimport free, realloc
+from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memchr, memcmp, memcpy
 
 import json
@@ -1193,9 +1193,6 @@ cdef class PCMRing:
         self._tlen = 0
         self._encname = encoding
 
-    def __dealloc__(self):
-        bytes_free(&self._scratch)
-
     @property
     def capacity(self):
         """Size of the ring in samples."""
@@ -1262,6 +1259,7 @@ cdef class PCMRing:
         cdef Py_ssize_t dlen, total, free_, wpos, room, chars, cut, got, split
         cdef unsigned char block[12]
         cdef bint ok = True
+        cdef unsigned char *tmp
         cdef unsigned char *ring = <unsigned char *>self._data
         if n % 4:
             return -1
@@ -1299,12 +1297,18 @@ cdef class PCMRing:
                 return -1
             self._w += total
             return total
-        bytes_reserve(&self._scratch, dlen + 1)
-        with nogil:
-            ok = b64_decode(src, n, self._scratch.p)
-        if not ok:
-            return -1
-        return self._write_raw(self._scratch.p, dlen)
+        # A private buffer per call: nothing shared is touched while the GIL is released.
+        tmp = <unsigned char *>malloc(dlen + 1)
+        if tmp == NULL:
+            raise MemoryError()
+        try:
+            with nogil:
+                ok = b64_decode(src, n, tmp)
+            if not ok:
+                return -1
+            return self._write_raw(tmp, dlen)
+        finally:
+            free(tmp)
 
     def write(self, pcm):
         """Append PCM bytes in the ring's encoding.
@@ -1443,9 +1447,6 @@ cdef class AudioBuffer:
         self._tlen = 0
         self._encname = encoding
 
-    def __dealloc__(self):
-        bytes_free(&self._scratch)
-
     @property
     def encoding(self):
         """Encoding of the bytes given to ``append``/``append_b64``."""
@@ -1503,6 +1504,7 @@ cdef class AudioBuffer:
         """Decode base64 into the buffer; -1 (nothing appended) if ``src`` is not valid base64."""
         cdef Py_ssize_t dlen, whole
         cdef bint ok
+        cdef unsigned char *tmp
         cdef unsigned char *dst
         if n % 4:
             return -1
@@ -1523,12 +1525,18 @@ cdef class AudioBuffer:
             self._tlen = <int>(dlen - whole * 4)
             self._n += whole
             return whole
-        bytes_reserve(&self._scratch, dlen + 1)
-        with nogil:
-            ok = b64_decode(src, n, self._scratch.p)
-        if not ok:
-            return -1
-        return self._append_raw(self._scratch.p, dlen)
+        # A private buffer per call: nothing shared is touched while the GIL is released.
+        tmp = <unsigned char *>malloc(dlen + 1)
+        if tmp == NULL:
+            raise MemoryError()
+        try:
+            with nogil:
+                ok = b64_decode(src, n, tmp)
+            if not ok:
+                return -1
+            return self._append_raw(tmp, dlen)
+        finally:
+            free(tmp)
 
     def append(self, pcm):
         """Append PCM bytes in the buffer's encoding.
