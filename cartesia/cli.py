@@ -71,10 +71,15 @@ _SECRETS: List[str] = []
 
 
 def _scrub(text: str) -> str:
-    from ._client_urls import redact
+    from ._client_urls import REDACTED, redact
 
     for secret in _SECRETS:
-        text = redact(text, secret)
+        if len(secret) >= 8:
+            text = text.replace(secret, REDACTED)
+        else:
+            # A toy key ("x") would otherwise blank every such letter of the message.
+            text = re.sub(rf"(?<![\w-]){re.escape(secret)}(?![\w-])", REDACTED, text)
+    # Credentials in recognised places (api_key=..., X-API-Key: ...) whatever their length.
     text = redact(text)
     # One line, always: server messages may carry newlines.
     return " ".join(text.split())
@@ -86,10 +91,25 @@ def _die(code: int, message: str) -> NoReturn:
     raise SystemExit(code)
 
 
+def _server_text(message: str) -> str:
+    """The server's own words when ``message`` ends with its JSON error body, else ``message``."""
+    start = message.find("{")
+    if start >= 0:
+        try:
+            body = json.loads(message[start:])
+        except ValueError:
+            return message
+        if isinstance(body, dict):
+            for key in ("error", "message", "detail", "title"):
+                if isinstance(body.get(key), str) and body[key].strip():
+                    return body[key]
+    return message
+
+
 def _status_text(exc: BaseException) -> str:
     status = getattr(exc, "status_code", None)
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return f"(HTTP {status}) {message}" if status else message
+    message = _server_text(getattr(exc, "message", None) or str(exc) or type(exc).__name__)
+    return f"(HTTP {status}): {message}" if status else message
 
 
 def _classify(exc: BaseException, where: str) -> Optional[Tuple[int, str]]:
@@ -101,14 +121,14 @@ def _classify(exc: BaseException, where: str) -> Optional[Tuple[int, str]]:
     from . import errors
 
     if isinstance(exc, errors.AuthenticationError):
-        return EXIT_AUTH, f"authentication failed {_status_text(exc)}; check CARTESIA_API_KEY"
+        return EXIT_AUTH, f"authentication failed {_status_text(exc)} - check CARTESIA_API_KEY"
     if isinstance(exc, (errors.CartesiaTimeoutError, TimeoutError)):
         return EXIT_TIMEOUT, f"timed out talking to {where}: {exc or type(exc).__name__}"
     if isinstance(exc, (errors.CartesiaConnectionError, ConnectionError)):
         return EXIT_CONNECTION, f"connection to {where} failed: {exc or type(exc).__name__}"
     if isinstance(exc, errors.RateLimitError):
         wait = f" (retry after {exc.retry_after:g} s)" if exc.retry_after else ""
-        return EXIT_API, f"rate limited by {where} {_status_text(exc)}{wait}"
+        return EXIT_API, f"rate limited by {where}{wait} {_status_text(exc)}"
     if isinstance(exc, (errors.APIStatusError, errors.GenerationError)):
         return EXIT_API, f"{where} returned an error {_status_text(exc)}"
     if isinstance(exc, errors.StreamFormatError):
@@ -536,11 +556,10 @@ def _cmd_say(args: argparse.Namespace) -> int:
         output.open()
         ok = False
         try:
-            with _client_errors(where):
-                with CartesiaTTS(**client_kwargs) as client:
-                    voice = _find_voice(client.get_voices(), args.voice)
-                    embedding = client.get_voice_embedding(voice_id=voice["id"])
-                    stats = _stream_segments(client, segments, embedding, output, args, transport)
+            with _client_errors(where), _closing(CartesiaTTS(**client_kwargs)) as client:
+                voice = _find_voice(client.get_voices(), args.voice)
+                embedding = client.get_voice_embedding(voice_id=voice["id"])
+                stats = _stream_segments(client, segments, embedding, output, args, transport)
             output.finish()
             ok = True
         except BrokenPipeError:
@@ -616,6 +635,16 @@ def _stream_segments(client, segments, embedding, output, args, transport) -> Di
 
 
 @contextlib.contextmanager
+def _closing(client: Any) -> Iterator[Any]:
+    # Not `with client:` - like cartesia 0.0.5, entering the client opens the websocket, which
+    # `voices` and `say --http` do not need.
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
 def _client_errors(where: str) -> Iterator[None]:
     """Turn expected client, server and network errors into one-line exits."""
     try:
@@ -637,9 +666,8 @@ def _cmd_voices(args: argparse.Namespace) -> int:
     with _backend(args, log) as (where, client_kwargs):
         from .tts import CartesiaTTS
 
-        with _client_errors(where):
-            with CartesiaTTS(**client_kwargs) as client:
-                voices = client.get_voices()
+        with _client_errors(where), _closing(CartesiaTTS(**client_kwargs)) as client:
+            voices = client.get_voices()
     rows = sorted(
         (
             (str(v.get("id", "")), str(v.get("name", name)), str(v.get("description") or ""))

@@ -341,3 +341,11 @@ def test_stalled_stream_is_a_timeout(local_server, server_faults, tmp_path):
     assert "timed out" in one_error_line(result)
     assert time.monotonic() - start < 5
     assert not (tmp_path / "x.wav").exists()
+
+
+def test_error_text_hides_keys_without_garbling_words(monkeypatch):
+    from cartesia import cli
+
+    monkeypatch.setattr(cli, "_SECRETS", ["x", "sk-long-secret-123"])
+    text = cli._scrub("Expecting x\nin wss://h/v0?api_key=abc and sk-long-secret-123!")
+    assert text == "Expecting *** in wss://h/v0?api_key=*** and ***!"
