@@ -24,7 +24,7 @@ import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from .machine import machine_info
 from .seed import seed_python
@@ -58,11 +58,16 @@ class Case:
     duration: Optional[float] = None
     transcript: str = TEXT
     rtt_ms: float = 0.0  # > 0: through latency_proxy with this round-trip time
+    as_numpy: bool = False  # ours only: generate(..., as_numpy=True), an API 0.0.5 does not have
 
     @property
     def key(self) -> str:
         key = f"{self.scenario}/{self.mode}/{self.transport}/c{self.concurrency}"
-        return key + (f"/rtt{self.rtt_ms:g}ms" if self.rtt_ms else "")
+        return key + (f"/rtt{self.rtt_ms:g}ms" if self.rtt_ms else "") + ("/numpy" if self.as_numpy else "")
+
+    @property
+    def impls(self) -> Tuple[str, ...]:
+        return ("ours",) if self.as_numpy else IMPLS
 
 
 @dataclass
@@ -95,6 +100,7 @@ def matrix(quick: bool) -> List[Case]:
     long_text = (LONG_WORD * words).strip()
     for transport in ("http", "ws"):
         cases.append(Case("memory", "sync", transport, transcript=long_text))
+        cases.append(Case("memory", "sync", transport, transcript=long_text, as_numpy=True))
     return cases
 
 
@@ -279,13 +285,13 @@ def run_all(
     with Endpoints(log=RAW_DIR / "server.log") as endpoints:
         for case in cases:
             pair = []
-            for impl in IMPLS:
+            for impl in case.impls:
                 r = run_worker(impl, case, endpoints.url(case.rtt_ms), profile_dir=profile_dir)
                 pair.append(r)
                 results.append(r)
                 log(_line(r))
             # Memory cases: both clients must have received the same audio.
-            if case.scenario == "memory":
+            if case.scenario == "memory" and len(pair) > 1:
                 digests = {r.metrics.get("sha256") for r in pair}
                 if len(digests) != 1:
                     for r in pair:

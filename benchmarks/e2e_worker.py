@@ -243,10 +243,15 @@ def scenario_memory(cfg, voice):
     reset_ok = reset_peak_rss()
     rss0 = status_kib("VmRSS") * 1024
     c0, w0 = cpu_seconds(), perf()
-    out = client.generate(**gen_kwargs(cfg["transcript"], None, voice, websocket, False))
+    kw = gen_kwargs(cfg["transcript"], None, voice, websocket, False)
+    if cfg.get("as_numpy"):
+        kw["as_numpy"] = True  # ours only
+    out = client.generate(**kw)
     c1, w1 = cpu_seconds(), perf()
     peak = status_kib("VmHWM") * 1024
     audio = out["audio"]
+    if not isinstance(audio, bytes):  # numpy float32 samples
+        audio = audio.tobytes()
     n = len(audio)
     digest = hashlib.sha256(audio).hexdigest()
     client.close()
@@ -255,7 +260,7 @@ def scenario_memory(cfg, voice):
         "wall_s": w1 - w0,
         "audio_bytes": [n],
         "sha256": digest,
-        "audio_type": type(audio).__name__,
+        "audio_type": type(out["audio"]).__name__,
         "rss_before_mb": rss0 / 1e6,
         "peak_rss_mb": peak / 1e6,
         "peak_growth_mb": (peak - rss0) / 1e6,

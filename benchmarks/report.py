@@ -225,7 +225,8 @@ def _e2e_index(e2e: Dict[str, Any]) -> Dict[Tuple, Dict[str, Dict[str, Any]]]:
     idx: Dict[Tuple, Dict[str, Dict[str, Any]]] = defaultdict(dict)
     for r in e2e.get("results", []):
         c = r["case"]
-        idx[(c["scenario"], c["mode"], c["transport"], c["concurrency"], c.get("rtt_ms", 0.0))][r["impl"]] = r
+        impl = r["impl"] + ("+numpy" if c.get("as_numpy") else "")
+        idx[(c["scenario"], c["mode"], c["transport"], c["concurrency"], c.get("rtt_ms", 0.0))][impl] = r
     return idx
 
 
@@ -301,14 +302,16 @@ def e2e_section(e2e: Dict[str, Any], summary: Dict[str, Any]) -> List[str]:
     for (sc, mode, tr, conc, _), pair in sorted(idx.items()):
         if sc != "memory":
             continue
-        o, s = pair.get("ours"), pair.get("seed")
+        o, s, on = pair.get("ours"), pair.get("seed"), pair.get("ours+numpy")
         r = {"mode": mode, "transport": tr, "audio_mb": m(o, "audio_mb") or m(s, "audio_mb"),
+             "ours_numpy_growth_mb": m(on, "peak_growth_mb"), "ours_numpy_ratio": m(on, "peak_over_audio"),
              "ours_growth_mb": m(o, "peak_growth_mb"), "seed_growth_mb": m(s, "peak_growth_mb"),
              "ours_ratio": m(o, "peak_over_audio"), "seed_ratio": m(s, "peak_over_audio"),
              "ours_cpu_ms_per_audio_s": m(o, "cpu_ms_per_audio_s"), "seed_cpu_ms_per_audio_s": m(s, "cpu_ms_per_audio_s")}
         summ_m.append(r)
         rows.append([mode, tr, f(r["audio_mb"], ".1f"), f(r["ours_growth_mb"], ".1f"),
-                     fx(r["ours_ratio"], ".2f"), f(r["seed_growth_mb"], ".1f"),
+                     fx(r["ours_ratio"], ".2f"), f(r["ours_numpy_growth_mb"], ".1f"),
+                     fx(r["ours_numpy_ratio"], ".2f"), f(r["seed_growth_mb"], ".1f"),
                      fx(r["seed_ratio"], ".2f"), f(r["ours_cpu_ms_per_audio_s"], ".3f"),
                      f(r["seed_cpu_ms_per_audio_s"], ".3f")])
     summary["e2e_memory"] = summ_m
@@ -316,8 +319,10 @@ def e2e_section(e2e: Dict[str, Any], summary: Dict[str, Any]) -> List[str]:
         minutes = (summ_m[0]["audio_mb"] or 0) / (44100 * 4 / 1e6) / 60
         lines += ["", f"### Whole {minutes:.0f}-minute generation, `stream=False`", "",
                   "Peak = growth of the client process's peak RSS over its RSS just before `generate()`; "
-                  "both clients received byte-identical audio (sha256 checked).", "",
-                  table(["mode", "transport", "audio MB", "ours peak MB", "ours / audio", "seed peak MB",
+                  "both clients received byte-identical audio (sha256 checked). `as_numpy=True` is our "
+                  "client's option to get float32 samples instead of bytes (not in 0.0.5).", "",
+                  table(["mode", "transport", "audio MB", "ours peak MB", "ours / audio",
+                         "ours as_numpy peak MB", "as_numpy / audio", "seed peak MB",
                          "seed / audio", "ours CPU ms/audio-s", "seed CPU ms/audio-s"], rows)]
 
     # Targets of issue 5.
@@ -334,6 +339,10 @@ def e2e_section(e2e: Dict[str, Any], summary: Dict[str, Any]) -> List[str]:
         t_rows.append([f"{mins:.0f}-min generation ({r['transport']}): peak ≤ {T_MEMORY}× audio",
                        fx(val, ".2f") if val is not None else "–",
                        verdict(val <= T_MEMORY) if val is not None else "–"])
+        val = r["ours_numpy_ratio"]
+        if val is not None:
+            t_rows.append([f"... same with `as_numpy=True` (not the 0.0.5 API)", fx(val, ".2f"),
+                           verdict(val <= T_MEMORY)])
     for r in summ_t:
         if r["transport"] != "ws":
             continue
@@ -356,9 +365,13 @@ def plots(summary: Dict[str, Any]) -> List[str]:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter
     except ImportError:
         return []
     made = []
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    # Minor ticks of a log axis: label only 2, 3 and 5 of each decade.
+    sparse = FuncFormatter(lambda v, _: f"{v:g}" if v > 0 and f"{v:.0e}"[0] in "235" else "")
     core = [r for r in summary.get("core", []) if r["kind"] == "body"]
     if core:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
@@ -376,9 +389,11 @@ def plots(summary: Dict[str, Any]) -> List[str]:
             ax.set_xlabel("network read size (KiB)")
             ax.set_title(f"{framing} framing, 60 s of audio")
             ax.grid(True, which="both", alpha=0.3)
-        axes[0].set_ylabel("wire MB/s (higher is better)")
-        axes[1].legend(fontsize=7, ncol=2)
-        fig.tight_layout()
+            ax.yaxis.set_major_formatter(plain)
+        axes[0].set_ylabel("wire MB/s (log scale, higher is better)")
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
+        fig.tight_layout(rect=(0, 0.12, 1, 1))
         fig.savefig(RESULTS / "throughput_vs_read_size.png", dpi=110)
         plt.close(fig)
         made.append("throughput_vs_read_size.png")
@@ -398,9 +413,13 @@ def plots(summary: Dict[str, Any]) -> List[str]:
             ax.set_xlabel("concurrent generations")
             ax.set_title("HTTP stream" if tr == "http" else "websocket")
             ax.grid(True, which="both", alpha=0.3)
+            ax.xaxis.set_major_formatter(plain)
+            ax.yaxis.set_major_formatter(plain)
+            ax.yaxis.set_minor_formatter(sparse)
         axes[0].set_ylabel("client CPU ms per audio-second (lower is better)")
-        axes[1].legend(fontsize=8)
-        fig.tight_layout()
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
+        fig.tight_layout(rect=(0, 0.08, 1, 1))
         fig.savefig(RESULTS / "cpu_vs_concurrency.png", dpi=110)
         plt.close(fig)
         made.append("cpu_vs_concurrency.png")
