@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import importlib.util
 import json
+import logging
 import os
 import re
 import shutil
@@ -705,6 +706,32 @@ def _cmd_serve(argv: Sequence[str]) -> int:
 # --- entry point ------------------------------------------------------------------------------
 
 
+class _ScrubFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = _scrub(record.getMessage()), None
+        return True
+
+
+def _setup_logging(verbose: bool) -> None:
+    """Library log records (retries, reconnects) go to stderr only with ``--verbose``.
+
+    By default they are dropped: the outcome is reported by the command itself, and an error is
+    one line.
+    """
+    logger = logging.getLogger("cartesia")
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    if not verbose:
+        logger.addHandler(logging.NullHandler())
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{PROG}: %(name)s: %(message)s"))
+    handler.addFilter(_ScrubFilter())
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def _logger(quiet: bool):
     def log(message: str) -> None:
         if not quiet:
@@ -767,12 +794,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"report progress on stderr (default: on for texts over {SEGMENT_CHARS} characters)",
     )
     say.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    say.add_argument("-v", "--verbose", action="store_true", help="also show the client's log (retries, reconnects)")
     say.set_defaults(handler=_cmd_say)
 
     voices = commands.add_parser("voices", help="list the available voices", description="List voices.")
     _add_backend_options(voices)
     voices.add_argument("--json", action="store_true", help="print JSON instead of a table")
     voices.add_argument("-q", "--quiet", action="store_true", help="print nothing on stderr but errors")
+    voices.add_argument("-v", "--verbose", action="store_true", help="also show the client's log (retries, reconnects)")
     voices.set_defaults(handler=_cmd_voices)
 
     commands.add_parser(
@@ -821,6 +850,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             # Everything after `serve` belongs to the server's own parser.
             return _cmd_serve(argv[1:])
         args = build_parser().parse_args(argv)
+        _setup_logging(args.verbose)
         return int(args.handler(args))
     except SystemExit as exc:
         code = exc.code

@@ -235,6 +235,10 @@ def test_unreachable_server_is_a_connection_error(tmp_path):
     assert result.returncode == 4, result.stderr.decode()
     assert "connection" in one_error_line(result)
     assert secret not in result.stderr.decode()
+    # --verbose shows the client's retries on the way (still without the key).
+    verbose = run_cli(["voices", "-v"], tmp_path, env)
+    assert verbose.returncode == 4
+    assert "Retrying" in verbose.stderr.decode() and secret not in verbose.stderr.decode()
 
 
 @pytest.mark.parametrize(
