@@ -341,3 +341,43 @@ def test_transcription_memory_is_bounded():
     assert small.recognise(tones[3].tobytes()) == "3"
     with pytest.raises(UnrecognisedAudio):
         small.recognise(tones[2].tobytes())
+
+
+def test_local_server_restarts_and_reports_bind_errors(local_server):
+    server = LocalServer(engine="tone")
+    with pytest.raises(RuntimeError, match="not running"):
+        server.port
+    with server:
+        first = server.port
+        assert httpx.get(server.base_url + "/").status_code == 200
+        assert repr(server).startswith("<LocalServer http://localhost:")
+    assert repr(server).endswith("pace=none>") and "stopped" in repr(server)
+    server.stop()  # twice is fine
+    with server:
+        assert httpx.get(server.base_url + "/").status_code == 200
+    assert first > 0
+    with pytest.raises(OSError):
+        LocalServer(engine="tone", port=local_server.port).start()
+    with pytest.raises(ValueError, match="pace"):
+        LocalServer(pace="warp")
+
+
+async def test_engine_failure_is_a_json_500_and_a_ws_error_frame(make_server, monkeypatch, caplog):
+    import aiohttp
+
+    server = make_server()
+
+    def broken(text, voice, speed=1.0):
+        raise RuntimeError("synthesiser on fire")
+
+    monkeypatch.setattr(server.state.engine, "synthesize", broken)
+    async with aiohttp.ClientSession(headers={"X-API-Key": "k"}) as session:
+        body = {"transcript": "Hello", "voice": "Milo"}
+        async with session.post(server.base_url + "/v0/audio/stream", json=body) as resp:
+            assert resp.status == 500
+            assert "synthesiser on fire" in (await resp.json())["error"]
+        async with session.ws_connect(server.ws_url + "/v0/audio/websocket?api_key=k") as ws:
+            await ws.send_json({"context_id": "x", "data": body})
+            err = await ws.receive_json()
+            assert err["status_code"] == 500 and err["done"] is True and err["context_id"] == "x"
+            assert "synthesiser on fire" in err["error"]

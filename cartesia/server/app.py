@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Awaitable, Callable, Optional
 
@@ -52,6 +53,11 @@ async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse
         if exc.status < 400:
             raise
         return json_error(exc.status, f"{exc.reason}: {request.method} {request.path}")
+    except (ConnectionError, asyncio.CancelledError):
+        raise
+    except Exception as exc:  # a bug or an engine failure: still a JSON answer, and logged
+        log.exception("internal error on %s %s", request.method, request.path)
+        return json_error(500, f"internal server error: {type(exc).__name__}: {exc}")
 
 
 @web.middleware

@@ -182,6 +182,8 @@ class LocalServer:
         """
         if self._thread is not None:
             raise RuntimeError("LocalServer already started")
+        self._ready.clear()
+        self._error = None
         self._thread = threading.Thread(target=self._run, name="cartesia-local-server", daemon=True)
         self._thread.start()
         self._ready.wait()
@@ -233,6 +235,12 @@ class LocalServer:
         finally:
             self._ready.set()
             try:
+                # Like asyncio.run: nothing may outlive the loop ("Task was destroyed" noise).
+                pending = asyncio.all_tasks(loop)
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
                 loop.run_until_complete(loop.shutdown_asyncgens())
                 loop.run_until_complete(loop.shutdown_default_executor())
             finally:

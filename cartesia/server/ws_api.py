@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from typing import Any, Dict, List, Optional, Union
 
@@ -17,6 +18,7 @@ from .streaming import fire_at
 
 __all__ = ["routes", "close_all", "MALFORMED_WS_FRAME", "MAX_CONTEXTS_PER_SOCKET"]
 
+log = logging.getLogger("cartesia.server")
 # aiohttp >= 3.11 can send pre-encoded text frames; older versions need a str.
 _HAS_SEND_FRAME = hasattr(web.WebSocketResponse, "send_frame")
 #: Concurrent contexts one socket may run (keeps a single client from exhausting memory).
@@ -152,7 +154,13 @@ class _Connection:
         stats = self.state.stats
         try:
             pacer = Pacer(self.state.config.pace, self.state.config.first_chunk_latency)
-            rendition = await self.state.renderer.render(req)
+            try:
+                rendition = await self.state.renderer.render(req)
+            except Exception as exc:  # an engine failure must not kill the socket silently
+                log.exception("generation failed for context %s", ctx.context_id)
+                message = f"generation failed: {type(exc).__name__}: {exc}"
+                await self.send_error(ctx.context_id, 500, message)
+                return
             n = len(rendition.lengths)
             for index in range(n + 1):
                 for fault in fire_at(faults, "stall", index, n):
@@ -198,9 +206,8 @@ class _Connection:
             except (ConnectionError, RuntimeError):
                 pass
         except (ConnectionError, RuntimeError):
+            # The socket went away under us (aiohttp raises either when sending on a closed one).
             stats["generations_aborted"] += 1
-        except Exception as exc:  # an engine failure must not kill the socket silently
-            await self.send_error(ctx.context_id, 500, f"generation failed: {exc}")
         finally:
             if self.contexts.get(ctx.context_id) is ctx:
                 del self.contexts[ctx.context_id]
