@@ -87,7 +87,8 @@ cdef class StreamParser:
     cdef Scan _st
     cdef Py_ssize_t _lead     # auto: offset of blanks starting the current line, or -1
     cdef bint _skip_lf
-    cdef Bytes _dbuf          # joined data of the current SSE event
+    cdef Bytes _dbuf          # joined data of the current SSE event, from _dstart
+    cdef Py_ssize_t _dstart
     cdef const unsigned char *_dref   # or: its only data line, still inside the current read
     cdef Py_ssize_t _dref_len
     cdef Py_ssize_t _dlines

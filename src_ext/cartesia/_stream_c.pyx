@@ -807,6 +807,7 @@ cdef class StreamParser:
         self._lead = -1
         self._skip_lf = False
         self._dbuf.len = 0
+        self._dstart = 0
         self._dref = NULL
         self._dlines = 0
         self._dsize = 0
@@ -1072,6 +1073,7 @@ cdef class StreamParser:
         if self._dref != NULL:
             # The event's only data line is in the caller's buffer: keep a copy past this read.
             self._dbuf.len = 0
+            self._dstart = 0
             bytes_append(&self._dbuf, self._dref, self._dref_len)
             self._dref = NULL
         return 0
@@ -1080,6 +1082,7 @@ cdef class StreamParser:
         cdef unsigned char c
         cdef Py_ssize_t i, colon, vs
         cdef const unsigned char *cp
+        cdef Bytes spare
         if n == 0:
             return self._dispatch(out)
         c = line[0]
@@ -1107,13 +1110,19 @@ cdef class StreamParser:
             if self._dlines == 0 and not in_pend:
                 self._dref = line + vs
                 self._dref_len = n - vs
+            elif self._dlines == 0:
+                # The line was assembled in _pend: adopt that buffer instead of copying it.
+                spare = self._dbuf
+                self._dbuf = self._pend
+                self._pend = spare
+                self._pend.len = 0
+                self._dstart = vs
             else:
                 if self._dref != NULL:
                     self._dbuf.len = 0
+                    self._dstart = 0
                     bytes_append(&self._dbuf, self._dref, self._dref_len)
                     self._dref = NULL
-                elif self._dlines == 0:
-                    self._dbuf.len = 0
                 if self._dlines > 0:
                     bytes_append(&self._dbuf, b"\n", 1)
                 bytes_append(&self._dbuf, line + vs, n - vs)
@@ -1142,12 +1151,13 @@ cdef class StreamParser:
             text = self._dref
             n = self._dref_len
         else:
-            text = self._dbuf.p
-            n = self._dbuf.len
+            text = self._dbuf.p + self._dstart
+            n = self._dbuf.len - self._dstart
         self._dlines = 0
         self._dsize = 0
         self._dref = NULL
         self._dbuf.len = 0
+        self._dstart = 0
         if n:
             out.append(parse_text(text, n, self._doff, self._sink, self._sink_kind))
         return 0
