@@ -46,7 +46,8 @@ Wire protocol (all under ``/v0``, auth ``X-API-Key`` or websocket ``?api_key=``)
   per socket, sequential or concurrent (frames of different contexts interleave, each context in
   order). ``{"context_id": id, "action": "cancel"}`` stops a context (a ``done`` frame follows).
   Experimental route: chunk *i* is only sent after *i* acks ``{"context_id": id}``.
-  Errors inside a socket: ``{"context_id": id|null, "done": true, "error": msg, "status_code": 400}``.
+  Errors inside a socket:
+  ``{"context_id": id|null, "done": true, "error": msg, "status_code": 400}``.
 * ``POST /audio/transcriptions`` (multipart ``clip``): ``{"text": ...}`` for audio this server
   generated (raw float32 bytes or a WAV); 422 otherwise.
 * ``GET /`` health (no auth). Errors: JSON ``{"error": msg, "status_code": n}`` with 400 (bad

@@ -99,7 +99,9 @@ async def _guard(request: web.Request, handler: _Handler) -> web.StreamResponse:
     return await handler(request)
 
 
-def create_app(config: Optional[ServerConfig] = None, faults: Optional[FaultController] = None) -> web.Application:
+def create_app(
+    config: Optional[ServerConfig] = None, faults: Optional[FaultController] = None
+) -> web.Application:
     """Build the application for ``config`` (defaults: tone/speech engine, pace none).
 
     Args:

@@ -1,4 +1,4 @@
-"""API-key checks: ``X-API-Key`` / ``Authorization: Bearer`` on HTTP, ``?api_key=`` on websockets."""
+"""API-key checks: X-API-Key or Authorization: Bearer headers, ?api_key= on websockets."""
 
 from __future__ import annotations
 

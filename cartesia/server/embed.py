@@ -220,7 +220,8 @@ class LocalServer:
 
     def __repr__(self) -> str:
         where = self.base_url if self._port is not None else "stopped"
-        return f"<LocalServer {where} engine={self.config.engine or 'auto'} pace={self.config.pace}>"
+        engine = self.config.engine or "auto"
+        return f"<LocalServer {where} engine={engine} pace={self.config.pace}>"
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()

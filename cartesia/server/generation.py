@@ -118,7 +118,8 @@ def parse_generation(body: Any) -> GenerationRequest:
         raise RequestError(400, "`transcript` must be non empty")
     if len(transcript) > MAX_TRANSCRIPT_CHARS:
         raise RequestError(
-            413, f"`transcript` is longer than {MAX_TRANSCRIPT_CHARS} characters ({len(transcript)})"
+            413,
+            f"`transcript` is longer than {MAX_TRANSCRIPT_CHARS} characters ({len(transcript)})",
         )
     if "voice" not in body:
         raise RequestError(400, "missing `voice`")
@@ -188,15 +189,8 @@ def _build(samples: np.ndarray, rate: int, chunk_time: float, synth_ms: float) -
         data = base64.b64encode(raw[4 * start : 4 * (start + length)])
         step = round(synth_ms * length / max(n, 1), 3)
         lengths.append(length)
-        http_frames.append(
-            b"".join(
-                (
-                    b'{"data":"',
-                    data,
-                    f'","sampling_rate":{rate},"done":false,"step_time":{step},"length":{length}}}'.encode(),
-                )
-            )
-        )
+        tail = f'","sampling_rate":{rate},"done":false,"step_time":{step},"length":{length}}}'
+        http_frames.append(b"".join((b'{"data":"', data, tail.encode())))
     # The end marker still carries `data` and `sampling_rate`: cartesia 0.0.5 reads both keys on
     # every object of the stream.
     http_frames.append(

@@ -1,4 +1,4 @@
-"""HTTP handlers of the v0 API: voices, cloning, the audio stream, transcriptions, health, control."""
+"""HTTP handlers: voices, cloning, the audio stream, transcriptions, health and fault control."""
 
 from __future__ import annotations
 
@@ -48,7 +48,9 @@ async def read_clip(request: web.Request) -> bytes:
     """The ``clip`` file of a multipart upload."""
     if not request.content_type.startswith("multipart/"):
         raise RequestError(
-            400, f"expected a multipart/form-data upload with a `clip` file, got {request.content_type}"
+            400,
+            "expected a multipart/form-data upload with a `clip` file, "
+            f"got {request.content_type}",
         )
     try:
         form = await request.post()

@@ -18,7 +18,7 @@ MALFORMED_HTTP_FRAME = b'{"data":"AAAA","sampling_rate":44100,"done":nope,"step_
 
 
 def fire_at(faults: List[Fault], kind: str, index: int, last: int) -> List[Fault]:
-    """Faults of ``kind`` due before frame ``index`` (``after_frames`` beyond the end = ``last``)."""
+    """Faults of ``kind`` due before frame ``index`` (``after_frames`` past the end: ``last``)."""
     return [f for f in faults if f.kind == kind and min(f.after_frames, last) == index]
 
 

@@ -1,4 +1,4 @@
-"""The voice catalogue: named voices with deterministic embeddings, nearest-voice and derived voices."""
+"""The voice catalogue: named voices, deterministic embeddings, nearest and derived voices."""
 
 from __future__ import annotations
 
@@ -112,17 +112,21 @@ def _catalogue_voice(
 
 
 #: The named voices every server offers (order is the order of ``GET /voices``).
-CATALOGUE: tuple = (
-    _catalogue_voice("Milo", "A calm American male voice.", "en-us", 45, 170, 110.0, 0.45),
-    _catalogue_voice("Graham", "A deep, measured British male voice.", "en-gb-x-rp+m3", 22, 160, 92.0, 0.35),
-    _catalogue_voice("Olivia", "A bright American female voice.", "en-us+f3", 55, 175, 210.0, 0.6),
-    _catalogue_voice("Nora", "A warm, slow female narrator.", "en-us+f2", 45, 150, 190.0, 0.4),
-    _catalogue_voice("Theo", "A brisk, energetic male announcer.", "en-us+m7", 60, 200, 130.0, 0.7),
-    _catalogue_voice("Iris", "A soft, breathy female voice.", "en-us+f4", 70, 165, 240.0, 0.3),
-    _catalogue_voice("Ezra", "A low, gravelly male voice.", "en-us+klatt4", 20, 155, 82.0, 0.55),
-    _catalogue_voice("Luna", "A high, lively female voice.", "en-us+f5", 80, 185, 260.0, 0.8),
-    _catalogue_voice("Sage", "A neutral Scottish-accented voice.", "en-gb-scotland+m2", 70, 165, 145.0, 0.5),
-    _catalogue_voice("Reed", "A whispering voice for quiet scenes.", "en-us+whisper", 50, 160, 120.0, 0.9),
+CATALOGUE: tuple = tuple(
+    _catalogue_voice(*row)
+    for row in (
+        # name, description, espeak voice, espeak pitch, rate (wpm), tone f0 (Hz), brightness
+        ("Milo", "A calm American male voice.", "en-us", 45, 170, 110.0, 0.45),
+        ("Graham", "A deep, measured British male voice.", "en-gb-x-rp+m3", 22, 160, 92.0, 0.35),
+        ("Olivia", "A bright American female voice.", "en-us+f3", 55, 175, 210.0, 0.6),
+        ("Nora", "A warm, slow female narrator.", "en-us+f2", 45, 150, 190.0, 0.4),
+        ("Theo", "A brisk, energetic male announcer.", "en-us+m7", 60, 200, 130.0, 0.7),
+        ("Iris", "A soft, breathy female voice.", "en-us+f4", 70, 165, 240.0, 0.3),
+        ("Ezra", "A low, gravelly male voice.", "en-us+klatt4", 20, 155, 82.0, 0.55),
+        ("Luna", "A high, lively female voice.", "en-us+f5", 80, 185, 260.0, 0.8),
+        ("Sage", "A neutral Scottish-accented voice.", "en-gb-scotland+m2", 70, 165, 145.0, 0.5),
+        ("Reed", "A whispering voice for quiet scenes.", "en-us+whisper", 50, 160, 120.0, 0.9),
+    )
 )
 #: Catalogue voices by id.
 VOICES_BY_ID: Dict[str, Voice] = {v.id: v for v in CATALOGUE}

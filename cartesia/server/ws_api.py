@@ -123,12 +123,12 @@ class _Connection:
         if context_id is None:
             context_id = uuid.uuid4().hex
         if context_id in self.contexts:
-            await self.send_error(context_id, 400, f"context_id {context_id!r} is already generating")
+            message = f"context_id {context_id!r} is already generating"
+            await self.send_error(context_id, 400, message)
             return
         if len(self.contexts) >= MAX_CONTEXTS_PER_SOCKET:
-            await self.send_error(
-                context_id, 429, f"too many concurrent contexts on this socket (max {MAX_CONTEXTS_PER_SOCKET})"
-            )
+            message = f"too many concurrent contexts on this socket (max {MAX_CONTEXTS_PER_SOCKET})"
+            await self.send_error(context_id, 429, message)
             return
         extra: List[Fault] = []
         if msg.get("fault"):
@@ -275,7 +275,8 @@ async def _serve(request: web.Request, experimental: bool) -> web.WebSocketRespo
             if msg.type == WSMsgType.TEXT:
                 await conn.handle_text(msg.data)
             elif msg.type == WSMsgType.BINARY:
-                await conn.send_error(None, 400, "binary messages are not supported; send JSON text")
+                message = "binary messages are not supported; send JSON text"
+                await conn.send_error(None, 400, message)
             elif msg.type == WSMsgType.ERROR:
                 # Oversized message or protocol violation: aiohttp closes the socket (1009/1002).
                 break

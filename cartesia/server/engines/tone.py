@@ -1,4 +1,4 @@
-"""The ``tone`` engine: deterministic numpy synthesis where every character of the text shapes the sound."""
+"""The ``tone`` engine: bit-exact numpy synthesis in which every character shapes the sound."""
 
 from __future__ import annotations
 
