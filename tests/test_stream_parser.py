@@ -38,23 +38,6 @@ def feed_all(mod, wire, size, framing="auto", **kwargs):
     return out
 
 
-def feed_until_error(mod, wire, size, framing="auto", **kwargs):
-    """Feed in ``size`` reads; return (exception, index of the failing call, messages before it)."""
-    parser = mod.StreamParser(framing, **kwargs)
-    out = []
-    calls = [wire[i : i + size] for i in range(0, len(wire), size)]
-    for index, piece in enumerate(calls):
-        try:
-            out += parser.feed(piece)
-        except Exception as exc:  # noqa: BLE001 - returned to the test
-            return exc, index, out
-    try:
-        parser.close()
-    except Exception as exc:  # noqa: BLE001
-        return exc, len(calls), out
-    return None, None, out
-
-
 @pytest.mark.parametrize("size", [1, 3, 1024, 1 << 20])
 @pytest.mark.parametrize("framing", ["json", "auto"])
 def test_bare_frames_any_read_size(stream_mod, size, framing):
