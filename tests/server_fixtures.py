@@ -12,8 +12,10 @@ Fixtures:
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable, Iterator, List
 
@@ -80,48 +82,60 @@ def _seed_cache_dir() -> Path:
 def seed_client_path() -> Path:
     """A directory with the official cartesia 0.0.5 client, for ``PYTHONPATH`` of subprocesses.
 
-    Installed once with ``pip install --target`` (from PyPI) and reused afterwards. A failed
-    install fails the test: the compatibility check must not silently disappear.
+    Installed once with ``pip install --target`` (from PyPI) and reused afterwards; the install
+    goes to a scratch directory that is renamed into place, so concurrent or interrupted runs
+    never see half an install. A failed install fails the test: the compatibility check must not
+    silently disappear.
     """
     target = _seed_cache_dir()
-    marker = target / ".complete"
-    if marker.exists():
+    if (target / ".complete").exists():
         return target
-    target.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--no-input",
-        "--upgrade",
-        "--target",
-        str(target),
-        *SEED_REQUIREMENTS,
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        pytest.fail(
-            f"could not install the official cartesia=={SEED_VERSION} client from PyPI into "
-            f"{target} (needed for the compatibility test):\n{proc.stdout}\n{proc.stderr}",
-            pytrace=False,
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=str(target.parent)))
+    try:
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--target",
+            str(scratch),
+            *SEED_REQUIREMENTS,
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            pytest.fail(
+                f"could not install the official cartesia=={SEED_VERSION} client from PyPI "
+                f"(needed for the compatibility test):\n{proc.stdout}\n{proc.stderr}",
+                pytrace=False,
+            )
+        check = subprocess.run(
+            [sys.executable, "-S", "-c", "import cartesia.tts, cartesia.version as v; print(v.__version__)"],
+            capture_output=True,
+            text=True,
+            cwd=str(target.parent),
+            env={**os.environ, "PYTHONPATH": str(scratch)},
         )
-    check = subprocess.run(
-        [sys.executable, "-S", "-c", "import cartesia.tts, cartesia.version as v; print(v.__version__)"],
-        capture_output=True,
-        text=True,
-        cwd=str(target.parent),
-        env={**os.environ, "PYTHONPATH": str(target)},
-    )
-    if check.returncode != 0 or check.stdout.strip() != SEED_VERSION:
-        pytest.fail(
-            f"the installed seed client in {target} does not import as cartesia {SEED_VERSION}: "
-            f"{check.stdout}{check.stderr}",
-            pytrace=False,
-        )
-    marker.write_text(SEED_VERSION)
+        if check.returncode != 0 or check.stdout.strip() != SEED_VERSION:
+            pytest.fail(
+                f"the freshly installed seed client does not import as cartesia {SEED_VERSION}: "
+                f"{check.stdout}{check.stderr}",
+                pytrace=False,
+            )
+        (scratch / ".complete").write_text(SEED_VERSION)
+        try:
+            scratch.rename(target)
+        except OSError:
+            # Another run finished first (or a stale partial directory is in the way).
+            if not (target / ".complete").exists():
+                shutil.rmtree(target, ignore_errors=True)
+                scratch.rename(target)
+    finally:
+        if scratch.exists():
+            shutil.rmtree(scratch, ignore_errors=True)
     return target
 
 

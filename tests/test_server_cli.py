@@ -46,6 +46,7 @@ def ready_port(proc: subprocess.Popen) -> int:
     return int(match.group(1))
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_ready_line_serve_and_clean_exit(sig):
     proc = start("--port", "0", "--engine", "tone", "--api-key", "cli-key", "--log-level", "debug")
