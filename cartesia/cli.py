@@ -459,6 +459,8 @@ def _backend(args: argparse.Namespace, log) -> Iterator[Tuple[str, Dict[str, Any
             "first_audio_timeout": args.timeout,
             "chunk_gap_timeout": args.timeout,
         }
+    if args.attempts is not None:
+        timeouts["max_retries"] = args.attempts
     if not args.local:
         key = os.environ.get("CARTESIA_API_KEY", "").strip()
         if not key:
@@ -743,7 +745,7 @@ def _logger(quiet: bool):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # argparse's default prints the whole usage block; keep errors to one line plus a hint.
-        print(f"{self.prog}: error: {message} (see: {self.prog} --help)", file=sys.stderr)
+        print(f"{PROG}: error: {message} (see: {self.prog} --help)", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
 
 
@@ -812,6 +814,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout",
@@ -820,6 +829,14 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="limit for connecting, for the first audio and for each gap between chunks "
         "(default: the client's, 30 s)",
+    )
+    parser.add_argument(
+        "--attempts",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="tries per request on connection errors, 429 and 5xx, with backoff (default: 3); "
+        "never repeated once audio has arrived",
     )
     parser.add_argument(
         "--local",
