@@ -78,6 +78,7 @@ def test_ready_line_serve_and_clean_exit(sig):
             proc.communicate()
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_startup_faults_and_control_from_another_process():
     proc = start("--port", "0", "--engine", "tone", "--fault", "503;on=voices;count=1")
     try:
