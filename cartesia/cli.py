@@ -452,15 +452,15 @@ def _backend(args: argparse.Namespace, log) -> Iterator[Tuple[str, Dict[str, Any
     as cartesia 0.0.5 did. With ``--local`` a bundled server runs in this process for the
     duration of the block.
     """
-    timeouts: Dict[str, Any] = {}
+    limits: Dict[str, Any] = {}
     if args.timeout is not None:
-        timeouts = {
+        limits = {
             "connect_timeout": args.timeout,
             "first_audio_timeout": args.timeout,
             "chunk_gap_timeout": args.timeout,
         }
     if args.attempts is not None:
-        timeouts["max_retries"] = args.attempts
+        limits["max_retries"] = args.attempts
     if not args.local:
         key = os.environ.get("CARTESIA_API_KEY", "").strip()
         if not key:
@@ -470,11 +470,13 @@ def _backend(args: argparse.Namespace, log) -> Iterator[Tuple[str, Dict[str, Any
             )
         _SECRETS.append(key)
         host = os.environ.get("CARTESIA_BASE_URL") or "api.cartesia.ai"
-        yield host, {"api_key": key, **timeouts}
+        yield host, {"api_key": key, **limits}
         return
 
     engine = args.engine
     why = ""
+    if engine == "speech" and not _speech_available():
+        _die(EXIT_USAGE, "the speech engine needs espeakng-loader: pip install 'cartesia[speech]'")
     if engine == "auto":
         if _speech_available():
             engine = "speech"
@@ -499,7 +501,7 @@ def _backend(args: argparse.Namespace, log) -> Iterator[Tuple[str, Dict[str, Any
         log(f"local server: {server.base_url} (engine: {engine}{why})")
         # A `localhost` host means plain http/ws, exactly as for cartesia 0.0.5.
         client_kwargs = {"api_key": key, "base_url": server.host_for_env, "api_version": "v0"}
-        yield f"the local server ({server.base_url})", {**client_kwargs, **timeouts}
+        yield f"the local server ({server.base_url})", {**client_kwargs, **limits}
     finally:
         server.stop()
 
