@@ -56,10 +56,16 @@ async def read_clip(request: web.Request) -> bytes:
         form = await request.post()
     except ValueError as exc:
         raise RequestError(400, f"malformed multipart body: {exc}") from None
-    field = form.get("clip")
-    if field is None:
-        raise RequestError(400, "missing multipart field `clip`")
-    data = field.file.read() if hasattr(field, "file") else str(field).encode()
+    try:
+        field = form.get("clip")
+        if field is None:
+            raise RequestError(400, "missing multipart field `clip`")
+        data = field.file.read() if hasattr(field, "file") else str(field).encode()
+    finally:
+        # aiohttp spools uploaded files to temporary files that the handler must close.
+        for value in form.values():
+            if hasattr(value, "file"):
+                value.file.close()
     if not data:
         raise RequestError(400, "the `clip` upload is empty")
     return data
