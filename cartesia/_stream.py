@@ -5,19 +5,19 @@ from typing import TYPE_CHECKING
 from ._compat import NO_EXTENSIONS, REQUIRE_EXTENSIONS
 
 if TYPE_CHECKING or NO_EXTENSIONS:
-    # NOTE: type checkers always see the pure twin, so it is the typed API.
-    from ._stream_py import AudioBuffer, Message, PCMRing, StreamParser, parse_message
+    # NOTE: type checkers always take this branch, so they see the pure twin as the typed API.
+    from . import _stream_py as _twin
 
     IMPLEMENTATION = "py"
 else:
     try:
-        from ._stream_c import AudioBuffer, Message, PCMRing, StreamParser, parse_message
+        from . import _stream_c as _twin
 
         IMPLEMENTATION = "c"
     except ImportError:  # pragma: no cover - depends on how the package was built
         if REQUIRE_EXTENSIONS:
             raise
-        from ._stream_py import AudioBuffer, Message, PCMRing, StreamParser, parse_message
+        from . import _stream_py as _twin
 
         IMPLEMENTATION = "py"
 
@@ -27,4 +27,19 @@ if REQUIRE_EXTENSIONS and IMPLEMENTATION != "c":
         "(CARTESIA_NO_EXTENSIONS is set or this is not CPython)"
     )
 
-__all__ = ["IMPLEMENTATION", "AudioBuffer", "Message", "PCMRing", "StreamParser", "parse_message"]
+AudioBuffer = _twin.AudioBuffer
+Message = _twin.Message
+PCMRing = _twin.PCMRing
+StreamParser = _twin.StreamParser
+b64_backend = _twin.b64_backend
+parse_message = _twin.parse_message
+
+__all__ = [
+    "IMPLEMENTATION",
+    "AudioBuffer",
+    "Message",
+    "PCMRing",
+    "StreamParser",
+    "b64_backend",
+    "parse_message",
+]

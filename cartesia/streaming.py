@@ -1,6 +1,14 @@
 """Public import point for the streaming core: parsers, ring buffer and audio accumulator."""
 
-from ._stream import IMPLEMENTATION, AudioBuffer, Message, PCMRing, StreamParser, parse_message
+from ._stream import (
+    IMPLEMENTATION,
+    AudioBuffer,
+    Message,
+    PCMRing,
+    StreamParser,
+    b64_backend,
+    parse_message,
+)
 from .errors import (
     Base64DecodeError,
     FrameTooLargeError,
@@ -15,6 +23,7 @@ __all__ = [
     "Message",
     "PCMRing",
     "StreamParser",
+    "b64_backend",
     "parse_message",
     "Base64DecodeError",
     "FrameTooLargeError",
