@@ -381,3 +381,15 @@ async def test_engine_failure_is_a_json_500_and_a_ws_error_frame(make_server, mo
             err = await ws.receive_json()
             assert err["status_code"] == 500 and err["done"] is True and err["context_id"] == "x"
             assert "synthesiser on fire" in err["error"]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_explicit_hosts(make_server, host):
+    from cartesia.server.embed import _ipv6_loopback_available
+
+    if host == "::1" and not _ipv6_loopback_available():
+        pytest.skip("no IPv6 loopback on this machine")
+    server = make_server(host=host)
+    expected = f"[{host}]:{server.port}" if ":" in host else f"{host}:{server.port}"
+    assert server.host_for_env == expected and server.base_url == f"http://{expected}"
+    assert httpx.get(server.base_url + "/").status_code == 200
