@@ -165,3 +165,38 @@ def test_speech_transcription_round_trip(speech_server):
     audio = audio_of(split_json_objects(httpx.post(base + "/audio/stream", json=body, headers=h).content))
     resp = httpx.post(base + "/audio/transcriptions", files={"clip": ("input.wav", audio)}, headers=h)
     assert resp.json() == {"text": body["transcript"]}
+
+
+def test_blockwise_upsampling_equals_one_pass():
+    from cartesia.server.engines import resample
+
+    x = np.random.default_rng(0).standard_normal(3 * resample.BLOCK + 123)
+    h = resample.design_lowpass(2, 1)
+    assert np.array_equal(resample.resample_poly(x, 2), resample._resample_full(x, 2, 1, h))
+
+
+def test_audio_is_capped_early(monkeypatch):
+    from cartesia.server import generation
+    from cartesia.server.generation import Renderer, parse_generation
+
+    milo = VOICES_BY_NAME["milo"]
+    text = "Hello world, again and again. " * 40
+    full = ToneEngine().synthesize(text, milo)
+    capped = ToneEngine().synthesize(text, milo, max_seconds=1.0)
+    assert len(full) > 30 * RATE and RATE <= len(capped) < 2 * RATE
+    assert capped[:RATE].tobytes() == full[:RATE].tobytes()
+    # Without `duration` the server-wide cap applies.
+    monkeypatch.setattr(generation, "MAX_DURATION", 1.5)
+    rendition = Renderer(ToneEngine()).render_sync(parse_generation({"transcript": text, "voice": "Milo"}))
+    assert len(rendition.samples) == int(1.5 * RATE)
+
+
+@pytest.mark.speech
+def test_speech_stops_early_for_capped_audio(speech_server):
+    engine = create_engine("speech")
+    milo = VOICES_BY_NAME["milo"]
+    capped = engine.synthesize("word " * 2000, milo, max_seconds=2.0)
+    assert 2.0 <= len(capped) / RATE < 2.5
+    # The aborted synthesis leaves the library ready for the next request.
+    normal = engine.synthesize(SENTENCE, milo)
+    assert 2.0 < len(normal) / RATE < 7.0 and f0_estimate(normal.astype(np.float64)) > 70

@@ -224,9 +224,11 @@ class Renderer:
     def render_sync(self, req: GenerationRequest) -> Rendition:
         """Render without the cache (runs the engine in the calling thread)."""
         t0 = time.perf_counter()
-        samples = self.engine.synthesize(req.transcript, req.voice, MODELS[req.model_id])
         # `duration` caps the audio; without it the v0 default cap (180 s) applies.
         limit = req.duration if req.duration is not None else MAX_DURATION
+        samples = self.engine.synthesize(
+            req.transcript, req.voice, MODELS[req.model_id], max_seconds=limit
+        )
         samples = samples[: int(round(limit * self.engine.sample_rate))]
         samples = np.ascontiguousarray(samples, dtype=np.float32)
         synth_ms = (time.perf_counter() - t0) * 1000.0

@@ -23,13 +23,21 @@ class Engine:
     name = "base"
     sample_rate = OUTPUT_RATE
 
-    def synthesize(self, text: str, voice: "Voice", speed: float = 1.0) -> "np.ndarray":
+    def synthesize(
+        self,
+        text: str,
+        voice: "Voice",
+        speed: float = 1.0,
+        max_seconds: Optional[float] = None,
+    ) -> "np.ndarray":
         """Render ``text`` in ``voice``.
 
         Args:
             text: The transcript (non-empty).
             voice: Catalogue or derived voice.
             speed: Speaking-speed factor (1.0 = the voice's own rate).
+            max_seconds: Audio beyond this is not needed: engines may stop early (the caller
+                trims the rest), so a huge transcript cannot use unbounded memory.
 
         Returns:
             1-D float32 array in -1..1 at :attr:`sample_rate`.

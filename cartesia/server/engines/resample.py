@@ -31,8 +31,12 @@ def design_lowpass(up: int, down: int, half_taps: int = 24, beta: float = 8.0) -
     cutoff = 0.95 / ratio
     t = np.arange(n, dtype=np.float64) - (n - 1) / 2.0
     h = cutoff * np.sinc(cutoff * t) * np.kaiser(n, beta)
-    h *= up / h.sum() * 1.0
+    h *= up / h.sum()
     return h
+
+
+#: Input samples per block when upsampling long signals (bounds the float64 temporaries).
+BLOCK = 1 << 16
 
 
 def resample_poly(x: np.ndarray, up: int, down: int = 1) -> np.ndarray:
@@ -59,6 +63,25 @@ def resample_poly(x: np.ndarray, up: int, down: int = 1) -> np.ndarray:
     if up == down == 1 or len(x) == 0:
         return x.copy()
     h = design_lowpass(up, down)
+    if down == 1 and len(x) > BLOCK:
+        return _upsample_blocks(x, up, h)
+    return _resample_full(x, up, down, h)
+
+
+def _upsample_blocks(x: np.ndarray, up: int, h: np.ndarray) -> np.ndarray:
+    """Integer upsampling block by block: the same numbers as in one go, less memory."""
+    # Input samples on each side that reach an output sample through the filter.
+    pad = (len(h) - 1) // (2 * up) + 2
+    out = np.empty(len(x) * up, dtype=np.float64)
+    for a in range(0, len(x), BLOCK):
+        b = min(a + BLOCK, len(x))
+        lo, hi = max(0, a - pad), min(len(x), b + pad)
+        seg = _resample_full(x[lo:hi], up, 1, h)
+        out[a * up : b * up] = seg[(a - lo) * up : (b - lo) * up]
+    return out
+
+
+def _resample_full(x: np.ndarray, up: int, down: int, h: np.ndarray) -> np.ndarray:
     delay = (len(h) - 1) // 2
     n_out = -(-len(x) * up // down)
     # Branch p produces interpolated samples m = k*up + p; it uses taps h[p::up].

@@ -82,6 +82,8 @@ class _Library:
         self.rate = rate
         self.lock = threading.Lock()
         self._chunks: List[bytes] = []
+        self._collected = 0
+        self._limit: Optional[int] = None
         # Keep a reference: if the callback object were collected the process would crash.
         self._callback = _CALLBACK(self._on_audio)
         lib.espeak_SetSynthCallback(self._callback)
@@ -96,10 +98,17 @@ class _Library:
     def _on_audio(self, wav, numsamples, events) -> int:  # noqa: ANN001 - ctypes callback
         if numsamples > 0 and wav:
             self._chunks.append(ctypes.string_at(wav, numsamples * 2))
-        return 0
+            self._collected += numsamples
+        # Returning 1 makes espeak-ng stop: enough audio for the request's duration cap.
+        return 1 if self._limit is not None and self._collected >= self._limit else 0
 
-    def synth(self, text: str, voice: str, rate: int, pitch: int) -> np.ndarray:
-        """int16 samples at :attr:`rate` for ``text`` (serialised by the process-wide lock)."""
+    def synth(
+        self, text: str, voice: str, rate: int, pitch: int, max_samples: Optional[int] = None
+    ) -> np.ndarray:
+        """int16 samples at :attr:`rate` for ``text`` (serialised by the process-wide lock).
+
+        Synthesis stops early once ``max_samples`` have been produced.
+        """
         encoded = text.encode("utf-8") + b"\0"
         with self.lock:
             if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
@@ -110,6 +119,8 @@ class _Library:
             self.lib.espeak_SetParameter(_VOLUME, 100, 0)
             self.lib.espeak_SetParameter(_RANGE, 50, 0)
             self._chunks = []
+            self._collected = 0
+            self._limit = max_samples
             buf = ctypes.create_string_buffer(encoded)
             status = self.lib.espeak_Synth(
                 buf, len(encoded), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
@@ -135,9 +146,22 @@ class SpeechEngine(Engine):
             raise RuntimeError(f"unexpected espeak-ng sample rate {self._lib.rate}")
         self._up = OUTPUT_RATE // self._lib.rate
 
-    def synthesize(self, text: str, voice: Voice, speed: float = 1.0) -> np.ndarray:
+    def synthesize(
+        self,
+        text: str,
+        voice: Voice,
+        speed: float = 1.0,
+        max_seconds: Optional[float] = None,
+    ) -> np.ndarray:
         rate = int(round(voice.rate * speed))
-        pcm = self._lib.synth(text, voice.espeak, rate, voice.pitch)
+        max_samples = None
+        if max_seconds is not None:
+            # A little extra so the resampler's tail does not reach the kept audio.
+            max_samples = int(max_seconds * self._lib.rate) + 256
+        pcm = self._lib.synth(text, voice.espeak, rate, voice.pitch, max_samples)
         x = pcm.astype(np.float64) / 32768.0
+        del pcm
         y = resample_poly(x, self._up) if self._up > 1 else x
-        return np.clip(y, -1.0, 1.0).astype(np.float32)
+        del x
+        np.clip(y, -1.0, 1.0, out=y)
+        return y.astype(np.float32)

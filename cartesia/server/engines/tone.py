@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from ..voices import Voice
@@ -28,11 +30,19 @@ class ToneEngine(Engine):
 
     name = "tone"
 
-    def synthesize(self, text: str, voice: Voice, speed: float = 1.0) -> np.ndarray:
+    def synthesize(
+        self,
+        text: str,
+        voice: Voice,
+        speed: float = 1.0,
+        max_seconds: Optional[float] = None,
+    ) -> np.ndarray:
         rate = OUTPUT_RATE
+        limit = None if max_seconds is None else int(max_seconds * rate) + 1
         scale = 1.0 / speed
-        edge = np.zeros(int(round(_EDGE * rate)), dtype=np.float64)
+        edge = np.zeros(int(round(_EDGE * rate)), dtype=np.float32)
         pieces = [edge]
+        total = len(edge)
         letter_n = int(round(_LETTER * scale * rate))
         t = np.arange(letter_n, dtype=np.float64) / rate
         ramp_n = int(round(_RAMP * rate))
@@ -43,17 +53,23 @@ class ToneEngine(Engine):
         b = voice.brightness
         weights = (1.0, b, b * b * 0.8, b * b * b * 0.6)
         norm = 0.3 / sum(weights)
+        pauses = {
+            kind: np.zeros(int(round(seconds * scale * rate)), dtype=np.float32)
+            for kind, seconds in (("space", _SPACE), ("comma", _COMMA), ("stop", _STOP))
+        }
         tones = {}
         for ch in text:
+            if limit is not None and total >= limit:
+                break
             if ch.isspace():
-                pieces.append(np.zeros(int(round(_SPACE * scale * rate))))
+                piece = pauses["space"]
             elif ch in ",;:":
-                pieces.append(np.zeros(int(round(_COMMA * scale * rate))))
+                piece = pauses["comma"]
             elif ch in ".!?":
-                pieces.append(np.zeros(int(round(_STOP * scale * rate))))
+                piece = pauses["stop"]
             else:
-                tone = tones.get(ch)
-                if tone is None:
+                piece = tones.get(ch)
+                if piece is None:
                     code = ord(ch.lower())
                     # A pentatonic-ish step per character keeps pitches in a voice-like range.
                     step = (code * 7) % 19
@@ -63,7 +79,8 @@ class ToneEngine(Engine):
                         tone += w * np.sin(2.0 * np.pi * f * k * t)
                     # Upper-case letters are louder: case is part of the text too.
                     tone *= env * norm * (1.3 if ch.isupper() else 1.0)
-                    tones[ch] = tone
-                pieces.append(tone)
+                    piece = tones[ch] = tone.astype(np.float32)
+            pieces.append(piece)
+            total += len(piece)
         pieces.append(edge)
-        return np.concatenate(pieces).astype(np.float32)
+        return np.concatenate(pieces)
