@@ -367,7 +367,7 @@ async def test_engine_failure_is_a_json_500_and_a_ws_error_frame(make_server, mo
 
     server = make_server()
 
-    def broken(text, voice, speed=1.0):
+    def broken(text, voice, speed=1.0, max_seconds=None):
         raise RuntimeError("synthesiser on fire")
 
     monkeypatch.setattr(server.state.engine, "synthesize", broken)
