@@ -44,6 +44,14 @@ def server_faults(local_server: LocalServer) -> Iterator:
     local_server.faults.clear()
 
 
+@pytest.fixture(autouse=True)
+def _local_server_faults_never_leak(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Faults a test queued on the shared server (with or without ``server_faults``) end with it."""
+    yield
+    if "local_server" in request.fixturenames:
+        request.getfixturevalue("local_server").faults.clear()
+
+
 @pytest.fixture
 def make_server() -> Iterator[Callable[..., LocalServer]]:
     """Start extra servers with any ``LocalServer`` options; all are stopped at teardown."""
