@@ -393,3 +393,24 @@ def test_explicit_hosts(make_server, host):
     expected = f"[{host}]:{server.port}" if ":" in host else f"{host}:{server.port}"
     assert server.host_for_env == expected and server.base_url == f"http://{expected}"
     assert httpx.get(server.base_url + "/").status_code == 200
+
+
+async def test_realtime_pace_over_http(make_server):
+    import asyncio
+
+    import aiohttp
+
+    server = make_server(pace="realtime", first_chunk_latency=0.15)
+    loop = asyncio.get_running_loop()
+    async with aiohttp.ClientSession(headers={"X-API-Key": "k"}) as session:
+        start = loop.time()
+        body = {"transcript": "Paced stream", "voice": "Milo", "chunk_time": 0.1}
+        async with session.post(server.base_url + "/v0/audio/stream", json=body) as resp:
+            first = await resp.content.readany()
+            t_first = loop.time() - start
+            rest = await resp.read()
+        t_all = loop.time() - start
+    frames = split_json_objects(first + rest)
+    seconds = sum(f["length"] for f in frames) / 44100
+    assert 0.15 <= t_first < 1.0
+    assert t_all >= 0.15 + seconds - 0.15 and frames[-1]["done"] is True
