@@ -72,6 +72,7 @@ async def read_clip(request: web.Request) -> bytes:
 
 
 async def health(request: web.Request) -> web.Response:
+    """``GET /``: liveness, engine and pace (no auth)."""
     state = _state(request)
     return web.json_response(
         {
@@ -84,6 +85,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def list_voices(request: web.Request) -> web.Response:
+    """``GET /v0/voices[?select=...][&embedding_style=string|list]``."""
     style = request.query.get("embedding_style", _state(request).config.voices_embedding_style)
     if style not in ("string", "list"):
         raise RequestError(400, "embedding_style must be `string` or `list`")
@@ -106,6 +108,7 @@ async def list_voices(request: web.Request) -> web.Response:
 
 
 async def voice_embedding(request: web.Request) -> web.Response:
+    """``GET /v0/voices/embedding/{voice_id}``: ``{"embedding": [...]}`` or 404."""
     voice_id = request.match_info["voice_id"]
     voice = voices_mod.lookup(voice_id)
     if voice is None:
@@ -114,11 +117,13 @@ async def voice_embedding(request: web.Request) -> web.Response:
 
 
 async def clone_clip(request: web.Request) -> web.Response:
+    """``POST /v0/voices/clone/clip``: an embedding derived from the uploaded ``clip``."""
     clip = await read_clip(request)
     return web.json_response({"embedding": voices_mod.embedding_from_bytes(clip, salt=b"clip")})
 
 
 async def clone_url(request: web.Request) -> web.Response:
+    """``POST /v0/voices/clone/url?link=``: an embedding derived from the link (not fetched)."""
     link = request.query.get("link", "").strip()
     if not link:
         raise RequestError(400, "missing `link` query parameter")
@@ -131,6 +136,7 @@ async def clone_url(request: web.Request) -> web.Response:
 
 
 async def transcriptions(request: web.Request) -> web.Response:
+    """``POST /v0/audio/transcriptions``: the text of audio this server generated, else 422."""
     clip = await read_clip(request)
     try:
         text = _state(request).transcripts.recognise(clip)
@@ -147,6 +153,7 @@ def take_generation_faults(request: web.Request, target: str) -> List[Fault]:
 
 
 async def audio_stream(request: web.Request) -> web.StreamResponse:
+    """``POST /v0/audio/stream``: JSON objects back to back, one per chunk, then ``done``."""
     state = _state(request)
     req = parse_generation(await read_json(request))
     faults = take_generation_faults(request, "stream")
@@ -171,6 +178,7 @@ async def audio_stream(request: web.Request) -> web.StreamResponse:
 
 
 async def faults_get(request: web.Request) -> web.Response:
+    """``GET /_emulator/faults``: the pending server-wide faults."""
     return web.json_response([f.as_dict() for f in _state(request).faults.pending()])
 
 
@@ -191,11 +199,13 @@ async def faults_post(request: web.Request) -> web.Response:
 
 
 async def faults_delete(request: web.Request) -> web.Response:
+    """``DELETE /_emulator/faults``: forget every pending fault."""
     _state(request).faults.clear()
     return web.json_response({"cleared": True})
 
 
 async def stats_get(request: web.Request) -> web.Response:
+    """``GET /_emulator/stats``: the server's counters."""
     return web.json_response(dict(_state(request).stats))
 
 

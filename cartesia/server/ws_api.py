@@ -301,10 +301,12 @@ async def close_all(app: web.Application) -> None:
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
+    """``WS /v0/audio/websocket``."""
     return await _serve(request, experimental=False)
 
 
 async def experimental_websocket(request: web.Request) -> web.WebSocketResponse:
+    """``WS /v0/experimental/audio/websocket``: one chunk per acknowledgement."""
     return await _serve(request, experimental=True)
 
 
