@@ -165,3 +165,16 @@ def audio_of(frames: list) -> bytes:
     import base64
 
     return b"".join(base64.b64decode(f["data"]) for f in frames if f.get("data"))
+
+
+def _ws_timeout_kwargs() -> dict:
+    import aiohttp
+
+    # aiohttp >= 3.11 takes a ClientWSTimeout (and deprecates receive_timeout); older ones don't.
+    if hasattr(aiohttp, "ClientWSTimeout"):
+        return {"timeout": aiohttp.ClientWSTimeout(ws_receive=10, ws_close=10)}
+    return {"receive_timeout": 10}
+
+
+#: ``session.ws_connect(url, **WS_TIMEOUT)``: a silent server fails a test instead of hanging it.
+WS_TIMEOUT = _ws_timeout_kwargs()

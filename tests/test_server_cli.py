@@ -13,6 +13,10 @@ from pathlib import Path
 import aiohttp
 import httpx
 import pytest
+from server_fixtures import WS_TIMEOUT
+
+# A server bug must fail a test, never hang it.
+TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 ROOT = Path(__file__).resolve().parents[1]
 READY = re.compile(r"^listening on http://localhost:(\d+)$")
@@ -31,15 +35,19 @@ def start(*args: str) -> subprocess.Popen:
 
 
 async def ws_round_trip(port: int, key: str) -> None:
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
         url = f"ws://localhost:{port}/v0/audio/websocket?api_key={key}"
-        async with session.ws_connect(url) as ws:
+        async with session.ws_connect(url, **WS_TIMEOUT) as ws:
             await ws.send_json({"context_id": "c", "data": {"transcript": "Hi", "voice": "Milo"}})
             while not (await ws.receive_json())["done"]:
                 pass
 
 
 def ready_port(proc: subprocess.Popen) -> int:
+    import select
+
+    ready, _, _ = select.select([proc.stdout], [], [], 30)
+    assert ready, "the server printed nothing within 30 s"
     line = proc.stdout.readline().rstrip("\n")
     match = READY.match(line)
     assert match, f"first stdout line was {line!r}; stderr: {proc.stderr.read() if proc.poll() is not None else ''}"

@@ -7,10 +7,13 @@ import time
 
 import aiohttp
 import pytest
-from server_fixtures import audio_of, split_json_objects
+from server_fixtures import WS_TIMEOUT, audio_of, split_json_objects
 
 from cartesia.server.engines.tone import ToneEngine
 from cartesia.server.voices import VOICES_BY_NAME
+
+# A server bug must fail a test, never hang it.
+TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 N = 200
 VOICES = ["Milo", "Graham", "Olivia", "Nora"]
@@ -31,7 +34,7 @@ def expected(i: int) -> bytes:
 async def test_200_concurrent_websocket_generations(make_server):
     server = make_server(engine="tone", pace="none")
     connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(connector=connector, timeout=TIMEOUT) as session:
 
         async def one(i: int) -> bytes:
             async with session.ws_connect(
@@ -59,7 +62,7 @@ async def test_200_concurrent_websocket_generations(make_server):
 async def test_200_concurrent_http_streams(make_server):
     server = make_server(engine="tone", pace="none")
     connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector, headers={"X-API-Key": "k"}) as session:
+    async with aiohttp.ClientSession(connector=connector, headers={"X-API-Key": "k"}, timeout=TIMEOUT) as session:
 
         async def one(i: int) -> bytes:
             async with session.post(f"{server.base_url}/v0/audio/stream", json=request(i)) as resp:
@@ -78,8 +81,8 @@ async def test_200_concurrent_http_streams(make_server):
 
 
 async def test_200_contexts_multiplexed_on_one_socket(local_server):
-    async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(f"{local_server.ws_url}/v0/audio/websocket?api_key=k") as ws:
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        async with session.ws_connect(f"{local_server.ws_url}/v0/audio/websocket?api_key=k", **WS_TIMEOUT) as ws:
             for i in range(N):
                 await ws.send_json({"context_id": f"m{i}", "data": request(i)})
             frames = {f"m{i}": [] for i in range(N)}

@@ -9,11 +9,14 @@ import time
 import aiohttp
 import httpx
 import pytest
-from server_fixtures import audio_of, split_json_objects
+from server_fixtures import WS_TIMEOUT, audio_of, split_json_objects
 
 from cartesia.server import FaultSpecError, LocalServer, parse_fault_spec
 from cartesia.server.streaming import MALFORMED_HTTP_FRAME
 from cartesia.server.ws_api import MALFORMED_WS_FRAME
+
+# A server bug must fail a test, never hang it.
+TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 BODY = {"transcript": "Fault injection test", "voice": "Milo"}
 WS = "/v0/audio/websocket"
@@ -25,6 +28,10 @@ async def raw_http(server: LocalServer, body: dict, headers: dict = None) -> tup
     Returns:
         (status line, list of chunk payloads as the server wrote them, ended cleanly?)
     """
+    return await asyncio.wait_for(_raw_http(server, body, headers), 20)
+
+
+async def _raw_http(server: LocalServer, body: dict, headers: dict = None) -> tuple:
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     payload = json.dumps(body).encode()
     extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
@@ -121,7 +128,7 @@ async def test_drop_after_all_audio_keeps_done_missing(local_server, server_faul
 async def test_stall_pauses_mid_stream(local_server, server_faults):
     server_faults.add("stall", after_frames=2, seconds=0.4)
     gaps = []
-    async with aiohttp.ClientSession(headers={"X-API-Key": "k"}) as session:
+    async with aiohttp.ClientSession(headers={"X-API-Key": "k"}, timeout=TIMEOUT) as session:
         async with session.post(local_server.base_url + "/v0/audio/stream", json=BODY) as resp:
             data = b""
             last = time.monotonic()
@@ -204,8 +211,8 @@ def test_forever_fault(local_server, server_faults):
 
 async def ws_run(server: LocalServer, query: str = "", message_extra: dict = None) -> tuple:
     """One generation on a fresh socket: (text frames received, final message type, close code)."""
-    async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(f"{server.ws_url}{WS}?api_key=k{query}") as ws:
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        async with session.ws_connect(f"{server.ws_url}{WS}?api_key=k{query}", **WS_TIMEOUT) as ws:
             await ws.send_json({"context_id": "f", "data": BODY, **(message_extra or {})})
             texts = []
             while True:
@@ -254,9 +261,9 @@ async def test_ws_stall(local_server, server_faults):
 
 async def test_ws_status_fault_refuses_upgrade(local_server, server_faults):
     server_faults.add("429", retry_after=2, on="ws")
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
         with pytest.raises(aiohttp.WSServerHandshakeError) as info:
-            await session.ws_connect(f"{local_server.ws_url}{WS}?api_key=k")
+            await session.ws_connect(f"{local_server.ws_url}{WS}?api_key=k", **WS_TIMEOUT)
         assert info.value.status == 429 and info.value.headers["Retry-After"] == "2"
     texts, kind, _ = await ws_run(local_server)
     assert kind is None
@@ -265,8 +272,8 @@ async def test_ws_status_fault_refuses_upgrade(local_server, server_faults):
 @pytest.mark.parametrize("code", [1000, 1001])
 async def test_ws_idle_close_between_generations(local_server, server_faults, code):
     server_faults.add("ws_idle_close", code=code, seconds=0.1)
-    async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(f"{local_server.ws_url}{WS}?api_key=k") as ws:
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        async with session.ws_connect(f"{local_server.ws_url}{WS}?api_key=k", **WS_TIMEOUT) as ws:
             await ws.send_json({"context_id": "a", "data": BODY})
             while not json.loads((await ws.receive()).data)["done"]:
                 pass

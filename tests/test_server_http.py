@@ -8,13 +8,17 @@ import json
 import struct
 import wave
 
+import aiohttp
 import httpx
 import numpy as np
 import pytest
-from server_fixtures import audio_of, split_json_objects
+from server_fixtures import WS_TIMEOUT, audio_of, split_json_objects
 
 from cartesia.server import LocalServer
 from cartesia.server.voices import CATALOGUE, EMBEDDING_SIZE
+
+# A server bug must fail a test, never hang it.
+TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 
 
@@ -363,20 +367,18 @@ def test_local_server_restarts_and_reports_bind_errors(local_server):
 
 
 async def test_engine_failure_is_a_json_500_and_a_ws_error_frame(make_server, monkeypatch, caplog):
-    import aiohttp
-
     server = make_server()
 
     def broken(text, voice, speed=1.0, max_seconds=None):
         raise RuntimeError("synthesiser on fire")
 
     monkeypatch.setattr(server.state.engine, "synthesize", broken)
-    async with aiohttp.ClientSession(headers={"X-API-Key": "k"}) as session:
+    async with aiohttp.ClientSession(headers={"X-API-Key": "k"}, timeout=TIMEOUT) as session:
         body = {"transcript": "Hello", "voice": "Milo"}
         async with session.post(server.base_url + "/v0/audio/stream", json=body) as resp:
             assert resp.status == 500
             assert "synthesiser on fire" in (await resp.json())["error"]
-        async with session.ws_connect(server.ws_url + "/v0/audio/websocket?api_key=k") as ws:
+        async with session.ws_connect(server.ws_url + "/v0/audio/websocket?api_key=k", **WS_TIMEOUT) as ws:
             await ws.send_json({"context_id": "x", "data": body})
             err = await ws.receive_json()
             assert err["status_code"] == 500 and err["done"] is True and err["context_id"] == "x"
@@ -398,11 +400,9 @@ def test_explicit_hosts(make_server, host):
 async def test_realtime_pace_over_http(make_server):
     import asyncio
 
-    import aiohttp
-
     server = make_server(pace="realtime", first_chunk_latency=0.15)
     loop = asyncio.get_running_loop()
-    async with aiohttp.ClientSession(headers={"X-API-Key": "k"}) as session:
+    async with aiohttp.ClientSession(headers={"X-API-Key": "k"}, timeout=TIMEOUT) as session:
         start = loop.time()
         body = {"transcript": "Paced stream", "voice": "Milo", "chunk_time": 0.1}
         async with session.post(server.base_url + "/v0/audio/stream", json=body) as resp:

@@ -9,9 +9,12 @@ import json
 import aiohttp
 import httpx
 import pytest
-from server_fixtures import audio_of, split_json_objects
+from server_fixtures import WS_TIMEOUT, audio_of, split_json_objects
 
 from cartesia.server import LocalServer
+
+# A server bug must fail a test, never hang it.
+TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 WS = "/v0/audio/websocket"
 XWS = "/v0/experimental/audio/websocket"
@@ -45,8 +48,8 @@ def http_audio(server: LocalServer, **b) -> bytes:
 
 
 async def test_frames_match_http_stream(local_server):
-    async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(f"{local_server.ws_url}{WS}?api_key=k") as ws:
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        async with session.ws_connect(f"{local_server.ws_url}{WS}?api_key=k", **WS_TIMEOUT) as ws:
             await ws.send_json({"context_id": "ctx-1", "data": body()})
             frames = await collect(ws, "ctx-1")
     *audio, done = frames
@@ -59,8 +62,8 @@ async def test_frames_match_http_stream(local_server):
 
 
 async def test_many_sequential_generations_on_one_socket(local_server):
-    async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(f"{local_server.ws_url}{WS}?api_key=k") as ws:
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        async with session.ws_connect(f"{local_server.ws_url}{WS}?api_key=k", **WS_TIMEOUT) as ws:
             for i in range(5):
                 await ws.send_json({"context_id": f"seq-{i}", "data": body(f"Sentence {i}.")})
                 frames = await collect(ws, f"seq-{i}")
@@ -69,8 +72,8 @@ async def test_many_sequential_generations_on_one_socket(local_server):
 
 async def test_concurrent_contexts_each_in_order(local_server):
     texts = {f"mux-{i}": f"Multiplexed sentence number {i}." for i in range(4)}
-    async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(f"{local_server.ws_url}{WS}?api_key=k") as ws:
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        async with session.ws_connect(f"{local_server.ws_url}{WS}?api_key=k", **WS_TIMEOUT) as ws:
             for cid, text in texts.items():
                 await ws.send_json({"context_id": cid, "data": body(text)})
             per_ctx = {cid: [] for cid in texts}
@@ -89,8 +92,8 @@ async def test_concurrent_contexts_each_in_order(local_server):
 async def test_contexts_run_concurrently_on_one_socket(local_server):
     """Deterministic interleaving: on the ack route every context sends one chunk unasked."""
     cids = [f"par-{i}" for i in range(3)]
-    async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(f"{local_server.ws_url}{XWS}?api_key=k") as ws:
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        async with session.ws_connect(f"{local_server.ws_url}{XWS}?api_key=k", **WS_TIMEOUT) as ws:
             for cid in cids:
                 await ws.send_json({"context_id": cid, "data": body(f"Parallel {cid}")})
             firsts = [await asyncio.wait_for(ws.receive_json(), 5) for _ in cids]
@@ -112,8 +115,8 @@ async def test_contexts_run_concurrently_on_one_socket(local_server):
 
 async def test_cancel_stops_a_context(local_server):
     before = local_server.stats["generations_cancelled"]
-    async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(f"{local_server.ws_url}{XWS}?api_key=k") as ws:
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        async with session.ws_connect(f"{local_server.ws_url}{XWS}?api_key=k", **WS_TIMEOUT) as ws:
             await ws.send_json({"context_id": "long", "data": body("word " * 60)})
             first = await ws.receive_json()
             assert first["done"] is False
@@ -127,8 +130,8 @@ async def test_cancel_stops_a_context(local_server):
 
 
 async def test_experimental_route_sends_one_chunk_per_ack(local_server):
-    async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(f"{local_server.ws_url}{XWS}?api_key=k") as ws:
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        async with session.ws_connect(f"{local_server.ws_url}{XWS}?api_key=k", **WS_TIMEOUT) as ws:
             await ws.send_json({"context_id": "acked", "data": body("Acknowledge every chunk")})
             got = [await ws.receive_json()]
             # Without an ack nothing more arrives.
@@ -155,8 +158,8 @@ async def test_experimental_route_sends_one_chunk_per_ack(local_server):
     ],
 )
 async def test_error_frames(local_server, message, status, words):
-    async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(f"{local_server.ws_url}{WS}?api_key=k") as ws:
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        async with session.ws_connect(f"{local_server.ws_url}{WS}?api_key=k", **WS_TIMEOUT) as ws:
             await ws.send_str(message)
             err = await asyncio.wait_for(ws.receive_json(), 5)
             assert err["done"] is True and err["status_code"] == status
@@ -167,8 +170,8 @@ async def test_error_frames(local_server, message, status, words):
 
 
 async def test_duplicate_active_context_is_refused(local_server):
-    async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(f"{local_server.ws_url}{XWS}?api_key=k") as ws:
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        async with session.ws_connect(f"{local_server.ws_url}{XWS}?api_key=k", **WS_TIMEOUT) as ws:
             await ws.send_json({"context_id": "dup", "data": body()})
             await ws.send_json({"context_id": "dup", "data": body()})
             msgs = [await ws.receive_json(), await ws.receive_json()]
@@ -177,8 +180,8 @@ async def test_duplicate_active_context_is_refused(local_server):
 
 
 async def test_binary_message_is_refused(local_server):
-    async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(f"{local_server.ws_url}{WS}?api_key=k") as ws:
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        async with session.ws_connect(f"{local_server.ws_url}{WS}?api_key=k", **WS_TIMEOUT) as ws:
             await ws.send_bytes(b"\x00\x01")
             err = await ws.receive_json()
             assert err["status_code"] == 400 and "binary" in err["error"]
@@ -186,20 +189,20 @@ async def test_binary_message_is_refused(local_server):
 
 async def test_upgrade_refused_with_401(make_server):
     server = make_server(api_keys=["right"])
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
         for query in ("", "?api_key=wrong"):
             with pytest.raises(aiohttp.WSServerHandshakeError) as info:
-                await session.ws_connect(f"{server.ws_url}{WS}{query}")
+                await session.ws_connect(f"{server.ws_url}{WS}{query}", **WS_TIMEOUT)
             assert info.value.status == 401
-        async with session.ws_connect(f"{server.ws_url}{WS}?api_key=right") as ws:
+        async with session.ws_connect(f"{server.ws_url}{WS}?api_key=right", **WS_TIMEOUT) as ws:
             await ws.send_json({"context_id": "a", "data": body("ok")})
             assert (await collect(ws, "a"))[-1]["done"]
 
 
 async def test_idle_timeout_closes_with_1000(make_server):
     server = make_server(ws_idle_timeout=0.3)
-    async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(f"{server.ws_url}{WS}?api_key=k") as ws:
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        async with session.ws_connect(f"{server.ws_url}{WS}?api_key=k", **WS_TIMEOUT) as ws:
             await ws.send_json({"context_id": "a", "data": body("ok")})
             await collect(ws, "a")
             msg = await asyncio.wait_for(ws.receive(), 5)
@@ -210,8 +213,8 @@ async def test_idle_timeout_closes_with_1000(make_server):
 async def test_realtime_pace_and_first_chunk_latency(make_server):
     server = make_server(pace="realtime", first_chunk_latency=0.2)
     loop = asyncio.get_running_loop()
-    async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(f"{server.ws_url}{WS}?api_key=k") as ws:
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        async with session.ws_connect(f"{server.ws_url}{WS}?api_key=k", **WS_TIMEOUT) as ws:
             start = loop.time()
             await ws.send_json({"context_id": "rt", "data": body("Real time", chunk_time=0.1)})
             first = await ws.receive_json()
@@ -228,8 +231,8 @@ async def test_too_many_contexts_on_one_socket(local_server, monkeypatch):
     from cartesia.server import ws_api
 
     monkeypatch.setattr(ws_api, "MAX_CONTEXTS_PER_SOCKET", 2)
-    async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(f"{local_server.ws_url}{XWS}?api_key=k") as ws:
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        async with session.ws_connect(f"{local_server.ws_url}{XWS}?api_key=k", **WS_TIMEOUT) as ws:
             for i in range(3):
                 await ws.send_json({"context_id": f"cap-{i}", "data": body()})
             msgs = [await asyncio.wait_for(ws.receive_json(), 5) for _ in range(3)]
@@ -240,8 +243,8 @@ async def test_too_many_contexts_on_one_socket(local_server, monkeypatch):
 
 async def test_stop_with_open_sockets_and_running_generations(make_server):
     server = make_server(pace="realtime")
-    async with aiohttp.ClientSession(headers={"X-API-Key": "k"}) as session:
-        ws = await session.ws_connect(f"{server.ws_url}{WS}?api_key=k")
+    async with aiohttp.ClientSession(headers={"X-API-Key": "k"}, timeout=TIMEOUT) as session:
+        ws = await session.ws_connect(f"{server.ws_url}{WS}?api_key=k", **WS_TIMEOUT)
         await ws.send_json({"context_id": "long", "data": body("word " * 40)})
         assert (await ws.receive_json())["done"] is False
         resp = await session.post(f"{server.base_url}/v0/audio/stream", json=body("word " * 40))
