@@ -3,8 +3,8 @@
 Usage::
 
     python -m benchmarks.report                 # from the newest results in results/raw/
-    python -m benchmarks.report --run           # run the core and e2e benchmarks first (~5-8 min)
-    python -m benchmarks.report --run --quick   # quick e2e matrix (~2-3 min in all)
+    python -m benchmarks.report --run           # run the core and e2e benchmarks first (~3-5 min)
+    python -m benchmarks.report --run --quick   # shorter core rounds, quick e2e matrix (~1-2 min)
 
 Core results are pytest-benchmark JSON (``--benchmark-json``); e2e results come from
 ``python -m benchmarks.e2e`` or, if there is none, from the e2e tests inside the pytest JSON.
@@ -54,14 +54,20 @@ def load_core(path: Optional[Path]) -> Tuple[Optional[Path], Dict[str, Any]]:
     return path, json.loads(path.read_text())
 
 
-def load_e2e(path: Optional[Path], core: Dict[str, Any]) -> Tuple[Optional[str], Dict[str, Any]]:
-    path = path or _newest("e2e-*.json")
+def load_e2e(
+    path: Optional[Path], core: Dict[str, Any], core_path: Optional[Path]
+) -> Tuple[Optional[str], Dict[str, Any]]:
+    """The e2e results: ``path``, else the newer of results/raw/e2e-*.json and the pytest JSON's."""
     if path is not None:
         return str(path), json.loads(path.read_text())
     rows = [b["extra_info"]["e2e"] for b in core.get("benchmarks", []) if b["extra_info"].get("kind") == "e2e"]
-    if rows:
+    newest = _newest("e2e-*.json")
+    if rows and (newest is None or (core_path and core_path.stat().st_mtime > newest.stat().st_mtime)):
         info = core.get("machine_info", {}).get("cartesia", {})
-        return "pytest-benchmark JSON", {"results": rows, "machine": info, "problems": []}
+        problems = [f"{r['impl']} {r['case']}: {p}" for r in rows for p in r.get("problems", [])]
+        return f"{core_path.name} (pytest)", {"results": rows, "machine": info, "problems": problems}
+    if newest is not None:
+        return str(newest), json.loads(newest.read_text())
     return None, {}
 
 
@@ -450,8 +456,10 @@ def run_benchmarks(quick: bool) -> Tuple[Path, Path]:
     core_json = RAW / f"bench-{stamp}.json"
     e2e_json = RAW / f"e2e-{stamp}.json"
     subprocess.run([sys.executable, "-m", "benchmarks.seed"], cwd=ROOT, check=True)
+    # Quick: fewer, shorter rounds. Full: at least 10 rounds per cell, so the median means something.
+    rounds = ["--benchmark-max-time=0.25", "--benchmark-min-rounds=3"] if quick else ["--benchmark-min-rounds=10"]
     subprocess.run([sys.executable, "-m", "pytest", "benchmarks/test_bench_core.py", "--benchmark-only",
-                    f"--benchmark-json={core_json}", "-q", "-p", "no:cacheprovider"], cwd=ROOT, check=False)
+                    f"--benchmark-json={core_json}", "-q", "-p", "no:cacheprovider", *rounds], cwd=ROOT, check=False)
     cmd = [sys.executable, "-m", "benchmarks.e2e", "--out", str(e2e_json)] + (["--quick"] if quick else [])
     subprocess.run(cmd, cwd=ROOT, check=False)
     return core_json, e2e_json
@@ -467,7 +475,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.run:
         args.core, args.e2e = run_benchmarks(args.quick)
     core_path, core = load_core(args.core)
-    e2e_src, e2e = load_e2e(args.e2e, core)
+    e2e_src, e2e = load_e2e(args.e2e, core, core_path)
     summary: Dict[str, Any] = {}
     core_lines = core_section(core, summary)
     e2e_lines = e2e_section(e2e, summary)
