@@ -380,6 +380,55 @@ class _ClientBase:
         if on_metrics is not None:
             on_metrics(metrics)
 
+    def _retry_delay(
+        self,
+        policy: RetryPolicy,
+        transport: str,
+        attempt: int,
+        error: BaseException,
+        delivered: bool,
+        metrics: GenerationMetrics,
+        on_metrics: Optional[MetricsCallback],
+    ) -> Optional[float]:
+        """The seconds to wait before retrying a failed generation attempt, or None.
+
+        None means ``error`` is final (audio already reached the caller, the attempts are used
+        up, or it is not retryable): the metrics are then finished with it and the caller
+        raises it.
+        """
+        if delivered or attempt >= policy.max_retries or not policy.retryable(error):
+            self._finish(metrics, _status_of(error), error, on_metrics)
+            return None
+        # A websocket the server closed before any audio: replace it at once the first time
+        # (idle close race); back off on anything else.
+        delay = (
+            0.0
+            if transport == "websocket" and isinstance(error, WebSocketClosedError) and attempt == 1
+            else policy.delay(attempt, error)
+        )
+        logger.info(
+            "Retrying %s generation after %s (attempt %d/%d in %.2f s)",
+            transport,
+            type(error).__name__,
+            attempt + 1,
+            policy.max_retries,
+            delay,
+        )
+        return delay
+
+    def _http_message(
+        self, msg: Any, shaper: ChunkShaper, metrics: GenerationMetrics, deadline: Deadline
+    ) -> Iterator[Dict[str, Any]]:
+        if "error" in msg.fields:
+            raise frame_error(msg.fields, None, self.api_key)
+        nbytes = shaper.nbytes(msg)
+        if nbytes or msg.audio:
+            deadline.audio()
+            metrics.chunk(nbytes)
+            if metrics.ttfa_audible is None and shaper.is_audible(msg):
+                metrics.audible()
+            yield shaper.chunk(msg, None)
+
 
 def _status_of(error: BaseException) -> str:
     if isinstance(error, CartesiaTimeoutError):
@@ -641,23 +690,11 @@ class CartesiaTTS(_ClientBase):
                     self._finish(metrics, "done", None, on_metrics)
                     return
                 except Exception as error:
-                    if delivered or attempt >= policy.max_retries or not policy.retryable(error):
-                        self._finish(metrics, _status_of(error), error, on_metrics)
+                    delay = self._retry_delay(
+                        policy, "websocket", attempt, error, delivered, metrics, on_metrics
+                    )
+                    if delay is None:
                         raise
-                    # A socket the server closed before any audio: replace it at once the first
-                    # time (idle close race); back off on anything else.
-                    delay = (
-                        0.0
-                        if isinstance(error, WebSocketClosedError) and attempt == 1
-                        else policy.delay(attempt, error)
-                    )
-                    logger.info(
-                        "Retrying websocket generation after %s (attempt %d/%d in %.2f s)",
-                        type(error).__name__,
-                        attempt + 1,
-                        policy.max_retries,
-                        delay,
-                    )
                     if delay:
                         time.sleep(delay)
         finally:
@@ -743,34 +780,15 @@ class CartesiaTTS(_ClientBase):
                     )
                 except Exception as exc:
                     error = exc
-                if delivered or attempt >= policy.max_retries or not policy.retryable(error):
-                    self._finish(metrics, _status_of(error), error, on_metrics)
-                    raise error
-                delay = policy.delay(attempt, error)
-                logger.info(
-                    "Retrying HTTP generation after %s (attempt %d/%d in %.2f s)",
-                    type(error).__name__,
-                    attempt + 1,
-                    policy.max_retries,
-                    delay,
+                delay = self._retry_delay(
+                    policy, "HTTP", attempt, error, delivered, metrics, on_metrics
                 )
+                if delay is None:
+                    raise error
                 time.sleep(delay)
         finally:
             if not finished:
                 self._finish(metrics, "cancelled", None, on_metrics)
-
-    def _http_message(
-        self, msg: Any, shaper: ChunkShaper, metrics: GenerationMetrics, deadline: Deadline
-    ) -> Iterator[Dict[str, Any]]:
-        if "error" in msg.fields:
-            raise frame_error(msg.fields, None, self.api_key)
-        nbytes = shaper.nbytes(msg)
-        if nbytes or msg.audio:
-            deadline.audio()
-            metrics.chunk(nbytes)
-            if metrics.ttfa_audible is None and shaper.is_audible(msg):
-                metrics.audible()
-            yield shaper.chunk(msg, None)
 
     # --- other calls --------------------------------------------------------------------------
 
@@ -1093,21 +1111,11 @@ class AsyncCartesiaTTS(_ClientBase):
                     if ctx is not None:
                         mux.release(ctx, cancel=True)
                         ctx = None
-                    if delivered or attempt >= policy.max_retries or not policy.retryable(error):
-                        self._finish(metrics, _status_of(error), error, on_metrics)
+                    delay = self._retry_delay(
+                        policy, "websocket", attempt, error, delivered, metrics, on_metrics
+                    )
+                    if delay is None:
                         raise
-                    delay = (
-                        0.0
-                        if isinstance(error, WebSocketClosedError) and attempt == 1
-                        else policy.delay(attempt, error)
-                    )
-                    logger.info(
-                        "Retrying websocket generation after %s (attempt %d/%d in %.2f s)",
-                        type(error).__name__,
-                        attempt + 1,
-                        policy.max_retries,
-                        delay,
-                    )
                     if delay:
                         await asyncio.sleep(delay)
         finally:
@@ -1205,34 +1213,15 @@ class AsyncCartesiaTTS(_ClientBase):
                 finally:
                     if response is not None:
                         response.release()
-                if delivered or attempt >= policy.max_retries or not policy.retryable(error):
-                    self._finish(metrics, _status_of(error), error, on_metrics)
-                    raise error
-                delay = policy.delay(attempt, error)
-                logger.info(
-                    "Retrying HTTP generation after %s (attempt %d/%d in %.2f s)",
-                    type(error).__name__,
-                    attempt + 1,
-                    policy.max_retries,
-                    delay,
+                delay = self._retry_delay(
+                    policy, "HTTP", attempt, error, delivered, metrics, on_metrics
                 )
+                if delay is None:
+                    raise error
                 await asyncio.sleep(delay)
         finally:
             if not finished:
                 self._finish(metrics, "cancelled", None, on_metrics)
-
-    def _http_message(
-        self, msg: Any, shaper: ChunkShaper, metrics: GenerationMetrics, deadline: Deadline
-    ) -> Iterator[Dict[str, Any]]:
-        if "error" in msg.fields:
-            raise frame_error(msg.fields, None, self.api_key)
-        nbytes = shaper.nbytes(msg)
-        if nbytes or msg.audio:
-            deadline.audio()
-            metrics.chunk(nbytes)
-            if metrics.ttfa_audible is None and shaper.is_audible(msg):
-                metrics.audible()
-            yield shaper.chunk(msg, None)
 
     async def transcribe(self, raw_audio: Union[bytes, str]) -> str:
         """Transcribe audio (bytes of a WAV file, or its path) to text."""
