@@ -363,6 +363,56 @@ class _ClientBase:
         )
         return response.json()["text"]
 
+    def _checked_body(
+        self,
+        transcript: str,
+        voice: Embedding,
+        model_id: str,
+        duration: Optional[int],
+        chunk_time: Optional[float],
+    ) -> Dict[str, Any]:
+        """Check the inputs of a generation and build its request body."""
+        self._check_inputs(transcript, duration, chunk_time)
+        return self._generate_request_body(
+            transcript=transcript,
+            voice=voice,
+            model_id=model_id,
+            duration=duration,
+            chunk_time=chunk_time,
+        )
+
+    def _whole_chunks(
+        self,
+        body: Dict[str, Any],
+        websocket: bool,
+        context_id: Optional[str],
+        sink: Any,
+        on_metrics: Optional[MetricsCallback],
+    ) -> Tuple[Any, Any]:
+        """The buffer and the chunks (an async iterator in the async client) of a whole generation.
+
+        The audio goes to ``sink`` when given, else to a new float32 buffer.
+        """
+        buffer = sink if sink is not None else AudioBuffer(encoding="pcm_f32le")
+        shaper = ChunkShaper(sink=buffer)
+        # Each client defines `_ws_chunks` and `_http_chunks` over its own I/O.
+        if websocket:
+            cid = context_id or _new_context_id()
+            metrics = self._new_metrics("websocket", cid)
+            chunks = self._ws_chunks(body, cid, shaper, metrics, on_metrics)  # type: ignore
+        else:
+            metrics = self._new_metrics("http", None)
+            chunks = self._http_chunks(body, shaper, metrics, on_metrics)  # type: ignore
+        return buffer, chunks
+
+    @staticmethod
+    def _audio_output(buffer: Any, sink: Any, as_numpy: bool, sampling_rate: Any) -> AudioOutput:
+        """The result of a whole generation: the buffered audio, or none when a sink took it."""
+        if sink is not None:
+            return {"audio": b"", "sampling_rate": sampling_rate}  # type: ignore[typeddict-item]
+        audio = buffer.to_numpy() if as_numpy else buffer.to_bytes()
+        return {"audio": audio, "sampling_rate": sampling_rate}
+
     def _new_metrics(self, transport: str, context_id: Optional[str]) -> GenerationMetrics:
         return GenerationMetrics(transport=transport, context_id=context_id)
 
@@ -559,14 +609,7 @@ class CartesiaTTS(_ClientBase):
                 ``WebSocketClosedError``).
             cartesia.errors.CartesiaTimeoutError: A time limit ran out.
         """
-        self._check_inputs(transcript, duration, chunk_time)
-        body = self._generate_request_body(
-            transcript=transcript,
-            voice=voice,
-            model_id=model_id,
-            duration=duration,
-            chunk_time=chunk_time,
-        )
+        body = self._checked_body(transcript, voice, model_id, duration, chunk_time)
         if stream:
             if websocket:
                 return self._generate_ws(
@@ -577,23 +620,12 @@ class CartesiaTTS(_ClientBase):
                 lambda m: self._http_chunks(body, ChunkShaper(as_numpy=as_numpy, sink=sink), m, on_metrics),
             )
 
-        buffer = sink if sink is not None else AudioBuffer(encoding="pcm_f32le")
-        shaper = ChunkShaper(sink=buffer)
-        if websocket:
-            cid = context_id or _new_context_id()
-            metrics = self._new_metrics("websocket", cid)
-            chunks = self._ws_chunks(body, cid, shaper, metrics, on_metrics)
-        else:
-            metrics = self._new_metrics("http", None)
-            chunks = self._http_chunks(body, shaper, metrics, on_metrics)
+        buffer, chunks = self._whole_chunks(body, websocket, context_id, sink, on_metrics)
         sampling_rate = None
         for chunk in chunks:
             if sampling_rate is None:
                 sampling_rate = chunk["sampling_rate"]
-        if sink is not None:
-            return {"audio": b"", "sampling_rate": sampling_rate}  # type: ignore[typeddict-item]
-        audio = buffer.to_numpy() if as_numpy else buffer.to_bytes()
-        return {"audio": audio, "sampling_rate": sampling_rate}
+        return self._audio_output(buffer, sink, as_numpy, sampling_rate)
 
     def _stream(
         self, metrics: GenerationMetrics, make: Callable[[GenerationMetrics], Iterator[Dict[str, Any]]]
@@ -984,14 +1016,7 @@ class AsyncCartesiaTTS(_ClientBase):
             With ``stream=False`` a dict with ``"audio"`` and ``"sampling_rate"``; with
             ``stream=True`` an :class:`AsyncAudioStream` to iterate with ``async for``.
         """
-        self._check_inputs(transcript, duration, chunk_time)
-        body = self._generate_request_body(
-            transcript=transcript,
-            voice=voice,
-            model_id=model_id,
-            duration=duration,
-            chunk_time=chunk_time,
-        )
+        body = self._checked_body(transcript, voice, model_id, duration, chunk_time)
         if stream:
             if websocket:
                 return self._generate_ws(
@@ -1001,15 +1026,7 @@ class AsyncCartesiaTTS(_ClientBase):
             shaper = ChunkShaper(as_numpy=as_numpy, sink=sink)
             return AsyncAudioStream(self._http_chunks(body, shaper, metrics, on_metrics), metrics)
 
-        buffer = sink if sink is not None else AudioBuffer(encoding="pcm_f32le")
-        shaper = ChunkShaper(sink=buffer)
-        if websocket:
-            cid = context_id or _new_context_id()
-            metrics = self._new_metrics("websocket", cid)
-            chunks = self._ws_chunks(body, cid, shaper, metrics, on_metrics, holder=None)
-        else:
-            metrics = self._new_metrics("http", None)
-            chunks = self._http_chunks(body, shaper, metrics, on_metrics)
+        buffer, chunks = self._whole_chunks(body, websocket, context_id, sink, on_metrics)
         sampling_rate = None
         try:
             async for chunk in chunks:
@@ -1017,10 +1034,7 @@ class AsyncCartesiaTTS(_ClientBase):
                     sampling_rate = chunk["sampling_rate"]
         finally:
             await chunks.aclose()  # type: ignore[attr-defined]
-        if sink is not None:
-            return {"audio": b"", "sampling_rate": sampling_rate}  # type: ignore[typeddict-item]
-        audio = buffer.to_numpy() if as_numpy else buffer.to_bytes()
-        return {"audio": audio, "sampling_rate": sampling_rate}
+        return self._audio_output(buffer, sink, as_numpy, sampling_rate)
 
     def _generate_ws(
         self,
@@ -1054,7 +1068,7 @@ class AsyncCartesiaTTS(_ClientBase):
         metrics: GenerationMetrics,
         on_metrics: Optional[MetricsCallback],
         *,
-        holder: Optional[Dict[str, Any]],
+        holder: Optional[Dict[str, Any]] = None,
     ) -> AsyncIterator[Dict[str, Any]]:
         runtime = self._runtime()
         mux = runtime.mux()
