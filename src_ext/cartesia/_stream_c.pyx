@@ -1172,6 +1172,24 @@ cdef Py_ssize_t b64_input(obj, Py_buffer *view) except -1:
     return 0
 
 
+cdef inline unsigned char *b64_decode_copy(const unsigned char *src, Py_ssize_t n, Py_ssize_t dlen) except? NULL:
+    """Decode base64 into a new malloc'd buffer of ``dlen`` bytes that the caller frees.
+
+    NULL (nothing allocated) if ``src`` is not valid base64.
+    """
+    cdef bint ok
+    # A private buffer per call: nothing shared is touched while the GIL is released.
+    cdef unsigned char *tmp = <unsigned char *>malloc(dlen + 1)
+    if tmp == NULL:
+        raise MemoryError()
+    with nogil:
+        ok = b64_decode(src, n, tmp)
+    if not ok:
+        free(tmp)
+        return NULL
+    return tmp
+
+
 cdef class PCMRing:
     """Preallocated float32 ring of audio samples for one producer and one consumer thread.
 
@@ -1307,15 +1325,10 @@ cdef class PCMRing:
                 return -1
             self._w += total
             return total
-        # A private buffer per call: nothing shared is touched while the GIL is released.
-        tmp = <unsigned char *>malloc(dlen + 1)
+        tmp = b64_decode_copy(src, n, dlen)
         if tmp == NULL:
-            raise MemoryError()
+            return -1
         try:
-            with nogil:
-                ok = b64_decode(src, n, tmp)
-            if not ok:
-                return -1
             return self._write_raw(tmp, dlen)
         finally:
             free(tmp)
@@ -1535,15 +1548,10 @@ cdef class AudioBuffer:
             self._tlen = <int>(dlen - whole * 4)
             self._n += whole
             return whole
-        # A private buffer per call: nothing shared is touched while the GIL is released.
-        tmp = <unsigned char *>malloc(dlen + 1)
+        tmp = b64_decode_copy(src, n, dlen)
         if tmp == NULL:
-            raise MemoryError()
+            return -1
         try:
-            with nogil:
-                ok = b64_decode(src, n, tmp)
-            if not ok:
-                return -1
             return self._append_raw(tmp, dlen)
         finally:
             free(tmp)
