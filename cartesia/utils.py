@@ -19,12 +19,30 @@ def _policy(max_retries: int, backoff_factor: float) -> RetryPolicy:
     return RetryPolicy(max_retries=max(1, int(max_retries)), backoff_factor=backoff_factor)
 
 
-def _give_up(error: BaseException, max_retries: int) -> BaseException:
+def _final_error(policy: RetryPolicy, attempt: int, error: BaseException) -> Optional[BaseException]:
+    """What to raise after attempt ``attempt`` failed with ``error``, or None to retry."""
+    if not policy.retryable(error):
+        return error
+    if attempt < policy.max_retries:
+        return None
     # Our own errors keep their type; a foreign transport error becomes a connection error that
     # carries the 0.0.5 wording.
     if isinstance(error, CartesiaError):
         return error
-    return CartesiaConnectionError(f"Exception occurred after {max_retries} tries.")
+    return CartesiaConnectionError(f"Exception occurred after {policy.max_retries} tries.")
+
+
+def _wait(policy: RetryPolicy, log: logging.Logger, attempt: int, error: BaseException) -> float:
+    """The delay before the next attempt, logged."""
+    delay = policy.delay(attempt, error)
+    log.warning(
+        "Retrying after %s (attempt %d/%d in %.2f s)",
+        type(error).__name__,
+        attempt + 1,
+        policy.max_retries,
+        delay,
+    )
+    return delay
 
 
 def retry_on_connection_error(
@@ -46,17 +64,6 @@ def retry_on_connection_error(
     policy = _policy(max_retries, backoff_factor)
     log = logger or _logger
 
-    def wait(attempt: int, error: BaseException) -> float:
-        delay = policy.delay(attempt, error)
-        log.warning(
-            "Retrying after %s (attempt %d/%d in %.2f s)",
-            type(error).__name__,
-            attempt + 1,
-            policy.max_retries,
-            delay,
-        )
-        return delay
-
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
         if inspect.isgeneratorfunction(func):
 
@@ -72,14 +79,12 @@ def retry_on_connection_error(
                             yield item
                         return
                     except Exception as error:
-                        if yielded or not policy.retryable(error):
+                        final = error if yielded else _final_error(policy, attempt, error)
+                        if final is error:
                             raise
-                        if attempt >= policy.max_retries:
-                            final = _give_up(error, policy.max_retries)
-                            if final is error:
-                                raise
+                        if final is not None:
                             raise final from error
-                        time.sleep(wait(attempt, error))
+                        time.sleep(_wait(policy, log, attempt, error))
 
             return gen_wrapper
 
@@ -91,14 +96,12 @@ def retry_on_connection_error(
                 try:
                     return func(*args, **kwargs)
                 except Exception as error:
-                    if not policy.retryable(error):
+                    final = _final_error(policy, attempt, error)
+                    if final is error:
                         raise
-                    if attempt >= policy.max_retries:
-                        final = _give_up(error, policy.max_retries)
-                        if final is error:
-                            raise
+                    if final is not None:
                         raise final from error
-                    time.sleep(wait(attempt, error))
+                    time.sleep(_wait(policy, log, attempt, error))
 
         return wrapper
 
@@ -116,17 +119,6 @@ def retry_on_connection_error_async(
     policy = _policy(max_retries, backoff_factor)
     log = logger or _logger
 
-    def wait(attempt: int, error: BaseException) -> float:
-        delay = policy.delay(attempt, error)
-        log.warning(
-            "Retrying after %s (attempt %d/%d in %.2f s)",
-            type(error).__name__,
-            attempt + 1,
-            policy.max_retries,
-            delay,
-        )
-        return delay
-
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
         if inspect.iscoroutinefunction(func):
 
@@ -138,14 +130,12 @@ def retry_on_connection_error_async(
                     try:
                         return await func(*args, **kwargs)
                     except Exception as error:
-                        if not policy.retryable(error):
+                        final = _final_error(policy, attempt, error)
+                        if final is error:
                             raise
-                        if attempt >= policy.max_retries:
-                            final = _give_up(error, policy.max_retries)
-                            if final is error:
-                                raise
+                        if final is not None:
                             raise final from error
-                        await asyncio.sleep(wait(attempt, error))
+                        await asyncio.sleep(_wait(policy, log, attempt, error))
 
             return coro_wrapper
 
@@ -162,14 +152,12 @@ def retry_on_connection_error_async(
                         yield item
                     return
                 except Exception as error:
-                    if yielded or not policy.retryable(error):
+                    final = error if yielded else _final_error(policy, attempt, error)
+                    if final is error:
                         raise
-                    if attempt >= policy.max_retries:
-                        final = _give_up(error, policy.max_retries)
-                        if final is error:
-                            raise
+                    if final is not None:
                         raise final from error
-                    await asyncio.sleep(wait(attempt, error))
+                    await asyncio.sleep(_wait(policy, log, attempt, error))
                 finally:
                     await agen.aclose()
 
