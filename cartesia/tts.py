@@ -466,17 +466,26 @@ class _ClientBase:
         )
         return delay
 
+    @staticmethod
+    def _has_audio(
+        msg: Any, shaper: ChunkShaper, metrics: GenerationMetrics, deadline: Deadline
+    ) -> bool:
+        """Whether ``msg`` carries audio; if so it is counted in the deadline and the metrics."""
+        nbytes = shaper.nbytes(msg)
+        if not (nbytes or msg.audio):
+            return False
+        deadline.audio()
+        metrics.chunk(nbytes)
+        if metrics.ttfa_audible is None and shaper.is_audible(msg):
+            metrics.audible()
+        return True
+
     def _http_message(
         self, msg: Any, shaper: ChunkShaper, metrics: GenerationMetrics, deadline: Deadline
     ) -> Iterator[Dict[str, Any]]:
         if "error" in msg.fields:
             raise frame_error(msg.fields, None, self.api_key)
-        nbytes = shaper.nbytes(msg)
-        if nbytes or msg.audio:
-            deadline.audio()
-            metrics.chunk(nbytes)
-            if metrics.ttfa_audible is None and shaper.is_audible(msg):
-                metrics.audible()
+        if self._has_audio(msg, shaper, metrics, deadline):
             yield shaper.chunk(msg, None)
 
 
@@ -704,12 +713,7 @@ class CartesiaTTS(_ClientBase):
                         if "error" in msg.fields:
                             sock.active = None
                             raise frame_error(msg.fields, context_id, self.api_key)
-                        nbytes = shaper.nbytes(msg)
-                        if nbytes or msg.audio:
-                            deadline.audio()
-                            metrics.chunk(nbytes)
-                            if metrics.ttfa_audible is None and shaper.is_audible(msg):
-                                metrics.audible()
+                        if self._has_audio(msg, shaper, metrics, deadline):
                             delivered = True
                             yield shaper.chunk(msg, msg.context_id)
                             if experimental:
@@ -1104,12 +1108,7 @@ class AsyncCartesiaTTS(_ClientBase):
                         if "error" in msg.fields:
                             mux.release(ctx, cancel=False)
                             raise frame_error(msg.fields, context_id, self.api_key)
-                        nbytes = shaper.nbytes(msg)
-                        if nbytes or msg.audio:
-                            deadline.audio()
-                            metrics.chunk(nbytes)
-                            if metrics.ttfa_audible is None and shaper.is_audible(msg):
-                                metrics.audible()
+                        if self._has_audio(msg, shaper, metrics, deadline):
                             delivered = True
                             yield shaper.chunk(msg, msg.context_id)
                             if experimental:
