@@ -66,10 +66,20 @@ def test_voices_catalogue(http):
         assert len(emb) == EMBEDDING_SIZE and all(isinstance(x, float) for x in emb)
 
 
-def test_voices_select_with_spaces_is_url_encoded(http):
-    resp = http.get("/voices", params={"select": "id, name, description"})
-    assert "select=id%2C+name%2C+description" in str(resp.request.url)
-    assert all(set(v) == {"id", "name", "description"} for v in resp.json())
+@pytest.mark.parametrize(
+    "query",
+    ["select=id%2C+name%2C+description", "select=id%2C%20name%2C%20description"],
+    ids=["plus", "percent20"],
+)
+def test_voices_select_with_spaces_is_url_encoded(http, query):
+    # Clients encode the spaces of "id, name, description" as "+" (form style) or "%20" (and httpx
+    # releases differ on which), so the server must read both; each is sent exactly as written here.
+    resp = http.get("/voices?" + query)
+    assert resp.request.url.query == query.encode()
+    assert resp.status_code == 200, resp.text
+    voices = resp.json()
+    assert [v["name"] for v in voices] == [v.name for v in CATALOGUE]
+    assert all(set(v) == {"id", "name", "description"} for v in voices)
 
 
 def test_voices_list_style_and_unknown_select(http):
