@@ -1,9 +1,11 @@
 """Shared test setup: the c/py streaming-core facade and the local-server fixtures."""
 
 import argparse
+import asyncio
 import dataclasses
 import functools
 import importlib
+import sys
 from types import ModuleType
 
 import pytest
@@ -47,6 +49,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if sys.version_info < (3, 14):
+        # Before 3.14, asyncio.get_event_loop() in the main thread with no loop set silently
+        # creates one that nobody closes. pytest-asyncio 1.2 (the last release for 3.9) calls it
+        # around every async test; once an asyncio.run() drops that loop, its "unclosed event
+        # loop" ResourceWarning fails whatever test runs at the next garbage collection. Saying
+        # "no current loop" up front turns that implicit creation off, as 3.14 does.
+        asyncio.set_event_loop(None)
     if env_flag("CARTESIA_REQUIRE_EXTENSIONS"):
         import cartesia._stream
 
