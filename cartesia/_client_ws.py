@@ -34,7 +34,9 @@ def extract_context_id(payload: Union[str, bytes]) -> Optional[str]:
     """
     if isinstance(payload, (bytes, bytearray, memoryview)):
         payload = bytes(payload).decode("utf-8", "replace")
-    at = payload.find(_KEY)
+    # From the end: frames carry the id after the audio, and the key cannot occur inside base64 or
+    # inside a JSON string (its quotes would be escaped), so this skips the 23 kB payload scan.
+    at = payload.rfind(_KEY)
     if at < 0:
         return None
     i = at + len(_KEY)
