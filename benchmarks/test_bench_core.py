@@ -91,12 +91,8 @@ def _body_runner(impl: str, wl: W.Workload, twin_loader, seed_tts) -> Callable[[
     raise AssertionError(impl)
 
 
-@pytest.mark.parametrize("frame_time", W.FRAME_TIMES, ids=_frame_id)
-@pytest.mark.parametrize("read_size", W.READ_SIZES, ids=_read_id)
-@pytest.mark.parametrize("framing", W.FRAMINGS)
-@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
-def test_http_body(benchmark, impl, framing, read_size, frame_time, twin_loader, seed_tts):
-    """60 s of audio as one HTTP body, fed in network reads; decoded audio bytes out."""
+def _bench_body(benchmark, impl, framing, read_size, frame_time, twin_loader, seed_tts) -> None:
+    """Benchmark one implementation on one HTTP-body cell; every decoded byte must come out."""
     wl = W.workload(framing, frame_time, read_size)
     run = _body_runner(impl, wl, twin_loader, seed_tts)
     benchmark.group = f"body {framing} frame={_frame_id(frame_time)} read={_read_id(read_size)}"
@@ -112,6 +108,15 @@ def test_http_body(benchmark, impl, framing, read_size, frame_time, twin_loader,
         frames=wl.frames,
     )
     assert benchmark(run) == wl.pcm_bytes
+
+
+@pytest.mark.parametrize("frame_time", W.FRAME_TIMES, ids=_frame_id)
+@pytest.mark.parametrize("read_size", W.READ_SIZES, ids=_read_id)
+@pytest.mark.parametrize("framing", W.FRAMINGS)
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_http_body(benchmark, impl, framing, read_size, frame_time, twin_loader, seed_tts):
+    """60 s of audio as one HTTP body, fed in network reads; decoded audio bytes out."""
+    _bench_body(benchmark, impl, framing, read_size, frame_time, twin_loader, seed_tts)
 
 
 @pytest.mark.parametrize("read_size", W.READ_SIZES, ids=_read_id)
@@ -120,21 +125,7 @@ def test_http_body(benchmark, impl, framing, read_size, frame_time, twin_loader,
 def test_http_body_into_buffer(benchmark, impl, framing, read_size, twin_loader, seed_tts):
     """As test_http_body (0.1 s frames), decoding into an AudioBuffer sink instead of bytes."""
     frame_time = 0.1
-    wl = W.workload(framing, frame_time, read_size)
-    run = _body_runner(impl, wl, twin_loader, seed_tts)
-    benchmark.group = f"body {framing} frame={_frame_id(frame_time)} read={_read_id(read_size)}"
-    _info(
-        benchmark,
-        kind="body",
-        impl=impl,
-        framing=framing,
-        read_size=read_size,
-        frame_time=frame_time,
-        wire_mb=wl.wire_bytes / MB,
-        audio_s=wl.audio_seconds,
-        frames=wl.frames,
-    )
-    assert benchmark(run) == wl.pcm_bytes
+    _bench_body(benchmark, impl, framing, read_size, frame_time, twin_loader, seed_tts)
 
 
 def _ws_runner(impl: str, frame_time: float, twin_loader, seed_tts) -> Callable[[], int]:
