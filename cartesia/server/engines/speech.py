@@ -248,15 +248,16 @@ def _timing(
 ) -> Tuple[List[Tuple[int, int, int]], List[Tuple[str, int, int]]]:
     """Word and phoneme spans (output-rate samples) from espeak's event list.
 
-    A phoneme lasts until the next phoneme event (unnamed ones are pauses, not reported); a
-    word runs from its WORD event to the end of its last phoneme.
+    A phoneme lasts until the next phoneme event (unnamed ones are pauses and are not
+    reported); a word runs from its WORD event to the end of its last phoneme.
     """
     phon = [(sample * up, name) for kind, _, sample, name in events if kind == _EVENT_PHONEME]
     phonemes: List[Tuple[str, int, int]] = []
     for i, (start, name) in enumerate(phon):
-        end = phon[i + 1][0] if i + 1 < len(phon) else n
-        if name:
-            phonemes.append((name, start, min(end, n)))
+        end = min(phon[i + 1][0] if i + 1 < len(phon) else n, n)
+        # "(en)"-style names mark a switch of language, not a sound.
+        if name and not name.startswith("(") and end > start:
+            phonemes.append((name, start, end))
     word_events = [(pos - 1, sample * up) for kind, pos, sample, _ in events if kind == _EVENT_WORD]
     words: List[Tuple[int, int, int]] = []
     for i, (pos, start) in enumerate(word_events):
