@@ -141,16 +141,18 @@ def _mp3_encoder_factory() -> Optional[Callable[[int], Any]]:
     """A ``rate -> encoder`` factory for MP3 (the server's encoder), or ``None`` when not installed."""
     try:
         from .server.audio.encode import StreamEncoder
-        from .server.audio.formats import OutputFormat
+        from .server.audio.formats import FormatError, mp3_available, parse_output_format
     except ImportError:
         return None
-    try:
-        import lameenc  # noqa: F401 - the optional `mp3` extra
-    except ImportError:
+    if not mp3_available():  # the optional `mp3` extra (lameenc)
         return None
 
     def make(rate: int) -> Any:
-        return StreamEncoder(OutputFormat.parse({"container": "mp3", "sample_rate": rate}), rate)
+        try:
+            fmt = parse_output_format({"container": "mp3", "sample_rate": rate}, route="bytes")
+        except FormatError as exc:
+            raise CommandError(EXIT_API, f"cannot write the server's {rate} Hz audio as MP3: {exc}") from None
+        return StreamEncoder(fmt, rate)
 
     return make
 
@@ -194,7 +196,8 @@ class Output:
     def description(self) -> str:
         """What is written, e.g. ``16-bit PCM WAV``."""
         if self.kind == "mp3":
-            return "MP3"
+            bit_rate = getattr(getattr(self._mp3, "fmt", None), "bit_rate", None)
+            return f"MP3 {bit_rate // 1000} kbit/s" if bit_rate else "MP3"
         assert self.sample_format is not None
         return f"{_FORMAT_NAMES[self.sample_format]} {'raw' if self.kind == 'raw' else 'WAV'}"
 

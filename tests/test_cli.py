@@ -198,6 +198,26 @@ def test_existing_output_is_replaced_with_a_warning_or_kept_with_no_clobber(say_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new.wav", "take.wav"]
 
 
+def test_mp3_is_the_server_encoders_output(say_tone, tmp_path):
+    pytest.importorskip("lameenc", reason="lameenc (the `mp3` extra) is in the test extra")
+    from test_server_audio_formats import mp3_frames
+
+    from cartesia.server.audio.encode import StreamEncoder
+    from cartesia.server.audio.formats import parse_output_format
+
+    result = run_cli(["say", TEXT, "--local", "--engine", "tone", "-o", "take.mp3"], tmp_path)
+    assert result.returncode == 0, result.stderr.decode()
+    assert ", 44100 Hz, MP3 128 kbit/s" in result.stderr.decode()
+    data = (tmp_path / "take.mp3").read_bytes()
+    frames = mp3_frames(data)
+    assert {(bit_rate, rate) for bit_rate, rate, _ in frames} == {(128000, 44100)}
+    seconds = len(say_tone["f32"]["samples"]) / 44100
+    assert len(frames) * 1152 / 44100 == pytest.approx(seconds, abs=3 * 1152 / 44100)
+    # Bit for bit what the server's encoder makes of the same (deterministic) samples.
+    encoder = StreamEncoder(parse_output_format({"container": "mp3", "sample_rate": 44100}, route="bytes"), 44100)
+    assert data == encoder.header() + encoder.feed(say_tone["f32"]["samples"]) + encoder.finish()
+
+
 def test_mp3_without_the_extra_names_it(tmp_path):
     result = run_cli(["say", TEXT, "--local", "--engine", "tone", "-o", "x.mp3"], tmp_path, python=["-c", WITHOUT_MP3])
     assert result.returncode == 2
