@@ -35,7 +35,8 @@ def client_hints(
     key = "CARTESIA_API_KEY=<one of the --api-key keys>" if keys_required else "CARTESIA_API_KEY=<any non-empty value>"
     lines = [f"point a client at it ({key}):"]
     if scheme == "https":
-        trust = f"SSL_CERT_FILE={ca_file}" if ca_file else "SSL_CERT_FILE=<the CA file that signed its certificate>"
+        # A generated CA is only on disk with --ca-out; a given --cert was signed by the user's CA.
+        trust = f"SSL_CERT_FILE={ca_file}" if ca_file else "SSL_CERT_FILE=<its CA: serve with --ca-out FILE>"
         url = f"https://{address}"
         lines += [
             f"  cartesia.tts (0.0.5 API):      CARTESIA_BASE_URL={url} {trust}",
