@@ -391,9 +391,10 @@ def test_unusable_base_url_is_one_line_usage_error(tmp_path, value):
 
 @pytest.mark.parametrize("command", [["voices"], ["say", TEXT, "-o", "x.wav"], ["say", TEXT, "--http", "-o", "x.wav"]])
 def test_tls_to_a_plain_server_says_so_and_hints_http(local_server, tmp_path, command):
-    # An IP address (not "localhost") means TLS under the 0.0.5 scheme rule; the server is plain HTTP.
+    # https:// (or, under the 0.0.5 scheme rule, a bare host not named localhost) means TLS; the
+    # server speaks plain HTTP.
     address = f"127.0.0.1:{local_server.port}"
-    env = {"CARTESIA_API_KEY": local_server.api_key, "CARTESIA_BASE_URL": address}
+    env = {"CARTESIA_API_KEY": local_server.api_key, "CARTESIA_BASE_URL": f"https://{address}"}
     result = run_cli([*command, "--attempts", "1"], tmp_path, env)
     assert result.returncode == 4, result.stderr.decode()
     line = one_error_line(result)
