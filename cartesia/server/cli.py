@@ -30,6 +30,7 @@ def build_parser(prog: str = "cartesia serve") -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog=prog,
         description="Run a local server that speaks the Cartesia v0 API (offline speech).",
+        epilog="exit codes: 0 after SIGINT/SIGTERM, 2 bad arguments or an address it cannot listen on",
     )
     add = parser.add_argument
     add("--host", default="localhost",

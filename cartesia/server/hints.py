@@ -29,6 +29,8 @@ def client_hints(
     Returns:
         Lines without newlines; they never contain an API key.
     """
+    current = "from cartesia import Cartesia:" if _has_current_client() else "current API (coming):"
+    current = current.ljust(len("from cartesia import Cartesia:"))
     if host in _WILDCARDS:
         host = "localhost"  # a wildcard bind is reachable there; 0.0.0.0 is not an address to call
     address = f"{host}:{port}"
@@ -40,7 +42,7 @@ def client_hints(
         url = f"https://{address}"
         lines += [
             f"  cartesia.tts (0.0.5 API):      CARTESIA_BASE_URL={url} {trust}",
-            f"  from cartesia import Cartesia: CARTESIA_BASE_URL={url} {trust}",
+            f"  {current} CARTESIA_BASE_URL={url} {trust}",
             f"  official cartesia 4.2.0:       CARTESIA_BASE_URL={url} {trust} and api_key=... in code",
         ]
         return lines
@@ -53,8 +55,16 @@ def client_hints(
         old = f"CARTESIA_BASE_URL={url} (cartesia.tts; the original 0.0.5 uses TLS for this host)"
     lines += [
         f"  cartesia.tts (0.0.5 API):      {old}",
-        f"  from cartesia import Cartesia: CARTESIA_BASE_URL={url}",
+        f"  {current} CARTESIA_BASE_URL={url}",
         f"  official cartesia 4.2.0:       CARTESIA_BASE_URL={url} and api_key=... in code; "
         "HTTP only (its websockets always use wss: serve with --tls)",
     ]
     return lines
+
+
+def _has_current_client() -> bool:
+    # The current-API client (`cartesia.Cartesia`) lands in a later release; until then the
+    # line says so instead of naming an import that fails.
+    import cartesia
+
+    return hasattr(cartesia, "Cartesia")
