@@ -1,18 +1,8 @@
 """The ``cartesia`` command line: ``say`` (text to speech), ``voices`` (the catalogue) and ``serve``.
 
-Exit codes (also in README):
-
-====  ==========================================================================================
-0     success
-1     any other error (e.g. the output file cannot be written, the local server cannot start)
-2     usage: bad arguments, no or empty text, unknown voice, unsupported output
-3     authentication: no API key, or the server rejected it (401/403)
-4     connection: the server cannot be reached, or the connection broke mid-stream
-5     the server answered with an error (4xx other than auth, 5xx, an error frame, a bad stream)
-6     timeout: a connect, first-audio, chunk-gap or total time limit ran out
-130   interrupted (Ctrl-C)
-141   the reader of stdout went away (``cartesia say -o - | head``), as for other Unix tools
-====  ==========================================================================================
+Exit codes: :data:`EXIT_CODES` (``cartesia --help`` prints them, the README lists them): 0 ok,
+1 other, 2 usage, 3 authentication, 4 connection, 5 server/API error, 6 timeout, 130 Ctrl-C,
+141 closed pipe.
 
 Errors are one line on stderr, ``cartesia: error: ...``; the API key is never printed.
 """
@@ -128,8 +118,8 @@ def _status_text(exc: BaseException) -> str:
 def _classify(exc: BaseException, where: str) -> Optional[Tuple[int, str]]:
     """Map an exception from the client, the server or the network to (exit code, message).
 
-    Returns ``None`` for exceptions we did not expect (bugs), which then propagate with a
-    traceback.
+    Returns ``None`` for exceptions we did not expect (bugs): they propagate to :func:`main`,
+    which reports them in one line too (with the traceback under ``--verbose``).
     """
     from . import errors
 
@@ -418,7 +408,7 @@ def _cmd_say(args: argparse.Namespace) -> int:
     log = _logger(args.quiet)
     text = _read_text(args)
     segments = split_text(text)
-    output: Output = args.sink
+    output: Output = args.destination
     output.check(warn=lambda message: log(f"warning: {message}"))
     transport = "http" if args.http else "websocket"
 
@@ -778,7 +768,7 @@ def _parse(argv: Sequence[str]) -> Optional[argparse.Namespace]:
         sub.error("--engine picks the engine of the bundled server: use it with --local")
     if args.command == "say":
         try:
-            args.sink = Output(args.output, args.format, no_clobber=args.no_clobber)
+            args.destination = Output(args.output, args.format, no_clobber=args.no_clobber)
         except CommandError as exc:
             sub.error(exc.message)
     return args

@@ -424,6 +424,21 @@ def test_voices_into_a_closed_pipe_stops_quietly(tmp_path, json_flag):
     assert proc.returncode == 141 and "Traceback" not in err and "Error" not in err, (proc.returncode, err)
 
 
+def test_a_bug_is_one_line_too_and_verbose_shows_the_traceback(tmp_path):
+    # A bug cannot be provoked through real components, so one is planted for this test.
+    planted = (
+        "import sys; from cartesia import cli\n"
+        "def broken(args): return 1 // 0\n"
+        "cli._cmd_voices = broken\n"
+        "sys.exit(cli.main())"
+    )
+    result = run_cli(["voices", "--local"], tmp_path, python=["-c", planted])
+    assert result.returncode == 1
+    assert one_error_line(result) == "cartesia: error: unexpected ZeroDivisionError: integer division or modulo by zero (--verbose shows the details)"
+    verbose = run_cli(["voices", "--local", "-v"], tmp_path, python=["-c", planted])
+    assert verbose.returncode == 1 and "Traceback" in verbose.stderr.decode() and ", in broken" in verbose.stderr.decode()
+
+
 def test_say_outputs_are_ignored_by_git():
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("not a git checkout")
