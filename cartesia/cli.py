@@ -408,7 +408,8 @@ def _cmd_say(args: argparse.Namespace) -> int:
     log = _logger(args.quiet)
     text = _read_text(args)
     segments = split_text(text)
-    output: Output = args.destination
+    # Built (and so checked) while parsing; a Namespace from build_parser() alone has none.
+    output: Output = getattr(args, "destination", None) or Output(args.output, args.format, no_clobber=args.no_clobber)
     output.check(warn=lambda message: log(f"warning: {message}"))
     transport = "http" if args.http else "websocket"
 
