@@ -1,17 +1,8 @@
 """The ``cartesia`` command line: ``say`` (text to speech), ``voices`` (the catalogue) and ``serve``.
 
-Exit codes (also in README):
-
-====  ==========================================================================================
-0     success
-1     any other error (e.g. the output file cannot be written, the local server cannot start)
-2     usage: bad arguments, no or empty text, unknown voice, unsupported output
-3     authentication: no API key, or the server rejected it (401/403)
-4     connection: the server cannot be reached, or the connection broke mid-stream
-5     the server answered with an error (4xx other than auth, 5xx, an error frame, a bad stream)
-6     timeout: a connect, first-audio, chunk-gap or total time limit ran out
-130   interrupted (Ctrl-C)
-====  ==========================================================================================
+Exit codes: :data:`EXIT_CODES` (``cartesia --help`` prints them, the README lists them): 0 ok,
+1 other, 2 usage, 3 authentication, 4 connection, 5 server/API error, 6 timeout, 130 Ctrl-C,
+141 closed pipe.
 
 Errors are one line on stderr, ``cartesia: error: ...``; the API key is never printed.
 """
@@ -26,11 +17,27 @@ import logging
 import os
 import re
 import shutil
-import signal
-import struct
 import sys
 import time
-from typing import IO, Any, Dict, Iterator, List, NoReturn, Optional, Sequence, Tuple
+import traceback
+from typing import Any, Dict, Iterator, List, NoReturn, Optional, Sequence, Tuple
+
+from ._cli_args import (
+    EXIT_API,
+    EXIT_AUTH,
+    EXIT_BROKEN_PIPE,
+    EXIT_CONNECTION,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+    CommandError,
+    OneLineParser,
+    positive_int,
+    positive_seconds,
+)
+from ._cli_output import SAMPLE_FORMATS, Output, WavWriter
 
 __all__ = [
     "main",
@@ -42,18 +49,10 @@ __all__ = [
     "EXIT_API",
     "EXIT_TIMEOUT",
     "EXIT_INTERRUPTED",
+    "EXIT_BROKEN_PIPE",
     "split_text",
     "WavWriter",
 ]
-
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_AUTH = 3
-EXIT_CONNECTION = 4
-EXIT_API = 5
-EXIT_TIMEOUT = 6
-EXIT_INTERRUPTED = 130
 
 PROG = "cartesia"
 DEFAULT_VOICE = "Milo"
@@ -61,7 +60,6 @@ DEFAULT_OUTPUT = "speech.wav"
 #: Texts longer than this are sent as several requests, split at sentence ends; progress is
 #: reported per request. Keeps each request well inside server body and duration limits.
 SEGMENT_CHARS = 400
-_RAW_SUFFIXES = (".raw", ".pcm", ".f32", ".s16")
 
 
 # --- errors ---------------------------------------------------------------------------------
@@ -87,9 +85,13 @@ def _scrub(text: str) -> str:
 
 
 def _die(code: int, message: str) -> NoReturn:
-    """Print ``cartesia: error: message`` on stderr and exit with ``code``."""
-    print(f"{PROG}: error: {_scrub(message)}", file=sys.stderr, flush=True)
-    raise SystemExit(code)
+    """Stop the command: :func:`main` prints ``cartesia: error: message`` and exits with ``code``."""
+    raise CommandError(code, message)
+
+
+def _report(error: CommandError) -> int:
+    print(f"{PROG}: error: {_scrub(error.message)}", file=sys.stderr, flush=True)
+    return error.code
 
 
 def _server_text(message: str) -> str:
@@ -116,11 +118,16 @@ def _status_text(exc: BaseException) -> str:
 def _classify(exc: BaseException, where: str) -> Optional[Tuple[int, str]]:
     """Map an exception from the client, the server or the network to (exit code, message).
 
-    Returns ``None`` for exceptions we did not expect (bugs), which then propagate with a
-    traceback.
+    Returns ``None`` for exceptions we did not expect (bugs): they propagate to :func:`main`,
+    which reports them in one line too (with the traceback under ``--verbose``).
     """
     from . import errors
 
+    tls = _tls_failure(exc)
+    if tls is not None:
+        return EXIT_CONNECTION, _tls_message(tls, where)
+    if _is_invalid_url(exc):
+        return EXIT_USAGE, f"{where} is not a usable address: {exc}"
     if isinstance(exc, errors.AuthenticationError):
         return EXIT_AUTH, f"authentication failed {_status_text(exc)} - check CARTESIA_API_KEY"
     if isinstance(exc, (errors.CartesiaTimeoutError, TimeoutError)):
@@ -145,225 +152,75 @@ def _classify(exc: BaseException, where: str) -> Optional[Tuple[int, str]]:
     return None
 
 
+_SSL_REASON = re.compile(r"\[SSL: ([A-Z0-9_]+)\]|(CERTIFICATE_VERIFY_FAILED)")
+
+
+def _tls_failure(exc: BaseException) -> Optional[str]:
+    """The OpenSSL reason (``WRONG_VERSION_NUMBER``...) when ``exc`` is a failed TLS handshake."""
+    import ssl
+
+    seen = set()
+    current: Optional[BaseException] = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return "CERTIFICATE_VERIFY_FAILED"
+        if isinstance(current, ssl.SSLError) and current.reason:
+            return str(current.reason)
+        # The client reports network failures as its own errors, with the cause in the text.
+        match = _SSL_REASON.search(str(current))
+        if match:
+            return match.group(1) or match.group(2)
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _tls_message(reason: str, where: str) -> str:
+    if "CERTIFICATE_VERIFY_FAILED" in reason:
+        return (
+            f"the TLS certificate of {where} is not trusted ([SSL: {reason}]); for a local "
+            "`cartesia serve --tls`, set SSL_CERT_FILE to the CA file it wrote"
+        )
+    plain = where.split("://", 1)[-1]
+    return (
+        f"TLS handshake with {where} failed ([SSL: {reason}]): it does not seem to speak TLS; "
+        f"for a plain-HTTP server such as `cartesia serve`, set CARTESIA_BASE_URL=http://{plain}"
+    )
+
+
+def _is_invalid_url(exc: BaseException) -> bool:
+    """Whether ``exc`` is an HTTP or websocket library refusing the URL built from CARTESIA_BASE_URL."""
+    import httpx
+
+    if isinstance(exc, (httpx.InvalidURL, httpx.UnsupportedProtocol)):
+        return True
+    try:
+        from websockets.exceptions import InvalidURI
+    except ImportError:  # pragma: no cover - websockets is a dependency
+        return False
+    return isinstance(exc, InvalidURI)
+
+
+def _check_base_url(value: str) -> None:
+    """Refuse a CARTESIA_BASE_URL that no client could connect to, before anything starts.
+
+    Only the address syntax is checked here (a host, a numeric port); which scheme a host gets is
+    the client's rule.
+    """
+    from urllib.parse import urlsplit
+
+    rest = value.split("://", 1)[-1]
+    hint = "expected HOST[:PORT] or http(s)://HOST[:PORT]"
+    try:
+        parts = urlsplit("//" + rest)
+        port = parts.port
+    except ValueError as exc:
+        _die(EXIT_USAGE, f"CARTESIA_BASE_URL is not a usable address ({exc}); {hint}")
+    if not parts.hostname or port == 0:
+        _die(EXIT_USAGE, f"CARTESIA_BASE_URL is not a usable address (no host or port 0); {hint}")
+
+
 # --- output -----------------------------------------------------------------------------------
-
-
-class WavWriter:
-    """Writes mono float32 audio incrementally as a WAV file (32-bit float or 16-bit PCM).
-
-    The header is written with the first samples and its size fields are patched on
-    :meth:`close` when the file is seekable; on a pipe they stay at the streaming placeholder
-    ``0xFFFFFFFF``, which common readers accept.
-
-    Args:
-        handle: A binary file object.
-        sample_format: ``"f32"`` (IEEE float, the API's native samples) or ``"s16"`` (PCM).
-    """
-
-    _PLACEHOLDER = 0xFFFFFFFF
-
-    def __init__(self, handle: IO[bytes], sample_format: str = "f32") -> None:
-        self._handle = handle
-        self._format = sample_format
-        self._width = 4 if sample_format == "f32" else 2
-        self._rate: Optional[int] = None
-        self._data_bytes = 0
-        self._offsets: Dict[str, int] = {}
-
-    @property
-    def frames(self) -> int:
-        """Samples written so far."""
-        return self._data_bytes // self._width
-
-    def start(self, sample_rate: int) -> None:
-        """Write the header for ``sample_rate``; called once, before the first :meth:`write`."""
-        self._rate = int(sample_rate)
-        width = self._width
-        if self._format == "f32":
-            # WAVE_FORMAT_IEEE_FLOAT needs the 18-byte fmt chunk (cbSize = 0) and a fact chunk.
-            fmt = struct.pack("<HHIIHHH", 3, 1, self._rate, self._rate * width, width, 32, 0)
-        else:
-            fmt = struct.pack("<HHIIHH", 1, 1, self._rate, self._rate * width, width, 16)
-        header = bytearray(b"RIFF" + struct.pack("<I", self._PLACEHOLDER) + b"WAVE")
-        header += b"fmt " + struct.pack("<I", len(fmt)) + fmt
-        if self._format == "f32":
-            header += b"fact" + struct.pack("<I", 4)
-            self._offsets["fact"] = len(header)
-            header += struct.pack("<I", self._PLACEHOLDER)
-        header += b"data"
-        self._offsets["data"] = len(header)
-        header += struct.pack("<I", self._PLACEHOLDER)
-        self._offsets["audio"] = len(header)
-        self._handle.write(bytes(header))
-
-    def write(self, samples: bytes) -> None:
-        """Append encoded samples (already in this writer's sample format, whole samples)."""
-        self._handle.write(samples)
-        self._data_bytes += len(samples)
-
-    def close(self) -> None:
-        """Patch the size fields (when the file is seekable) and flush. Does not close ``handle``."""
-        if self._rate is None:
-            return
-        handle = self._handle
-        try:
-            seekable = handle.seekable()
-        except (AttributeError, OSError):
-            seekable = False
-        if seekable:
-            end = handle.tell()
-            if self._data_bytes % 2:
-                handle.write(b"\0")  # RIFF chunks are word-aligned.
-                end += 1
-            riff_size = min(end - 8, self._PLACEHOLDER)
-            handle.seek(4)
-            handle.write(struct.pack("<I", riff_size))
-            if "fact" in self._offsets:
-                handle.seek(self._offsets["fact"])
-                handle.write(struct.pack("<I", min(self.frames, self._PLACEHOLDER)))
-            handle.seek(self._offsets["data"])
-            handle.write(struct.pack("<I", min(self._data_bytes, self._PLACEHOLDER)))
-            handle.seek(end)
-        handle.flush()
-
-
-class _SampleEncoder:
-    """Turns the float32 LE byte chunks of the stream into whole samples of the output format.
-
-    Carries the 1-3 bytes of a sample split across chunks to the next chunk.
-    """
-
-    def __init__(self, sample_format: str) -> None:
-        self._format = sample_format
-        self._tail = b""
-
-    def encode(self, chunk: bytes) -> bytes:
-        data = self._tail + chunk if self._tail else chunk
-        whole = len(data) - len(data) % 4
-        self._tail = bytes(data[whole:])
-        data = data[:whole]
-        if self._format == "f32" or not data:
-            return bytes(data)
-        import numpy as np
-
-        samples = np.frombuffer(data, dtype="<f4")
-        samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
-        pcm = np.rint(np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
-        return pcm.tobytes()
-
-    @property
-    def leftover(self) -> int:
-        return len(self._tail)
-
-
-class _Output:
-    """Where ``say`` puts its audio: a WAV file or raw samples on stdout / in a file."""
-
-    def __init__(self, target: str, sample_format: str) -> None:
-        self.target = target
-        self.sample_format = sample_format
-        self.raw = target == "-" or target.lower().endswith(_RAW_SUFFIXES)
-        self._partial: Optional[str] = None
-        self._handle: Optional[IO[bytes]] = None
-        self._wav: Optional[WavWriter] = None
-        self._encoder = _SampleEncoder(sample_format)
-        self.frames = 0
-
-    def check(self) -> None:
-        """Fail fast (before any network traffic) on an output we cannot or should not write."""
-        if self.target == "-":
-            if sys.stdout.isatty():
-                _die(
-                    EXIT_USAGE,
-                    "refusing to write raw audio to a terminal; pipe it (-o - | ...) or use -o FILE.wav",
-                )
-            return
-        suffix = os.path.splitext(self.target)[1].lower()
-        special = os.path.exists(self.target) and not os.path.isfile(self.target)
-        if not self.raw and suffix != ".wav" and not special:
-            _die(
-                EXIT_USAGE,
-                f"unsupported output {self.target!r}: use FILE.wav, FILE.raw/.pcm (raw samples) "
-                "or - (raw samples on stdout)",
-            )
-        parent = os.path.dirname(os.path.abspath(self.target))
-        if not os.path.isdir(parent):
-            _die(EXIT_ERROR, f"cannot write {self.target}: directory {parent} does not exist")
-
-    def open(self) -> None:
-        if self.target == "-":
-            self._handle = sys.stdout.buffer
-            if hasattr(signal, "SIGPIPE"):
-                # Die on a closed pipe (`| head`) the way Unix tools do: at once, quietly,
-                # status 128+13, without waiting to close connections politely.
-                signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-            return
-        path = self.target
-        if os.path.exists(path) and not os.path.isfile(path):
-            # A device or a FIFO (/dev/null, a named pipe): write to it directly.
-            self._handle = self._open(path)
-            return
-        # A regular file is written next to its final name and renamed into place at the end, so
-        # a failed run neither leaves a half-written file nor destroys an existing one.
-        directory, name = os.path.split(os.path.abspath(path))
-        self._partial = os.path.join(directory, f".{name}.{os.getpid()}.part")
-        self._handle = self._open(self._partial)
-
-    def _open(self, path: str) -> IO[bytes]:
-        try:
-            return open(path, "wb")
-        except OSError as exc:
-            _die(EXIT_ERROR, f"cannot write {self.target}: {exc.strerror or exc}")
-
-    def write(self, chunk: bytes, sample_rate: int) -> None:
-        assert self._handle is not None
-        data = self._encoder.encode(chunk)
-        try:
-            if not self.raw and self._wav is None:
-                self._wav = WavWriter(self._handle, self.sample_format)
-                self._wav.start(sample_rate)
-            if self._wav is not None:
-                self._wav.write(data)
-            else:
-                self._handle.write(data)
-                if self.target == "-":
-                    # Low latency for players reading the pipe.
-                    self._handle.flush()
-        except BrokenPipeError:
-            raise
-        except OSError as exc:
-            _die(EXIT_ERROR, f"cannot write {self.target}: {exc.strerror or exc}")
-        self.frames += len(data) // (4 if self.sample_format == "f32" else 2)
-
-    def finish(self) -> None:
-        """Complete the output: patch the WAV header, close, and move the file into place."""
-        if self._handle is None:
-            return
-        if self._encoder.leftover:
-            _die(EXIT_API, f"the audio stream ended inside a sample ({self._encoder.leftover} stray bytes)")
-        try:
-            if self._wav is not None:
-                self._wav.close()
-            if self.target == "-":
-                self._handle.flush()
-                return
-            self._handle.close()
-            if self._partial is not None:
-                os.replace(self._partial, self.target)
-                self._partial = None
-        except OSError as exc:
-            _die(EXIT_ERROR, f"cannot write {self.target}: {exc.strerror or exc}")
-
-    def abandon(self) -> None:
-        """Drop what a failed run wrote (the previous file of that name, if any, stays intact)."""
-        if self._handle is None or self.target == "-":
-            return
-        with contextlib.suppress(OSError):
-            self._handle.close()
-        if self._partial is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(self._partial)
-            self._partial = None
 
 
 # --- text -------------------------------------------------------------------------------------
@@ -470,10 +327,11 @@ def _backend(args: argparse.Namespace, log) -> Iterator[Tuple[str, Dict[str, Any
             )
         _SECRETS.append(key)
         host = os.environ.get("CARTESIA_BASE_URL") or "api.cartesia.ai"
+        _check_base_url(host)
         yield host, {"api_key": key, **limits}
         return
 
-    engine = args.engine
+    engine = args.engine or "auto"
     why = ""
     if engine == "speech" and not _speech_available():
         _die(EXIT_USAGE, "the speech engine needs espeakng-loader: pip install 'cartesia[speech]'")
@@ -550,8 +408,9 @@ def _cmd_say(args: argparse.Namespace) -> int:
     log = _logger(args.quiet)
     text = _read_text(args)
     segments = split_text(text)
-    output = _Output(args.output, args.format)
-    output.check()
+    # Built (and so checked) while parsing; a Namespace from build_parser() alone has none.
+    output: Output = getattr(args, "destination", None) or Output(args.output, args.format, no_clobber=args.no_clobber)
+    output.check(warn=lambda message: log(f"warning: {message}"))
     transport = "http" if args.http else "websocket"
 
     with _backend(args, log) as (where, client_kwargs):
@@ -568,10 +427,7 @@ def _cmd_say(args: argparse.Namespace) -> int:
             output.finish()
             ok = True
         except BrokenPipeError:
-            # The reader went away (e.g. `| head`) on a system without SIGPIPE: stop quietly.
-            with contextlib.suppress(OSError):
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return 141
+            return _stdout_gone()
         finally:
             if not ok:
                 output.abandon()
@@ -580,10 +436,8 @@ def _cmd_say(args: argparse.Namespace) -> int:
     duration = output.frames / rate if rate else 0.0
     elapsed = stats["elapsed"]
     rtf = elapsed / duration if duration else float("inf")
-    kind = "32-bit float" if args.format == "f32" else "16-bit PCM"
-    container = "raw" if output.raw else "WAV"
-    dest = "stdout" if args.output == "-" else args.output
-    log(f"wrote {dest}: {duration:.2f} s of audio, {rate} Hz, {kind} {container}")
+    dest = "stdout" if output.stdout else args.output
+    log(f"wrote {dest}: {duration:.2f} s of audio, {rate} Hz, {output.description}")
     log(f"voice: {voice.get('name', args.voice)} via {transport} to {where}")
     log(f"time to first audio: {stats['first_audio']:.3f} s")
     speed = f"{1 / rtf:.1f}x faster than real time" if 0 < rtf < 1 else "slower than real time"
@@ -591,6 +445,14 @@ def _cmd_say(args: argparse.Namespace) -> int:
     core = "compiled" if streaming.IMPLEMENTATION == "c" else "pure Python"
     log(f"core: {streaming.IMPLEMENTATION} ({core})")
     return EXIT_OK
+
+
+def _stdout_gone() -> int:
+    """The reader of stdout went away (``| head``) and SIGPIPE did not end us: stop quietly."""
+    # Python would report the failed flush of stdout at exit; point it at /dev/null first.
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_BROKEN_PIPE
 
 
 def _stream_segments(client, segments, embedding, output, args, transport) -> Dict[str, Any]:
@@ -654,7 +516,7 @@ def _client_errors(where: str) -> Iterator[None]:
     """Turn expected client, server and network errors into one-line exits."""
     try:
         yield
-    except (SystemExit, KeyboardInterrupt, BrokenPipeError):
+    except (CommandError, SystemExit, KeyboardInterrupt, BrokenPipeError):
         raise
     except Exception as exc:
         mapped = _classify(exc, where)
@@ -680,11 +542,15 @@ def _cmd_voices(args: argparse.Namespace) -> int:
         ),
         key=lambda row: row[1].lower(),
     )
-    if args.json:
-        json.dump([dict(zip(("id", "name", "description"), row)) for row in rows], sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return EXIT_OK
-    _print_table(("ID", "NAME", "DESCRIPTION"), rows)
+    try:
+        if args.json:
+            json.dump([dict(zip(("id", "name", "description"), row)) for row in rows], sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            _print_table(("ID", "NAME", "DESCRIPTION"), rows)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `cartesia voices | head -3`
+        return _stdout_gone()
     return EXIT_OK
 
 
@@ -744,33 +610,64 @@ def _logger(quiet: bool):
     return log
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        # argparse's default prints the whole usage block; keep errors to one line plus a hint.
-        print(f"{PROG}: error: {message} (see: {self.prog} --help)", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
+class _Parser(OneLineParser):
+    """The parser of ``cartesia`` and its subcommands: errors start ``cartesia: error:``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("error_prefix", PROG)
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+#: Every exit code with its meaning, for ``--help`` (the module docstring and README say the same).
+EXIT_CODES = (
+    (EXIT_OK, "success"),
+    (EXIT_ERROR, "any other error (the output cannot be written, the local server cannot start)"),
+    (EXIT_USAGE, "usage: bad arguments, no or empty text, unknown voice, unsupported output"),
+    (EXIT_AUTH, "authentication: no API key, or the server rejected it"),
+    (EXIT_CONNECTION, "connection: the server cannot be reached, TLS failed, or the connection broke"),
+    (EXIT_API, "the server answered with an error (4xx, 5xx, an error frame, a bad stream)"),
+    (EXIT_TIMEOUT, "timeout: connecting, first audio, or a gap between chunks took too long"),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
+    (EXIT_BROKEN_PIPE, "the reader of stdout went away (cartesia say -o - | head)"),
+)
+
+_EPILOG = "\n".join(
+    ["exit codes:"]
+    + [f"  {code:<5}{meaning}" for code, meaning in EXIT_CODES]
+    + [
+        "",
+        "environment (without --local):",
+        "  CARTESIA_API_KEY      your API key (never printed)",
+        "  CARTESIA_BASE_URL     the API host, e.g. api.cartesia.ai or http://localhost:8787",
+        "  CARTESIA_API_VERSION  the API version (default: the client's)",
+    ]
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``cartesia`` command (``serve`` is parsed by the server)."""
+    return _build_parsers()[0]
+
+
+def _build_parsers() -> Tuple[argparse.ArgumentParser, Dict[str, argparse.ArgumentParser]]:
+    """The top-level parser and the parser of each subcommand, by name."""
     from .version import __version__
 
     parser = _Parser(
         prog=PROG,
         description="Text to speech with the Cartesia API, or with the bundled local server.",
-        epilog="Exit codes: 0 ok, 1 other error, 2 usage, 3 authentication, 4 connection, "
-        "5 server/API error, 6 timeout, 130 interrupted. "
-        "Environment: CARTESIA_API_KEY, CARTESIA_BASE_URL, CARTESIA_API_VERSION.",
+        epilog=_EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    commands.required = True
 
     say = commands.add_parser(
         "say",
-        help="speak TEXT into a WAV file or raw float32 on stdout",
-        description="Stream speech for TEXT (or stdin) into a WAV file, or raw samples on stdout. "
+        help="speak TEXT into a WAV or MP3 file, or raw samples on stdout",
+        description="Stream speech for TEXT (or stdin) into a WAV or MP3 file, or raw samples on stdout.\n"
         "Timings and the streaming core in use are printed on stderr.",
+        epilog=_EPILOG,
     )
     say.add_argument("text", nargs="?", metavar="TEXT", help="the text; omit it or use - to read stdin")
     say.add_argument("--voice", default=DEFAULT_VOICE, help=f"voice name (any case) or id (default: {DEFAULT_VOICE})")
@@ -779,14 +676,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         default=DEFAULT_OUTPUT,
         metavar="PATH",
-        help=f"FILE.wav, FILE.raw/.pcm (headerless samples), or - for raw samples on stdout "
-        f"(default: {DEFAULT_OUTPUT})",
+        help="FILE.wav, FILE.mp3 (needs cartesia[mp3]), FILE.raw/.pcm/.s16/.f32 (headerless samples), "
+        f"or - for raw samples on stdout (default: {DEFAULT_OUTPUT})",
     )
     say.add_argument(
         "--format",
-        choices=("f32", "s16"),
-        default="f32",
-        help="sample format: f32 = 32-bit float little-endian (default, lossless), s16 = 16-bit PCM",
+        choices=SAMPLE_FORMATS,
+        default=None,
+        help="samples of WAV and raw output: s16 = 16-bit PCM (default, read by every tool), "
+        "f32 = 32-bit float little-endian (lossless)",
+    )
+    say.add_argument(
+        "-n",
+        "--no-clobber",
+        action="store_true",
+        help="refuse to replace an existing file (by default it is replaced, with a warning, "
+        "once the new audio is complete)",
     )
     say.add_argument("--model", default=None, help="model id (default: the client's default)")
     say.add_argument("--http", action="store_true", help="stream over HTTP instead of the websocket")
@@ -801,7 +706,9 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("-v", "--verbose", action="store_true", help="also show the client's log (retries, reconnects)")
     say.set_defaults(handler=_cmd_say)
 
-    voices = commands.add_parser("voices", help="list the available voices", description="List voices.")
+    voices = commands.add_parser(
+        "voices", help="list the available voices", description="List voices.", epilog=_EPILOG
+    )
     _add_backend_options(voices)
     voices.add_argument("--json", action="store_true", help="print JSON instead of a table")
     voices.add_argument("-q", "--quiet", action="store_true", help="print nothing on stderr but errors")
@@ -813,20 +720,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the local Cartesia-compatible server (cartesia serve --help)",
         add_help=False,
     )
-    return parser
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+    return parser, {"say": say, "voices": voices}
 
 
 def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         default=None,
         metavar="SECONDS",
         help="limit for connecting, for the first audio and for each gap between chunks "
@@ -834,7 +734,7 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--attempts",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="tries per request on connection errors, 429 and 5xx, with backoff (default: 3); "
@@ -848,10 +748,31 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--engine",
         choices=("auto", "speech", "tone"),
-        default="auto",
-        help="engine of the --local server: speech (espeak-ng, needs cartesia[speech]), tone, "
-        "or auto (speech when installed; default)",
+        default=None,
+        help="engine of the --local server (only with --local): speech (espeak-ng, needs "
+        "cartesia[speech]), tone, or auto (speech when installed; default)",
     )
+
+
+def _parse(argv: Sequence[str]) -> Optional[argparse.Namespace]:
+    """Parse and check the arguments; ``None`` when there is no command (help was printed)."""
+    parser, subcommands = _build_parsers()
+    args, extra = parser.parse_known_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return None
+    sub = subcommands[args.command]
+    if extra:
+        # argparse reports these on the top-level parser; the subcommand's help is the useful one.
+        sub.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.engine is not None and not args.local:
+        sub.error("--engine picks the engine of the bundled server: use it with --local")
+    if args.command == "say":
+        try:
+            args.destination = Output(args.output, args.format, no_clobber=args.no_clobber)
+        except CommandError as exc:
+            sub.error(exc.message)
+    return args
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -864,13 +785,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         The exit code (see the module docstring).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = False
     try:
         if argv and argv[0] == "serve":
             # Everything after `serve` belongs to the server's own parser.
             return _cmd_serve(argv[1:])
-        args = build_parser().parse_args(argv)
-        _setup_logging(args.verbose)
+        args = _parse(argv)
+        if args is None:
+            return EXIT_OK
+        verbose = args.verbose
+        _setup_logging(verbose)
         return int(args.handler(args))
+    except CommandError as exc:
+        return _report(exc)
     except SystemExit as exc:
         code = exc.code
         if code is None:
@@ -882,5 +809,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"\n{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:
+        # A bug, or a failure nobody classified: still one line (the traceback with --verbose).
+        if verbose:
+            traceback.print_exc()
+        name = type(exc).__name__
+        return _report(CommandError(EXIT_ERROR, f"unexpected {name}: {exc} (--verbose shows the details)"))
     finally:
         _SECRETS.clear()

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
 import time
+import wave
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
 import pytest
 
-from cartesia import streaming
+from cartesia import cli, streaming
 from cartesia.cli import SEGMENT_CHARS, WavWriter, split_text
 
 TEXT = "Hello! Welcome to Cartesia."
@@ -23,17 +26,23 @@ LONG_TEXT = " ".join(f"Sentence number {i} of a long text that needs several req
 TIMEOUT = 60
 
 
+ROOT = Path(__file__).resolve().parents[1]
+#: Runs the command with the `mp3` extra hidden, as if `lameenc` were not installed.
+WITHOUT_MP3 = "import sys; sys.modules['lameenc'] = None; from cartesia.cli import main; sys.exit(main())"
+
+
 def run_cli(
     args: List[str],
     cwd: Path,
     env: Optional[Dict[str, str]] = None,
     stdin: Optional[bytes] = None,
+    python: Optional[List[str]] = None,
 ) -> subprocess.CompletedProcess:
     """Run ``python -m cartesia ARGS`` with a clean Cartesia environment plus ``env``."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CARTESIA_") or "EXTENSIONS" in k}
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "cartesia", *args],
+        [sys.executable, *(python or ["-m", "cartesia"]), *args],
         cwd=str(cwd),
         env=full_env,
         input=stdin if stdin is not None else b"",
@@ -68,7 +77,7 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
     lines = [line for line in err.splitlines() if line.strip()]
     assert "Traceback" not in err
     assert lines and lines[-1].startswith("cartesia: error: "), err
-    assert all(line.startswith("cartesia: local server: ") for line in lines[:-1]), err
+    assert all(line.startswith(("cartesia: local server: ", "cartesia: warning: ")) for line in lines[:-1]), err
     return lines[-1]
 
 
@@ -79,31 +88,49 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def as_pcm16(floats: np.ndarray) -> np.ndarray:
+    return np.rint(np.clip(floats, -1, 1) * 32767).astype("<i2")
+
+
 @pytest.fixture(scope="module")
 def say_tone(tmp_path_factory) -> Dict:
-    """One `say --local` run over the websocket, shared by the tests that only inspect it."""
+    """`say --local` runs over the websocket (default format and f32), shared by the tests that only inspect them."""
     cwd = tmp_path_factory.mktemp("say")
     result = run_cli(["say", TEXT, "--local", "--engine", "tone", "-o", "hello.wav"], cwd)
     assert result.returncode == 0, result.stderr.decode()
-    return {"result": result, "wav": read_wav(cwd / "hello.wav")}
+    floats = run_cli(["say", TEXT, "--local", "--engine", "tone", "--format", "f32", "-o", "f32.wav", "-q"], cwd)
+    assert floats.returncode == 0, floats.stderr.decode()
+    return {"result": result, "path": cwd / "hello.wav", "wav": read_wav(cwd / "hello.wav"), "f32": read_wav(cwd / "f32.wav")}
 
 
-def test_say_local_writes_float_wav_and_reports_metrics(say_tone):
+def test_say_local_writes_pcm16_wav_and_reports_metrics(say_tone):
     wav, err = say_tone["wav"], say_tone["result"].stderr.decode()
-    assert wav["format"] == 3 and wav["rate"] == 44100
+    assert wav["format"] == 1 and wav["rate"] == 44100
     samples = wav["samples"]
     seconds = len(samples) / wav["rate"]
     assert 0.5 < seconds < 20, seconds  # a short sentence
-    assert np.all(np.isfinite(samples)) and np.abs(samples).max() > 0.01
+    assert np.abs(samples).max() > 300
     assert "engine: tone" in err
-    assert f"{seconds:.2f} s of audio, 44100 Hz" in err
+    assert f"{seconds:.2f} s of audio, 44100 Hz, 16-bit PCM WAV" in err
     assert "time to first audio: " in err and "real-time factor: " in err
     assert f"core: {streaming.IMPLEMENTATION} " in err
     assert say_tone["result"].stdout == b""
+    # The default file is 16-bit PCM of exactly the float samples of --format f32.
+    floats = say_tone["f32"]
+    assert floats["format"] == 3 and np.all(np.isfinite(floats["samples"]))
+    assert np.array_equal(samples, as_pcm16(floats["samples"]))
+
+
+def test_default_output_is_read_by_the_stdlib_wave_module(say_tone):
+    # Python's own reader refuses IEEE-float WAV ("unknown format: 3"): the default must not be that.
+    with wave.open(str(say_tone["path"]), "rb") as reader:
+        assert (reader.getnchannels(), reader.getsampwidth(), reader.getframerate()) == (1, 2, 44100)
+        frames = reader.readframes(reader.getnframes())
+    assert np.array_equal(np.frombuffer(frames, "<i2"), say_tone["wav"]["samples"])
 
 
 def test_say_matches_the_client_bit_for_bit(say_tone, local_server):
-    # The tone engine is deterministic: the CLI's file must hold exactly what the client receives.
+    # The tone engine is deterministic: the CLI's f32 file must hold exactly what the client receives.
     from cartesia.tts import CartesiaTTS
 
     env = {"CARTESIA_BASE_URL": local_server.host_for_env, "CARTESIA_API_VERSION": "v0"}
@@ -120,7 +147,7 @@ def test_say_matches_the_client_bit_for_bit(say_tone, local_server):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    assert audio["audio"] == say_tone["wav"]["data"]
+    assert audio["audio"] == say_tone["f32"]["data"]
 
 
 def test_say_http_stdin_and_raw_stdout_give_the_same_audio(say_tone, tmp_path):
@@ -132,21 +159,72 @@ def test_say_http_stdin_and_raw_stdout_give_the_same_audio(say_tone, tmp_path):
 
     piped = run_cli(["say", "--local", "--engine", "tone", "-o", "-"], tmp_path, stdin=TEXT.encode())
     assert piped.returncode == 0, piped.stderr.decode()
-    assert piped.stdout == expected  # raw float32 LE, no header
+    assert piped.stdout == expected  # raw 16-bit PCM LE, no header
+    assert "16-bit PCM raw" in piped.stderr.decode()
+
+    floats = run_cli(["say", "--local", "--engine", "tone", "-o", "-", "--format", "f32", "-q"], tmp_path, stdin=TEXT.encode())
+    assert floats.returncode == 0 and floats.stdout == say_tone["f32"]["data"], floats.stderr.decode()
 
 
-def test_say_pcm16(say_tone, tmp_path):
-    result = run_cli(
-        ["say", "-", "--local", "--engine", "tone", "--format", "s16", "-o", "out.wav", "-q"],
-        tmp_path,
-        stdin=TEXT.encode(),
-    )
+def test_raw_suffix_names_the_sample_format(say_tone, tmp_path):
+    result = run_cli(["say", TEXT, "--local", "--engine", "tone", "-o", "out.f32", "-q"], tmp_path)
     assert result.returncode == 0 and result.stderr == b"", result.stderr.decode()
-    wav = read_wav(tmp_path / "out.wav")
-    assert wav["format"] == 1
-    floats = say_tone["wav"]["samples"]
-    expected = np.rint(np.clip(floats, -1, 1) * 32767).astype("<i2")
-    assert np.array_equal(wav["samples"], expected)
+    assert (tmp_path / "out.f32").read_bytes() == say_tone["f32"]["data"]
+    result = run_cli(["say", TEXT, "--local", "--engine", "tone", "-o", "out.s16", "--format", "s16", "-q"], tmp_path)
+    assert result.returncode == 0, result.stderr.decode()
+    assert (tmp_path / "out.s16").read_bytes() == say_tone["wav"]["data"]
+
+
+def test_existing_output_is_replaced_with_a_warning_or_kept_with_no_clobber(say_tone, tmp_path):
+    target = tmp_path / "take.wav"
+    target.write_bytes(b"previous take")
+    # --no-clobber refuses before anything starts: no API key is needed to find that out.
+    kept = run_cli(["say", TEXT, "-o", "take.wav", "--no-clobber"], tmp_path)
+    assert kept.returncode == 1, kept.stderr.decode()
+    assert "take.wav exists; not replacing it (--no-clobber)" in one_error_line(kept)
+    assert target.read_bytes() == b"previous take"
+
+    replaced = run_cli(["say", TEXT, "--local", "--engine", "tone", "-o", "take.wav"], tmp_path)
+    assert replaced.returncode == 0, replaced.stderr.decode()
+    warnings = [line for line in replaced.stderr.decode().splitlines() if "warning" in line]
+    assert warnings == ["cartesia: warning: take.wav exists; it will be replaced once the new audio is complete (--no-clobber keeps it)"]
+    assert read_wav(target)["data"] == say_tone["wav"]["data"]
+
+    quiet = run_cli(["say", TEXT, "--local", "--engine", "tone", "-o", "take.wav", "-q"], tmp_path)
+    assert quiet.returncode == 0 and quiet.stderr == b""
+    # A fresh name gets no warning.
+    fresh = run_cli(["say", TEXT, "--local", "--engine", "tone", "-o", "new.wav", "-n"], tmp_path)
+    assert fresh.returncode == 0 and "warning" not in fresh.stderr.decode()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.wav", "take.wav"]
+
+
+def test_mp3_is_the_server_encoders_output(say_tone, tmp_path):
+    pytest.importorskip("lameenc", reason="lameenc (the `mp3` extra) is in the test extra")
+    from test_server_audio_formats import mp3_frames
+
+    from cartesia.server.audio.encode import StreamEncoder
+    from cartesia.server.audio.formats import parse_output_format
+
+    result = run_cli(["say", TEXT, "--local", "--engine", "tone", "-o", "take.mp3"], tmp_path)
+    assert result.returncode == 0, result.stderr.decode()
+    assert ", 44100 Hz, MP3 128 kbit/s" in result.stderr.decode()
+    data = (tmp_path / "take.mp3").read_bytes()
+    frames = mp3_frames(data)
+    assert {(bit_rate, rate) for bit_rate, rate, _ in frames} == {(128000, 44100)}
+    seconds = len(say_tone["f32"]["samples"]) / 44100
+    assert len(frames) * 1152 / 44100 == pytest.approx(seconds, abs=3 * 1152 / 44100)
+    # Bit for bit what the server's encoder makes of the same (deterministic) samples.
+    encoder = StreamEncoder(parse_output_format({"container": "mp3", "sample_rate": 44100}, route="bytes"), 44100)
+    assert data == encoder.header() + encoder.feed(say_tone["f32"]["samples"]) + encoder.finish()
+
+
+def test_mp3_without_the_extra_names_it(tmp_path):
+    result = run_cli(["say", TEXT, "--local", "--engine", "tone", "-o", "x.mp3"], tmp_path, python=["-c", WITHOUT_MP3])
+    assert result.returncode == 2
+    line = one_error_line(result)
+    assert "pip install 'cartesia[mp3]'" in line
+    assert "local server" not in result.stderr.decode()  # refused before anything started
+    assert not (tmp_path / "x.mp3").exists()
 
 
 def test_long_text_is_split_with_progress(tmp_path):
@@ -246,15 +324,130 @@ def test_unreachable_server_is_a_connection_error(tmp_path):
     "args, stdin, message",
     [
         (["say", "-o", "x.wav", "--local"], b"   \n", "the text is empty"),
-        (["say", TEXT, "-o", "x.mp3", "--local"], None, "unsupported output"),
-        (["say", TEXT, "--no-such-flag"], None, "unrecognized arguments"),
-        (["voices", "--attempts", "0"], None, "must be at least 1"),
+        (["say", TEXT, "-o", "x.ogg", "--local"], None, "unsupported output 'x.ogg'"),
+        (["voices", "--attempts", "0"], None, "argument --attempts: must be at least 1 (see: cartesia voices --help)"),
     ],
 )
 def test_usage_errors(tmp_path, args, stdin, message):
     result = run_cli(args, tmp_path, stdin=stdin)
     assert result.returncode == 2
     assert message in one_error_line(result)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["say", TEXT, "--no-such-flag", "--local"], "unrecognized arguments: --no-such-flag"),
+        (["say", TEXT, "extra words", "--local"], "unrecognized arguments: extra words"),
+        (["say", TEXT, "--timeout", "0", "--local"], "argument --timeout: must be more than 0 seconds"),
+        (["say", TEXT, "--timeout", "nan", "--local"], "argument --timeout: 'nan' is not a finite number of seconds"),
+        (["say", TEXT, "--format", "f32", "-o", "x.mp3", "--local"], "--format applies to WAV and raw output, not to MP3"),
+        (["say", TEXT, "--format", "s16", "-o", "x.f32", "--local"], "--format s16 contradicts the .f32 suffix of x.f32"),
+        (["say", TEXT, "--format", "f64", "--local"], "argument --format: invalid choice: 'f64' (choose from 's16', 'f32')"),
+        # Without --local and without an API key: a usage error (2), not the missing key (3).
+        (["say", TEXT, "--engine", "tone"], "--engine picks the engine of the bundled server: use it with --local"),
+    ],
+)
+def test_option_errors_point_at_the_subcommand_help_before_anything_starts(tmp_path, args, message):
+    result = run_cli(args, tmp_path)
+    assert result.returncode == 2, result.stderr.decode()
+    line = one_error_line(result)
+    assert line == f"cartesia: error: {message} (see: cartesia say --help)", line
+    # Nothing started: no local server, no file.
+    assert "local server" not in result.stderr.decode() and list(tmp_path.iterdir()) == []
+
+
+def test_unknown_command_points_at_the_main_help(tmp_path):
+    result = run_cli(["sya", TEXT], tmp_path)
+    assert result.returncode == 2
+    line = one_error_line(result)
+    assert "invalid choice: 'sya'" in line and line.endswith("(see: cartesia --help)")
+
+
+def test_bare_command_prints_help_with_every_exit_code(tmp_path):
+    result = run_cli([], tmp_path)
+    assert result.returncode == 0 and result.stderr == b"", result.stderr.decode()
+    out = result.stdout.decode()
+    assert "usage: cartesia" in out and "say" in out and "voices" in out and "serve" in out
+    codes = {value for name, value in vars(cli).items() if name.startswith("EXIT_") and isinstance(value, int)}
+    assert {0, 1, 2, 3, 4, 5, 6, 130, 141} <= codes
+    listed = {int(code) for code in re.findall(r"^  (\d+) ", out, re.M)}
+    assert listed == codes
+    # The subcommands' help carries the same table.
+    say_help = run_cli(["say", "--help"], tmp_path).stdout.decode()
+    assert {int(code) for code in re.findall(r"^  (\d+) ", say_help, re.M)} == codes
+    assert "--no-clobber" in say_help and "FILE.mp3" in say_help
+
+
+@pytest.mark.parametrize("value", ["localhost:notaport", "localhost:99999", "http://:8080"])
+def test_unusable_base_url_is_one_line_usage_error(tmp_path, value):
+    env = {"CARTESIA_API_KEY": "sk-test-12345678", "CARTESIA_BASE_URL": value}
+    for command in (["voices"], ["say", TEXT, "-o", "x.wav"]):
+        result = run_cli(command, tmp_path, env)
+        assert result.returncode == 2, result.stderr.decode()
+        assert "CARTESIA_BASE_URL is not a usable address" in one_error_line(result)
+    assert not (tmp_path / "x.wav").exists()
+
+
+@pytest.mark.parametrize("command", [["voices"], ["say", TEXT, "-o", "x.wav"], ["say", TEXT, "--http", "-o", "x.wav"]])
+def test_tls_to_a_plain_server_says_so_and_hints_http(local_server, tmp_path, command):
+    # https:// (or, under the 0.0.5 scheme rule, a bare host not named localhost) means TLS; the
+    # server speaks plain HTTP.
+    address = f"127.0.0.1:{local_server.port}"
+    env = {"CARTESIA_API_KEY": local_server.api_key, "CARTESIA_BASE_URL": f"https://{address}"}
+    result = run_cli([*command, "--attempts", "1"], tmp_path, env)
+    assert result.returncode == 4, result.stderr.decode()
+    line = one_error_line(result)
+    assert "TLS handshake with" in line and "does not seem to speak TLS" in line, line
+    assert f"CARTESIA_BASE_URL=http://{address}" in line
+    assert local_server.api_key not in result.stderr.decode()
+    # ... and the hint works.
+    fixed = run_cli([*command, "--attempts", "1"], tmp_path, {**env, "CARTESIA_BASE_URL": f"http://{address}"})
+    assert fixed.returncode == 0, fixed.stderr.decode()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX pipes")
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_voices_into_a_closed_pipe_stops_quietly(tmp_path, json_flag):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARTESIA_") or "EXTENSIONS" in k}
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `| head -0`: nobody will read
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "cartesia", "voices", "--local", "--engine", "tone", *json_flag],
+            cwd=str(tmp_path), env=env, stdin=subprocess.DEVNULL, stdout=write_end,
+            stderr=subprocess.PIPE, timeout=TIMEOUT,
+        )
+    finally:
+        os.close(write_end)
+    err = proc.stderr.decode()
+    assert proc.returncode == 141 and "Traceback" not in err and "Error" not in err, (proc.returncode, err)
+
+
+def test_a_bug_is_one_line_too_and_verbose_shows_the_traceback(tmp_path):
+    # A bug cannot be provoked through real components, so one is planted for this test.
+    planted = (
+        "import sys; from cartesia import cli\n"
+        "def broken(args): return 1 // 0\n"
+        "cli._cmd_voices = broken\n"
+        "sys.exit(cli.main())"
+    )
+    result = run_cli(["voices", "--local"], tmp_path, python=["-c", planted])
+    assert result.returncode == 1
+    assert one_error_line(result) == "cartesia: error: unexpected ZeroDivisionError: integer division or modulo by zero (--verbose shows the details)"
+    verbose = run_cli(["voices", "--local", "-v"], tmp_path, python=["-c", planted])
+    assert verbose.returncode == 1 and "Traceback" in verbose.stderr.decode() and ", in broken" in verbose.stderr.decode()
+
+
+def test_say_outputs_are_ignored_by_git():
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    for name in ("hello.wav", "speech.wav", "take.mp3"):  # the Quickstart's file, the default, an mp3
+        check = subprocess.run(["git", "check-ignore", "-q", name], cwd=str(ROOT), timeout=30)
+        assert check.returncode == 0, f"{name} is not ignored by git"
+    # Only at the top: a WAV committed as test data elsewhere stays visible.
+    check = subprocess.run(["git", "check-ignore", "-q", "tests/data/x.wav"], cwd=str(ROOT), timeout=30)
+    assert check.returncode == 1
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM")

@@ -104,19 +104,97 @@ def test_startup_faults_and_control_from_another_process():
         proc.communicate()
 
 
+def read_lines(proc: subprocess.Popen, count: int, within: float = 30) -> list:
+    """The first ``count`` stdout lines, read from the pipe itself (no buffer hides them from select)."""
+    import select
+    import time
+
+    data = b""
+    deadline = time.monotonic() + within
+    fd = proc.stdout.fileno()
+    while data.count(b"\n") < count:
+        ready, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0))
+        assert ready, f"the server printed {data!r} and then nothing within {within} s"
+        chunk = os.read(fd, 65536)
+        assert chunk, f"stdout closed after {data!r}; stderr: {proc.stderr.read()}"
+        data += chunk
+    return data.decode().splitlines()[:count]
+
+
+def run_cartesia(args, env) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CARTESIA_") or "EXTENSIONS" in k}
+    return subprocess.run(
+        [sys.executable, "-m", "cartesia", *args], cwd=str(ROOT), env={**clean, **env},
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
+def test_after_the_address_it_says_how_to_point_clients_here_and_that_works(host):
+    proc = start("--host", host, "--port", "0", "--engine", "tone", "--api-key", "serve-secret-123")
+    try:
+        first, *hints = read_lines(proc, 5)
+        assert re.match(rf"^listening on http://{re.escape(host)}:\d+$", first), first
+        port = int(first.rsplit(":", 1)[1])
+        text = "\n".join(hints)
+        assert hints[0] == "point a client at it (CARTESIA_API_KEY=<one of the --api-key keys>):"
+        assert "serve-secret-123" not in text
+        import cartesia
+
+        current = "from cartesia import Cartesia:" if hasattr(cartesia, "Cartesia") else "current API (coming):"
+        assert "0.0.5" in hints[1] and current in hints[2] and "4.2.0" in hints[3]
+        assert f"CARTESIA_BASE_URL=http://{host}:{port}" in hints[2] and "--tls" in hints[3]
+        # Follow the 0.0.5 hint literally: the first CARTESIA_BASE_URL=... of its line.
+        base_url = re.search(r"CARTESIA_BASE_URL=(\S+)", hints[1]).group(1)
+        assert base_url == (f"localhost:{port}" if host == "localhost" else f"http://{host}:{port}")
+        voices = run_cartesia(["voices", "--attempts", "1"], {"CARTESIA_BASE_URL": base_url, "CARTESIA_API_KEY": "serve-secret-123"})
+        assert voices.returncode == 0 and "Milo" in voices.stdout, voices.stderr
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+
+
+def test_client_hints_for_tls_name_the_ca_file():
+    from cartesia.server.hints import client_hints
+
+    tls = client_hints(scheme="https", host="localhost", port=8443, ca_file="/tmp/ca.pem")
+    assert tls[0] == "point a client at it (CARTESIA_API_KEY=<any non-empty value>):"
+    for line in tls[1:]:
+        assert "CARTESIA_BASE_URL=https://localhost:8443 SSL_CERT_FILE=/tmp/ca.pem" in line
+    plain = client_hints(scheme="http", host="0.0.0.0", port=8787)
+    assert "SSL_CERT_FILE" not in "".join(plain) and "https" not in "".join(plain)
+    assert "CARTESIA_BASE_URL=localhost:8787 " in plain[1]  # a wildcard bind is called at localhost
+
+
 @pytest.mark.parametrize(
-    "args, words",
-    [(["--pace", "warp"], "--pace"), (["--fault", "explode"], "explode"), (["--api-key", ""], "non-empty")],
+    "args, message",
+    [
+        (["--pace", "warp"], "argument --pace: invalid choice: 'warp'"),
+        (["--fault", "explode"], "explode"),
+        (["--api-key", ""], "non-empty"),
+        (["--port", "70000"], "argument --port: must be 0 (any free port) to 65535"),
+        (["--ws-idle-timeout", "0"], "argument --ws-idle-timeout: must be more than 0 seconds"),
+        (["--first-chunk-latency", "-1"], "argument --first-chunk-latency: must be 0 seconds or more"),
+    ],
 )
-def test_bad_arguments_exit_2(args, words):
+@pytest.mark.parametrize("command", [["-m", "cartesia.server"], ["-m", "cartesia", "serve"]])
+def test_bad_arguments_are_one_line_and_exit_2(command, args, message):
     proc = subprocess.run(
-        [sys.executable, "-m", "cartesia.server", "--port", "0", *args],
+        [sys.executable, *command, "--port", "0", *args],
         cwd=str(ROOT),
         capture_output=True,
         text=True,
         timeout=30,
     )
-    assert proc.returncode == 2 and words in proc.stderr and proc.stdout == ""
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cartesia serve: error: "), proc.stderr
+    assert message in lines[0]
+    if message.startswith("argument"):
+        assert lines[0].endswith(" (see: cartesia serve --help)")
 
 
 def test_port_in_use_exits_2(local_server):
@@ -127,4 +205,5 @@ def test_port_in_use_exits_2(local_server):
         text=True,
         timeout=30,
     )
-    assert proc.returncode == 2 and "cannot listen" in proc.stderr and proc.stdout == ""
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    assert proc.stderr.startswith("cartesia serve: error: cannot listen") and proc.stderr.count("\n") == 1

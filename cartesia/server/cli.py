@@ -7,15 +7,17 @@ import asyncio
 import logging
 import signal
 import sys
-from typing import List, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 from aiohttp import web
 
+from .._cli_args import EXIT_USAGE, OneLineParser, non_negative_seconds, port_number, positive_seconds
 from .app import create_app
 from .config import PACES, ServerConfig
 from .embed import bind_sockets
 from .engines import ENGINE_NAMES
 from .faults import Fault, parse_fault_spec
+from .hints import client_hints
 from .state import STATE_KEY
 
 __all__ = ["build_parser", "main"]
@@ -25,26 +27,27 @@ DEFAULT_PORT = 8787
 
 def build_parser(prog: str = "cartesia serve") -> argparse.ArgumentParser:
     """The argument parser (shared with ``cartesia serve``)."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=prog,
         description="Run a local server that speaks the Cartesia v0 API (offline speech).",
+        epilog="exit codes: 0 after SIGINT/SIGTERM, 2 bad arguments or an address it cannot listen on",
     )
     add = parser.add_argument
     add("--host", default="localhost",
         help="interface to bind (default: localhost, i.e. 127.0.0.1 and ::1)")
-    add("--port", type=int, default=DEFAULT_PORT,
+    add("--port", type=port_number, default=DEFAULT_PORT,
         help=f"TCP port; 0 picks a free one (default: {DEFAULT_PORT})")
     add("--engine", choices=ENGINE_NAMES, default=None,
         help="speech (espeak-ng) or tone (numpy only); default: speech when installed")
     add("--pace", choices=PACES, default="none",
         help="send chunks as fast as possible (none) or at the speed of audio (realtime)")
-    add("--first-chunk-latency", type=float, default=0.0, metavar="SECONDS",
+    add("--first-chunk-latency", type=non_negative_seconds, default=0.0, metavar="SECONDS",
         help="delay before the first chunk of every generation (default: 0)")
     add("--api-key", action="append", default=[], dest="api_keys", metavar="KEY",
         help="accepted API key, repeatable (default: any non-empty key)")
     add("--voices-embedding-style", choices=("string", "list"), default="string",
         help="how GET /voices serves embeddings (default: string, as the v0 API did)")
-    add("--ws-idle-timeout", type=float, default=None, metavar="SECONDS",
+    add("--ws-idle-timeout", type=positive_seconds, default=None, metavar="SECONDS",
         help="close websockets idle this long with code 1000 (default: never)")
     add("--fault", action="append", default=[], metavar="SPEC",
         help="queue a server-wide fault at start, e.g. 'drop;after_frames=2' (repeatable)")
@@ -81,10 +84,23 @@ async def _serve(config: ServerConfig, host: str, port: int, faults: List[Fault]
         shown = f"[{host}]" if ":" in host else host
         sys.stdout.write(f"listening on http://{shown}:{bound}\n")
         sys.stdout.flush()
+        _print_hints(scheme="http", host=shown, port=bound, ca_file=None, keys_required=bool(config.api_keys))
         await stop.wait()
     finally:
         await runner.cleanup()
         await app[STATE_KEY].renderer.drain()
+
+
+def _print_hints(**where: Any) -> None:
+    # After the first line, which scripts parse: how to point each client here.
+    sys.stdout.write("".join(f"{line}\n" for line in client_hints(**where)))
+    sys.stdout.flush()
+
+
+def _fail(message: str) -> int:
+    """One line on stderr, like the usage errors; the exit status of an unusable setup."""
+    sys.stderr.write(f"cartesia serve: error: {' '.join(message.split())}\n")
+    return EXIT_USAGE
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -114,9 +130,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         asyncio.run(_serve(config, args.host, args.port, faults))
     except OSError as exc:
-        sys.stderr.write(f"cartesia serve: cannot listen on {args.host}:{args.port}: {exc}\n")
-        return 2
+        return _fail(f"cannot listen on {args.host}:{args.port}: {exc}")
     except (ValueError, RuntimeError) as exc:
-        sys.stderr.write(f"cartesia serve: {exc}\n")
-        return 2
+        return _fail(str(exc))
     return 0
