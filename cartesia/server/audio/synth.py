@@ -24,6 +24,8 @@ __all__ = ["Speech", "synthesize", "supported_languages"]
 
 Timed = Tuple[str, float, float]
 _TOKEN = re.compile(r"\S+")
+# Tokens without a word of their own that one engine word may absorb ("of the").
+_MAX_JOINED = 3
 # A spoken word: a number with its separators ("1,234.5"), or letters/digits with inner
 # apostrophes ("o'clock").
 _WORD = re.compile(r"\d+(?:[.,]\d+)*(?![^\W_])|[^\W_]+(?:['’][^\W_]+)*")
@@ -125,7 +127,9 @@ def synthesize(
         samples = np.clip(samples * np.float32(volume), -1.0, 1.0).astype(np.float32)
     speech = Speech(samples, rate)
     if timestamps:
-        _fill_timestamps(speech, text, rendering)
+        # Cut short: the engine stopped (or the audio was trimmed) before the end of the text.
+        complete = max_seconds is None or len(rendering.samples) < max_seconds * rate
+        _fill_timestamps(speech, text, rendering, complete)
     return speech
 
 
@@ -145,7 +149,7 @@ def _monotone(items: List[Tuple[str, int, int]], n: int, rate: int) -> List[Time
     return out
 
 
-def _fill_timestamps(speech: Speech, text: str, rendering: Rendering) -> None:
+def _fill_timestamps(speech: Speech, text: str, rendering: Rendering, complete: bool) -> None:
     n, rate = len(speech.samples), speech.sample_rate
     toks = list(_TOKEN.finditer(text))
     # Engine words by token. espeak may place a word on a neighbouring unspoken token
@@ -162,13 +166,36 @@ def _fill_timestamps(speech: Speech, text: str, rendering: Rendering) -> None:
         if j < len(toks):
             # Keep the text index inside the owning token for _spoken_words.
             owned[j].append((max(i, toks[j].start()), s, e))
+    # espeak can speak a few tokens as one word ("of the"): a speakable token without a word
+    # of its own joins the group before it, and a group's span is split by the tokens' lengths.
+    # After the last engine word, tokens join only when the audio was not cut short.
+    last = max((j for j in range(len(toks)) if owned[j]), default=-1)
+    groups: List[List[int]] = []
+    for j in range(len(toks)):
+        if owned[j]:
+            groups.append([j])
+        elif (
+            speakable[j]
+            and groups
+            and groups[-1][-1] == j - 1
+            and len(groups[-1]) <= _MAX_JOINED
+            and (j < last or complete)
+        ):
+            groups[-1].append(j)
     tokens: List[Tuple[str, int, int]] = []
     spoken: List[Tuple[str, int, int]] = []
-    for tok, inside in zip(toks, owned):
-        if not inside:
-            continue  # not spoken (a lone dash, say)
-        tokens.append((tok.group(), min(s for _, s, _ in inside), max(e for _, _, e in inside)))
-        spoken.extend(_spoken_words(tok, inside))
+    for group in groups:
+        events = [ev for j in group for ev in owned[j]]
+        start, end = min(s for _, s, _ in events), max(e for _, _, e in events)
+        weights = [len(toks[j].group()) for j in group]
+        total, at = sum(weights), 0
+        for j, w in zip(group, weights):
+            a = start + (end - start) * at // total
+            at += w
+            b = start + (end - start) * at // total
+            inside = owned[j] if len(group) == 1 else [(toks[j].start(), a, b)]
+            tokens.append((toks[j].group(), a, b))
+            spoken.extend(_spoken_words(toks[j], inside))
     speech.words = _monotone(tokens, n, rate)
     speech.normalized_words = _monotone(spoken, n, rate)
     speech.phonemes = _monotone(list(rendering.phonemes), n, rate)
