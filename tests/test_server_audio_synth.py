@@ -131,6 +131,12 @@ def test_emotion_shifts_the_pitch(engine):
         for emo in ("sad", None, "happy")
     }
     assert f0["sad"] < 0.97 * f0[None] and f0["happy"] > 1.03 * f0[None], f0
+    # One name (what the current API sends) or the legacy "name:intensity" list form.
+    if engine.name == "tone":
+        one = synthesize(engine, SENTENCE, MILO, emotion="happy").samples
+        assert one.tobytes() == synthesize(engine, SENTENCE, MILO, emotion=["happy"]).samples.tobytes()
+        legacy = synthesize(engine, SENTENCE, MILO, emotion=["positivity:highest"]).samples
+        assert f0_estimate(legacy) > f0["happy"]
 
 
 def test_tone_is_bit_exact_for_the_current_api():
@@ -153,6 +159,8 @@ def test_supported_languages_and_unknown_ones():
     assert langs == tuple(LANGUAGES)
     with pytest.raises(ValueError, match="language 'xx' is not supported; choose one of en, fr"):
         synthesize(ToneEngine(), "hi", MILO, language="xx")
+    with pytest.raises(ValueError, match=r"language \"\['en'\]\" is not supported"):
+        synthesize(ToneEngine(), "hi", MILO, language=["en"])
 
 
 @pytest.mark.speech

@@ -2,10 +2,13 @@
 
 Timestamps are in seconds, sorted, non-overlapping and within the audio. ``words`` are the
 transcript's own whitespace-separated tokens exactly as written (``"Hello,"``), each timed from
-the first to the last engine word inside it (tokens the engine does not speak, such as a lone
-``"-"``, are left out). ``normalized_words`` (what ``use_normalized_timestamps`` selects) are
-the words as the engine segmented and spoke them, without surrounding punctuation
-(``"Hello"``): one entry per spoken word, so hyphenated or joined tokens may split.
+the first to the last engine word inside it; tokens the engine speaks as one word (espeak says
+"of the" in one go) share its span in proportion to their length, and tokens with nothing to
+say (a lone ``"-"``) are left out. ``normalized_words`` (what ``use_normalized_timestamps``
+selects) are the spoken words without punctuation: a token splits at anything but letters,
+digits, inner apostrophes and number separators (``"Smith-Jones,"`` gives ``Smith`` and
+``Jones``; ``"1,234"`` stays one word). Neither spells numbers out: the engines' text
+normalisation is internal to them.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -77,7 +80,7 @@ def synthesize(
     language: Optional[str] = None,
     speed: float = 1.0,
     volume: float = 1.0,
-    emotion: Optional[Sequence[str]] = None,
+    emotion: Union[str, Sequence[str], None] = None,
     max_seconds: Optional[float] = None,
     timestamps: bool = False,
 ) -> Speech:
@@ -91,7 +94,7 @@ def synthesize(
         speed: Speaking-rate factor (the API allows 0.6-1.5; 0.25-4 is accepted here).
         volume: Gain factor (the API allows 0.5-2.0; 0-4 accepted); the result is clipped to
             -1..1.
-        emotion: Emotion names; they shift the pitch a little (see
+        emotion: An emotion name or a list of them; they shift the pitch a little (see
             :func:`cartesia.server.engines.emotion_shift`).
         max_seconds: Cut the audio (and the engine's work) at this length.
         timestamps: Fill ``words``, ``phonemes`` and ``normalized_words``.
@@ -102,7 +105,7 @@ def synthesize(
     """
     if not isinstance(text, str) or not text.strip():
         raise ValueError("transcript must be a non-empty string")
-    if language is not None and language not in LANGUAGES:
+    if language is not None and (not isinstance(language, str) or language not in LANGUAGES):
         raise ValueError(
             f"language {str(language)[:20]!r} is not supported; choose one of {', '.join(LANGUAGES)}"
         )
@@ -110,6 +113,8 @@ def synthesize(
     volume = _check_factor("volume", volume, 0.0, 4.0)
     if max_seconds is not None:
         max_seconds = _check_factor("max_seconds", max_seconds, 0.0, 24 * 3600.0)
+    if isinstance(emotion, str):
+        emotion = [emotion]  # the current API sends one name, the legacy controls a list
     rendering = engine.render(
         text,
         voice,

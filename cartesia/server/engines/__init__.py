@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple, Union
 
 if TYPE_CHECKING:
     import numpy as np
@@ -102,12 +102,14 @@ _EMOTIONS = {name: shift for shift, names in _EMOTION_GROUPS for name in names.s
 _INTENSITY = {"lowest": 0.25, "low": 0.5, "": 1.0, "high": 1.5, "highest": 2.0}
 
 
-def emotion_shift(emotion: Optional[Sequence[str]]) -> Tuple[int, int]:
+def emotion_shift(emotion: Union[str, Sequence[str], None]) -> Tuple[int, int]:
     """``(pitch, range)`` offsets (espeak units) for a list of emotions.
 
     Accepts current names (``"happy"``) and the legacy ``"name:intensity"`` form; names
     without a mapping (``"neutral"``, unknown ones) have no effect.
     """
+    if isinstance(emotion, str):
+        emotion = [emotion]
     pitch = rng = 0.0
     for item in emotion or ():
         name, _, level = str(item).lower().partition(":")
