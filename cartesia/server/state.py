@@ -48,7 +48,12 @@ class ServerState:
     ) -> "ServerState":
         engine = create_engine(config.engine)
         transcripts = TranscriptionRegistry(config.transcription_memory)
-        renderer = Renderer(engine, cache_bytes=config.cache_bytes, on_render=transcripts.remember)
+        renderer = Renderer(
+            engine,
+            cache_bytes=config.cache_bytes,
+            lookahead_bytes=config.lookahead_bytes,
+            on_render=transcripts.add,
+        )
         return cls(
             config=config,
             engine=engine,

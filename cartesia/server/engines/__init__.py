@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 if TYPE_CHECKING:
     import numpy as np
@@ -43,6 +43,21 @@ class Engine:
             1-D float32 array in -1..1 at :attr:`sample_rate`.
         """
         raise NotImplementedError
+
+    def stream(
+        self,
+        text: str,
+        voice: "Voice",
+        speed: float = 1.0,
+        max_seconds: Optional[float] = None,
+    ) -> Iterator["np.ndarray"]:
+        """The samples of :meth:`synthesize`, in consecutive pieces rendered as they are pulled.
+
+        The server pulls a bounded look-ahead of a generation at a time, so an engine that
+        renders incrementally keeps a long generation's memory small. This default renders
+        everything at once and yields it as one piece.
+        """
+        yield self.synthesize(text, voice, speed, max_seconds)
 
 
 def speech_available() -> bool:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from typing import List, Optional
+from typing import Iterator, List, Optional
 
 import numpy as np
 
 from ..voices import Voice
 from . import OUTPUT_RATE, Engine
-from .resample import resample_poly
+from .resample import iter_upsample
 
 __all__ = ["SpeechEngine"]
 
@@ -153,15 +153,23 @@ class SpeechEngine(Engine):
         speed: float = 1.0,
         max_seconds: Optional[float] = None,
     ) -> np.ndarray:
+        return np.concatenate(list(self.stream(text, voice, speed, max_seconds)))
+
+    def stream(
+        self,
+        text: str,
+        voice: Voice,
+        speed: float = 1.0,
+        max_seconds: Optional[float] = None,
+    ) -> Iterator[np.ndarray]:
+        # espeak-ng renders the utterance in one locked call; what is held afterwards is its
+        # compact int16 output, converted and resampled one block at a time as it is pulled.
         rate = int(round(voice.rate * speed))
         max_samples = None
         if max_seconds is not None:
             # A little extra so the resampler's tail does not reach the kept audio.
             max_samples = int(max_seconds * self._lib.rate) + 256
         pcm = self._lib.synth(text, voice.espeak, rate, voice.pitch, max_samples)
-        x = pcm.astype(np.float64) / 32768.0
-        del pcm
-        y = resample_poly(x, self._up) if self._up > 1 else x
-        del x
-        np.clip(y, -1.0, 1.0, out=y)
-        return y.astype(np.float32)
+        for y in iter_upsample(pcm, self._up, divisor=32768.0):
+            np.clip(y, -1.0, 1.0, out=y)
+            yield y.astype(np.float32)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -37,11 +37,21 @@ class ToneEngine(Engine):
         speed: float = 1.0,
         max_seconds: Optional[float] = None,
     ) -> np.ndarray:
+        return np.concatenate(list(self.stream(text, voice, speed, max_seconds)))
+
+    def stream(
+        self,
+        text: str,
+        voice: Voice,
+        speed: float = 1.0,
+        max_seconds: Optional[float] = None,
+    ) -> Iterator[np.ndarray]:
+        # One piece per character: the server holds only what it has not sent yet.
         rate = OUTPUT_RATE
         limit = None if max_seconds is None else int(max_seconds * rate) + 1
         scale = 1.0 / speed
         edge = np.zeros(int(round(_EDGE * rate)), dtype=np.float32)
-        pieces = [edge]
+        yield edge
         total = len(edge)
         letter_n = int(round(_LETTER * scale * rate))
         t = np.arange(letter_n, dtype=np.float64) / rate
@@ -80,7 +90,6 @@ class ToneEngine(Engine):
                     # Upper-case letters are louder: case is part of the text too.
                     tone *= env * norm * (1.3 if ch.isupper() else 1.0)
                     piece = tones[ch] = tone.astype(np.float32)
-            pieces.append(piece)
+            yield piece
             total += len(piece)
-        pieces.append(edge)
-        return np.concatenate(pieces)
+        yield edge
