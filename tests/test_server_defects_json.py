@@ -1,4 +1,4 @@
-"""Deeply nested or ill-typed JSON input is a 400 for that request only, never a 500 or a dead socket."""
+"""Deeply nested or ill-typed JSON: a 400 for that request only, never a 500 or a dead socket."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_deep_json_to_the_fault_control_endpoint_is_a_400(local_server):
     [
         ({"spec": [[["drop"]]]}, "`spec` must be a string, got an array"),
         ({"kind": "stall", "seconds": [[1]]}, "'seconds' must be a finite number, got an array"),
-        ({"kind": "drop", "after_frames": True}, "'after_frames' must be an integer, got a boolean"),
+        ({"kind": "drop", "after_frames": True}, "must be an integer, got a boolean"),
         ({"kind": {"k": "drop"}}, "'kind' must be a string, got an object"),
         ({"kind": "drop", "count": 1.5}, "'count' must be an integer, got a number"),
     ],
@@ -67,7 +67,9 @@ def expected_audio(text: str) -> bytes:
     return Renderer(ToneEngine()).render_sync(parse_generation(body(text))).samples.tobytes()
 
 
-async def _frames(ws: aiohttp.ClientWebSocketResponse, want: dict, ack: bool, n_errors: int) -> list:
+async def _frames(
+    ws: aiohttp.ClientWebSocketResponse, want: dict, ack: bool, n_errors: int
+) -> list:
     """Read until every context in ``want`` (id -> list of frames) has its done frame and
     ``n_errors`` error frames came; acknowledges audio frames if asked. Returns the errors."""
     errors = []

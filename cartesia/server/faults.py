@@ -134,7 +134,9 @@ class Fault:
                 f"unknown fault kind {self.kind[:40]!r}; known: {', '.join(FAULT_KINDS)}"
             )
         if self.on not in _TARGETS:
-            raise FaultSpecError(f"unknown fault target on={self.on[:40]!r}; known: {sorted(_TARGETS)}")
+            raise FaultSpecError(
+                f"unknown fault target on={self.on[:40]!r}; known: {sorted(_TARGETS)}"
+            )
         if self.after_frames < 0 or self.seconds < 0 or self.piece < 1 or self.frames < 0:
             raise FaultSpecError(f"negative or zero fault parameter in {self}")
         if self.kind == "status" and not 400 <= self.status <= 599:
