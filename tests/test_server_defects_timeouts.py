@@ -1,4 +1,4 @@
-"""Incomplete requests time out: silent, half-header and half-body connections get 408 or a close."""
+"""Incomplete requests time out: silent, half-header and half-body connections get 408 or close."""
 
 from __future__ import annotations
 

@@ -359,6 +359,7 @@ class Generation:
             self.sampling_rate = producer.rate
             self._done = False
         self.end_frame = end_frame(self.sampling_rate)
+        renderer.open_generations += 1
 
     async def _fill(self) -> None:
         """Render the next batch (in an executor thread) and queue it."""
@@ -452,6 +453,7 @@ class Generation:
         if self._closed:
             return
         self._closed = True
+        self._renderer.open_generations -= 1
         self._account(-self.buffered_bytes)
         self._ready.clear()
         self._kept = None
@@ -462,6 +464,9 @@ class Generation:
 
 class Renderer:
     """Opens generations of one engine; keeps short finished ones in a byte-bounded LRU cache.
+
+    Gauges: ``buffered_bytes`` (frames rendered and not sent, all live generations),
+    ``peak_buffered_bytes`` (the most one generation ever held), ``open_generations``.
 
     Args:
         engine: The synthesis engine.
@@ -485,6 +490,7 @@ class Renderer:
         self.lookahead_bytes = max(1, lookahead_bytes)
         self.buffered_bytes = 0
         self.peak_buffered_bytes = 0
+        self.open_generations = 0
         self._cache: "collections.OrderedDict[Tuple, _Cached]" = collections.OrderedDict()
         self._cache_used = 0
         self._inflight: "set[asyncio.Future[Any]]" = set()

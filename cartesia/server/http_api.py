@@ -231,7 +231,7 @@ async def stats_get(request: web.Request) -> web.Response:
 
     ``buffered_bytes`` is the frame bytes rendered and not sent yet over every live generation;
     ``buffered_peak_bytes`` the most one generation ever held; ``lookahead_bytes`` the bound
-    it aims at.
+    it aims at; ``generations_open`` the generations running.
     """
     state = _state(request)
     renderer = state.renderer
@@ -240,6 +240,7 @@ async def stats_get(request: web.Request) -> web.Response:
             **state.stats,
             "buffered_bytes": renderer.buffered_bytes,
             "buffered_peak_bytes": renderer.peak_buffered_bytes,
+            "generations_open": renderer.open_generations,
             "lookahead_bytes": renderer.lookahead_bytes,
         }
     )

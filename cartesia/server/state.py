@@ -29,7 +29,7 @@ class ServerState:
         faults: Server-wide injected faults.
         stats: Counters (``http_requests``, ``ws_connections``, ``generations_started``,
             ``generations_completed``, ``generations_cancelled``, ``acks``, ``faults_fired``,
-            ``auth_failures``), for tests that check what the server saw.
+            ``auth_failures``, ``audio_frames_sent``), for tests that check what the server saw.
     """
 
     config: ServerConfig

@@ -97,6 +97,7 @@ async def write_http_generation(
         if not buffer:
             await pacer.before_chunk(index)
         await emit(frame)
+        stats["audio_frames_sent"] += 1  # type: ignore[index]
         pacer.sent(samples / generation.sampling_rate)
         index += 1
         chunk = await generation.next()

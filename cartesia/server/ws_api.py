@@ -203,6 +203,7 @@ class _Connection:
                 # send() waits while the socket's buffer is full: a client that does not read
                 # stalls its contexts here, each holding only its bounded look-ahead.
                 await self.send(ws_frame(frame, ctx.cid_json))
+                stats["audio_frames_sent"] += 1
                 pacer.sent(samples / generation.sampling_rate)
                 if len(self.contexts) > 1:
                     await asyncio.sleep(0)  # let other contexts of this socket interleave
