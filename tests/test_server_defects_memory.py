@@ -131,3 +131,83 @@ def test_a_long_generation_streams_bit_identical_within_the_lookahead(make_serve
     frame_bytes = max(len(f) for f in expected.http_frames)
     assert 0 < server.state.renderer.peak_buffered_bytes <= LOOKAHEAD + frame_bytes
     assert server.state.renderer.buffered_bytes == 0
+
+
+def test_engine_failure_mid_stream_cuts_http_and_errors_only_that_context(make_server):
+    import asyncio
+
+    import aiohttp
+    from server_fixtures import WS_TIMEOUT
+
+    server = make_server(engine="tone", lookahead_bytes=LOOKAHEAD)
+    engine = server.state.engine
+    real_stream = engine.stream
+
+    def failing_stream(text, voice, speed=1.0, max_seconds=None):
+        pulled = 0
+        for piece in real_stream(text, voice, speed, max_seconds):
+            if "fail" in text and pulled > 2 * 44100:
+                raise RuntimeError("engine gave up")
+            pulled += len(piece)
+            yield piece
+
+    engine.stream = failing_stream
+    long_fail = {"transcript": "fail " + LONG, "voice": "Milo", "duration": 30}
+    with pytest.raises(httpx.HTTPError):
+        with httpx.stream(
+            "POST", server.base_url + "/v0/audio/stream", json=long_fail,
+            headers={"X-API-Key": "k"}, timeout=30,
+        ) as resp:  # fmt: skip
+            assert resp.status_code == 200
+            for _ in resp.iter_bytes():
+                pass
+
+    async def over_websocket() -> None:
+        url = f"{server.ws_url}/v0/audio/websocket?api_key=k"
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(url, **WS_TIMEOUT) as ws:
+                await ws.send_json({"context_id": "bad", "data": long_fail})
+                ok = {"transcript": "Fine words.", "voice": "Milo"}
+                await ws.send_json({"context_id": "good", "data": ok})
+                ends = {}
+                while len(ends) < 2:
+                    msg = await asyncio.wait_for(ws.receive_json(), 10)
+                    if msg["done"]:
+                        ends[msg["context_id"]] = msg
+                assert ends["bad"]["status_code"] == 500
+                assert ends["bad"]["error"] == "generation failed: RuntimeError: engine gave up"
+                assert ends["good"] == {"done": True, "context_id": "good"}
+
+    asyncio.run(over_websocket())
+    wait_for(lambda: server.state.renderer.open_generations == 0, "the generations to end")
+
+
+def test_streamed_pieces_are_the_whole_rendering():
+    import numpy as np
+
+    from cartesia.server.engines.resample import BLOCK, iter_upsample, resample_poly
+    from cartesia.server.transcribe import Fingerprint, TranscriptionRegistry
+    from cartesia.server.voices import VOICES_BY_NAME
+
+    milo = VOICES_BY_NAME["milo"]
+    tone = ToneEngine()
+    pieces = list(tone.stream(LONG, milo, 1.0, 3.0))
+    assert len(pieces) > 10
+    assert np.concatenate(pieces).tobytes() == tone.synthesize(LONG, milo, 1.0, 3.0).tobytes()
+    # The speech engine's block-wise resampling gives the numbers of the one-go resampler.
+    rng = np.random.default_rng(7)
+    for n in (0, 1000, BLOCK, 3 * BLOCK + 17):
+        pcm = rng.integers(-32768, 32767, n).astype("<i2")
+        whole = resample_poly(pcm.astype(np.float64) / 32768.0, 2)
+        assert np.concatenate(list(iter_upsample(pcm, 2, 32768.0))).tobytes() == whole.tobytes()
+    # A fingerprint built chunk by chunk is the whole audio's fingerprint.
+    audio = np.concatenate(pieces)
+    whole_fp, chunked = Fingerprint(44100), Fingerprint(44100)
+    whole_fp.update(audio)
+    for start in range(0, len(audio), 4410):
+        chunked.update(audio[start : start + 4410])
+    assert chunked.digest == whole_fp.digest
+    assert np.array_equal(chunked.features, whole_fp.features)
+    registry = TranscriptionRegistry()
+    registry.add(chunked, "the text")
+    assert registry.recognise(audio.astype("<f4").tobytes()) == "the text"

@@ -16,6 +16,7 @@ import numpy as np
 from . import voices as voices_mod
 from .engines import Engine
 from .faults import json_type
+from .memory import release_freed_memory
 from .transcribe import Fingerprint
 from .voices import EMBEDDING_SIZE, Voice
 
@@ -41,6 +42,8 @@ MAX_CHUNK_TIME = 5.0
 #: Longest audio one request may produce (the v0 spec's default ``duration``).
 MAX_DURATION = 180.0
 MAX_TRANSCRIPT_CHARS = 20_000
+#: Seconds without any generation before freed memory is handed back to the system.
+_TRIM_DELAY = 0.5
 
 
 class RenderError(Exception):
@@ -347,9 +350,7 @@ class Generation:
         self._counted = producer is not None
         self.buffered_bytes = 0
         self.peak_buffered_bytes = 0
-        # Frames kept for the cache while the generation stays short enough to be cached.
-        self._kept: Optional[List[Chunk]] = [] if producer is not None else None
-        self._kept_bytes = 0
+        self._batches = 0
         if cached is not None:
             self.sampling_rate = cached.rate
             self._ready.extend(zip(cached.frames, cached.lengths))
@@ -379,14 +380,15 @@ class Generation:
         if self._closed:
             producer.close()
             return
+        self._batches += 1
         for chunk in chunks:
             self._ready.append(chunk)
             self._account(len(chunk[0]))
-            self._keep(chunk)
         if producer.finished:
             self._done = True
-            self._renderer.finished(self._key, producer, self._kept)
-            self._kept = None
+            # Only a generation rendered whole in its first batch goes to the cache: keeping
+            # the sent frames of a longer one until its end would cost memory per generation.
+            self._renderer.finished(self._key, producer, chunks if self._batches == 1 else None)
 
     def _account(self, delta: int) -> None:
         if not self._counted:
@@ -397,14 +399,6 @@ class Generation:
             self.peak_buffered_bytes = self.buffered_bytes
             if self.buffered_bytes > self._renderer.peak_buffered_bytes:
                 self._renderer.peak_buffered_bytes = self.buffered_bytes
-
-    def _keep(self, chunk: Chunk) -> None:
-        if self._kept is None:
-            return
-        self._kept.append(chunk)
-        self._kept_bytes += len(chunk[0])
-        if self._kept_bytes > self._renderer.cache_entry_bytes:
-            self._kept = None  # too long to cache: stop holding what was sent
 
     def _start_refill(self) -> None:
         if self._refill is None and not self._done and not self._closed:
@@ -453,24 +447,26 @@ class Generation:
         if self._closed:
             return
         self._closed = True
-        self._renderer.open_generations -= 1
+        self._renderer.closed_generation()
         self._account(-self.buffered_bytes)
         self._ready.clear()
-        self._kept = None
         if self._producer is not None and (self._refill is None or self._refill.done()):
             self._producer.close()
         # With a batch still rendering, _fill() closes the producer when the thread is done.
 
 
 class Renderer:
-    """Opens generations of one engine; keeps short finished ones in a byte-bounded LRU cache.
+    """Opens generations of one engine; caches short ones in a byte-bounded LRU.
+
+    A generation is cached when it was rendered whole in its first batch (at most
+    ``lookahead_bytes`` of frames, and at most 1/64 of ``cache_bytes``).
 
     Gauges: ``buffered_bytes`` (frames rendered and not sent, all live generations),
     ``peak_buffered_bytes`` (the most one generation ever held), ``open_generations``.
 
     Args:
         engine: The synthesis engine.
-        cache_bytes: Memory budget of the cache; one entry may use at most 1/64 of it.
+        cache_bytes: Memory budget of the cache.
         lookahead_bytes: Rendered-but-unsent frame bytes one generation may hold (about).
         on_render: Called with the :class:`~cartesia.server.transcribe.Fingerprint` and the
             transcript of every generation rendered to its end (the transcription registry).
@@ -491,6 +487,7 @@ class Renderer:
         self.buffered_bytes = 0
         self.peak_buffered_bytes = 0
         self.open_generations = 0
+        self._trim_pending = False
         self._cache: "collections.OrderedDict[Tuple, _Cached]" = collections.OrderedDict()
         self._cache_used = 0
         self._inflight: "set[asyncio.Future[Any]]" = set()
@@ -535,6 +532,23 @@ class Renderer:
             generation.close()
             raise
         return generation
+
+    def closed_generation(self) -> None:
+        """A generation ended; once none is left for a moment, give freed memory back."""
+        self.open_generations -= 1
+        if self.open_generations or self._trim_pending:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._trim_pending = True
+        loop.call_later(_TRIM_DELAY, self._trim_if_idle, loop)
+
+    def _trim_if_idle(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._trim_pending = False
+        if not self.open_generations and not loop.is_closed():
+            self.track(loop.run_in_executor(None, release_freed_memory))
 
     def track(self, future: "asyncio.Future[Any]") -> None:
         """Remember a render running in a thread until it ends (for :meth:`drain`)."""
