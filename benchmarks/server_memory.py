@@ -170,7 +170,8 @@ async def run_cell(port: int, pid: int, transport: str, mode: str, clients: int,
         received = 0
         if mode == "reading":
             one = http_reader if transport == "http" else ws_reader
-            results = await asyncio.gather(*(one(session, port, seconds, i) for i in range(clients)))
+            runs = (one(session, port, seconds, i) for i in range(clients))
+            results = await asyncio.gather(*runs)
             received = sum(results)
         else:
             writers: List[asyncio.StreamWriter] = await asyncio.gather(

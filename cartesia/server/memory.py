@@ -1,4 +1,4 @@
-"""Give memory freed by finished generations back to the operating system (glibc ``malloc_trim``)."""
+"""Give memory freed by finished generations back to the system (glibc ``malloc_trim``)."""
 
 from __future__ import annotations
 
