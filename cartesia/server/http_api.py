@@ -171,10 +171,10 @@ async def audio_stream(request: web.Request) -> web.StreamResponse:
     generation = await state.renderer.open(req)
     task = asyncio.current_task()
     state.streams.add(task)
+    resp = web.StreamResponse(headers={"Content-Type": "application/json"})
     try:
-        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
-        await resp.prepare(request)
         try:
+            await resp.prepare(request)
             finished = await write_http_generation(
                 request, resp, generation, faults, pacer, state.stats
             )
