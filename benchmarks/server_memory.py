@@ -9,7 +9,7 @@ reports the baseline, the peak, and the RSS after every client has closed its so
 Usage::
 
     python -m benchmarks.server_memory                      # all four cells, 100 x 60 s
-    python -m benchmarks.server_memory --transport ws --mode nonreading --clients 130
+    python -m benchmarks.server_memory --transport ws --mode nonreading --clients 1 --contexts 130
     python -m benchmarks.server_memory --server-path /tmp/old-checkout   # another version
 
 Linux only (``/proc``).
@@ -46,12 +46,14 @@ def proc_kib(pid: int, field: str) -> int:
     return int(match.group(1))
 
 
-def start_server(server_path: Optional[str], pace: str) -> "tuple[subprocess.Popen, int]":
+def start_server(
+    server_path: Optional[str], pace: str, engine: str
+) -> "tuple[subprocess.Popen, int]":
     env = dict(os.environ)
     if server_path:
         env["PYTHONPATH"] = server_path + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cartesia.server", "--port", "0", "--engine", "tone",
+        [sys.executable, "-m", "cartesia.server", "--port", "0", "--engine", engine,
          "--pace", pace, "--api-key", KEY],
         cwd=server_path or str(ROOT),
         env=env,
@@ -98,9 +100,12 @@ async def ws_reader(
 
 
 async def raw_nonreader(
-    port: int, transport: str, seconds: float, client: int
+    port: int, transport: str, seconds: float, client: int, contexts: int
 ) -> asyncio.StreamWriter:
-    """Send one generation request on a raw socket and never read the answer."""
+    """Send generation requests on a raw socket and never read the answer.
+
+    HTTP: one request; websocket: ``contexts`` contexts multiplexed on the socket.
+    """
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     sock = writer.get_extra_info("socket")
     import socket
@@ -121,10 +126,12 @@ async def raw_nonreader(
             + b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         )
         await reader.readuntil(b"\r\n\r\n")  # the 101; nothing is read after it
-        text = json.dumps({"context_id": "c", "data": body(seconds, client)}).encode()
-        mask = os.urandom(4)
-        head = bytes([0x81, 0x80 | 126]) + len(text).to_bytes(2, "big")
-        writer.write(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(text)))
+        for k in range(contexts):
+            message = {"context_id": f"c{k}", "data": body(seconds, client * contexts + k)}
+            text = json.dumps(message).encode()
+            mask = os.urandom(4)
+            head = bytes([0x81, 0x80 | 126]) + len(text).to_bytes(2, "big")
+            writer.write(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(text)))
     await writer.drain()
     return writer
 
@@ -150,9 +157,10 @@ async def settle(session: aiohttp.ClientSession, port: int, timeout: float = 60.
 
 
 async def run_cell(port: int, pid: int, transport: str, mode: str, clients: int,
-                   seconds: float, hold: float) -> Dict:
+                   seconds: float, hold: float, contexts: int) -> Dict:
     peak = 0
     done = asyncio.Event()
+    generations = clients * (contexts if transport == "ws" and mode == "nonreading" else 1)
 
     async def sample() -> None:
         nonlocal peak
@@ -175,7 +183,7 @@ async def run_cell(port: int, pid: int, transport: str, mode: str, clients: int,
             received = sum(results)
         else:
             writers: List[asyncio.StreamWriter] = await asyncio.gather(
-                *(raw_nonreader(port, transport, seconds, i) for i in range(clients))
+                *(raw_nonreader(port, transport, seconds, i, contexts) for i in range(clients))
             )
             await asyncio.sleep(hold)  # the server renders and sends until every socket is full
             for writer in writers:
@@ -195,7 +203,8 @@ async def run_cell(port: int, pid: int, transport: str, mode: str, clients: int,
         "baseline_mib": round(before / 1024, 1),
         "peak_mib": round(peak / 1024, 1),
         "after_close_mib": round(after / 1024, 1),
-        "per_generation_mib": round((peak - before) / 1024 / clients, 2),
+        "generations": generations,
+        "per_generation_mib": round((peak - before) / 1024 / generations, 2),
         "elapsed_s": round(elapsed, 1),
         "received_mb": round(received / 1e6, 1),
         "buffered_peak_bytes": gauges.get("buffered_peak_bytes"),
@@ -209,6 +218,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--transport", choices=TRANSPORTS + ("all",), default="all")
     parser.add_argument("--mode", choices=MODES + ("all",), default="all")
     parser.add_argument("--pace", choices=("none", "realtime"), default="none")
+    parser.add_argument("--engine", choices=("tone", "speech"), default="tone")
+    parser.add_argument("--contexts", type=int, default=1,
+                        help="contexts per socket of the non-reading websocket clients")
     parser.add_argument("--hold", type=float, default=10.0,
                         help="seconds the non-reading clients stay connected")
     parser.add_argument("--server-path", default=None,
@@ -219,10 +231,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     for transport in transports:
         for mode in modes:
             # A fresh server per cell: one cell's leftovers must not count for the next.
-            proc, port = start_server(args.server_path, args.pace)
+            proc, port = start_server(args.server_path, args.pace, args.engine)
             try:
                 row = asyncio.run(run_cell(port, proc.pid, transport, mode, args.clients,
-                                           args.seconds, args.hold))
+                                           args.seconds, args.hold, args.contexts))
+                row["engine"], row["pace"] = args.engine, args.pace
                 row["server_peak_hwm_mib"] = round(proc_kib(proc.pid, "VmHWM") / 1024, 1)
             finally:
                 proc.terminate()
