@@ -105,6 +105,22 @@ def test_idle_keep_alive_connection_is_closed_after_its_requests(strict_server):
     assert until_closed(sock) == b""
 
 
+def test_half_sent_headers_after_a_request_on_the_same_connection_get_408(make_server):
+    # A long idle limit: the header clock, not the idle one, must end this connection.
+    server = make_server(engine="tone", header_timeout=SHORT, idle_timeout=BOUND * 10)
+    sock = connect(server.port)
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    data = b""
+    while b"}" not in data:
+        piece = sock.recv(65536)
+        assert piece, "closed before answering"
+        data += piece
+    assert response(data)[0] == 200
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: loc")
+    status, _, body = response(until_closed(sock))
+    assert status == 408 and "headers" in body["error"]
+
+
 def test_a_slow_but_timely_request_is_served(make_server):
     server = make_server(engine="tone", header_timeout=BOUND, body_timeout=BOUND)
     sock = connect(server.port)
