@@ -10,7 +10,6 @@ import threading
 from types import TracebackType
 from typing import Iterable, List, Optional, Tuple, Type
 
-from aiohttp import web
 
 from .app import create_app
 from .config import DEFAULT_API_KEY, ServerConfig
@@ -119,7 +118,6 @@ class LocalServer:
         self._port: Optional[int] = None
         self._thread: Optional[threading.Thread] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._runner: Optional[web.AppRunner] = None
         self._state: Optional[ServerState] = None
         self._stopped: Optional[asyncio.Event] = None
         self._ready = threading.Event()
