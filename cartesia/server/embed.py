@@ -10,7 +10,6 @@ import threading
 from types import TracebackType
 from typing import Iterable, List, Optional, Tuple, Type
 
-
 from .app import create_app
 from .config import DEFAULT_API_KEY, ServerConfig
 from .faults import FaultController
