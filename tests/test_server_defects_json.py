@@ -128,3 +128,21 @@ async def test_deep_json_message_is_an_error_frame_and_other_contexts_complete(l
             assert await _frames(ws, after, ack, n_errors=0) == []
             assert audio_of(after["b"]) == expected_audio("After the storm.")
             assert not ws.closed
+
+
+@pytest.mark.parametrize(
+    "field, status",
+    [("transcript", 422), ("voice", 422), ("model_id", 422), ("duration", 422),
+     ("chunk_time", 422)],
+)  # fmt: skip
+def test_nested_values_the_decoder_takes_are_refused_by_name(local_server, field, status):
+    # 400 levels: JSON the decoder accepts, but no message may format (or recurse into) it.
+    nested = "[" * 400 + "]" * 400
+    fields = {"transcript": '"Hello"', "voice": '"Milo"', field: nested}
+    payload = "{" + ", ".join(f'"{k}": {v}' for k, v in fields.items()) + "}"
+    resp = httpx.post(
+        local_server.base_url + "/v0/audio/stream", content=payload, headers=KEY, timeout=30
+    )
+    assert resp.status_code == status
+    error = resp.json()["error"]
+    assert f"`{field}`" in error and len(error) < 200
