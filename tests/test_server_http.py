@@ -382,7 +382,12 @@ async def test_engine_failure_is_a_json_500_and_a_ws_error_frame(make_server, mo
     def broken(text, voice, speed=1.0, max_seconds=None):
         raise RuntimeError("synthesiser on fire")
 
+    def broken_stream(text, voice, speed=1.0, max_seconds=None):
+        raise RuntimeError("synthesiser on fire")
+        yield  # a generator, like the engines' own streams
+
     monkeypatch.setattr(server.state.engine, "synthesize", broken)
+    monkeypatch.setattr(server.state.engine, "stream", broken_stream)
     async with aiohttp.ClientSession(headers={"X-API-Key": "k"}, timeout=TIMEOUT) as session:
         body = {"transcript": "Hello", "voice": "Milo"}
         async with session.post(server.base_url + "/v0/audio/stream", json=body) as resp:

@@ -11,6 +11,7 @@ from aiohttp import web
 from . import http_api, ws_api
 from .auth import check_key, request_key
 from .config import ServerConfig
+from .connection import BodyTimeout, track_requests
 from .faults import FaultController, FaultSpecError, parse_fault_spec
 from .generation import RequestError
 from .http_api import json_error
@@ -53,6 +54,10 @@ async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse
         if exc.status < 400:
             raise
         return json_error(exc.status, f"{exc.reason}: {request.method} {request.path}")
+    except BodyTimeout as exc:
+        resp = json_error(408, str(exc))
+        resp.force_close()  # the rest of the body may still come: never read it as a request
+        return resp
     except (ConnectionError, asyncio.CancelledError):
         raise
     except Exception as exc:  # a bug or an engine failure: still a JSON answer, and logged
@@ -109,7 +114,9 @@ def create_app(
         faults: A fault controller to share (the embeddable server passes its own).
     """
     config = config or ServerConfig()
-    app = web.Application(middlewares=[_errors, _guard], client_max_size=config.max_body_bytes)
+    app = web.Application(
+        middlewares=[track_requests, _errors, _guard], client_max_size=config.max_body_bytes
+    )
     app[STATE_KEY] = ServerState.create(config, faults)
     app.add_routes(http_api.routes())
     app.add_routes(ws_api.routes())

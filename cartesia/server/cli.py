@@ -9,8 +9,6 @@ import signal
 import sys
 from typing import Any, List, Optional, Sequence
 
-from aiohttp import web
-
 from .._cli_args import EXIT_USAGE, OneLineParser, non_negative_seconds, port_number, positive_seconds
 from .app import create_app
 from .config import PACES, ServerConfig
@@ -18,6 +16,7 @@ from .embed import bind_sockets
 from .engines import ENGINE_NAMES
 from .faults import Fault, parse_fault_spec
 from .hints import client_hints
+from .runner import AppServer
 from .state import STATE_KEY
 
 __all__ = ["build_parser", "main"]
@@ -49,6 +48,12 @@ def build_parser(prog: str = "cartesia serve") -> argparse.ArgumentParser:
         help="how GET /voices serves embeddings (default: string, as the v0 API did)")
     add("--ws-idle-timeout", type=positive_seconds, default=None, metavar="SECONDS",
         help="close websockets idle this long with code 1000 (default: never)")
+    add("--header-timeout", type=positive_seconds, default=10.0, metavar="SECONDS",
+        help="answer 408 and close when a request's headers take longer (default: 10)")
+    add("--body-timeout", type=positive_seconds, default=30.0, metavar="SECONDS",
+        help="answer 408 and close when a request's body takes longer (default: 30)")
+    add("--idle-timeout", type=positive_seconds, default=60.0, metavar="SECONDS",
+        help="close HTTP keep-alive connections idle this long (default: 60)")
     add("--fault", action="append", default=[], metavar="SPEC",
         help="queue a server-wide fault at start, e.g. 'drop;after_frames=2' (repeatable)")
     add("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
@@ -59,8 +64,7 @@ def build_parser(prog: str = "cartesia serve") -> argparse.ArgumentParser:
 async def _serve(config: ServerConfig, host: str, port: int, faults: List[Fault]) -> None:
     app = create_app(config)
     app[STATE_KEY].faults.extend(faults)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
-    await runner.setup()
+    server = AppServer(app, config, shutdown_timeout=2.0)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -75,8 +79,7 @@ async def _serve(config: ServerConfig, host: str, port: int, faults: List[Fault]
         sockets = bind_sockets(host, port)
         bound = sockets[0].getsockname()[1]
         try:
-            for sock in sockets:
-                await web.SockSite(runner, sock).start()
+            await server.start(sockets)
         except BaseException:
             for sock in sockets:
                 sock.close()
@@ -87,8 +90,7 @@ async def _serve(config: ServerConfig, host: str, port: int, faults: List[Fault]
         _print_hints(scheme="http", host=shown, port=bound, ca_file=None, keys_required=bool(config.api_keys))
         await stop.wait()
     finally:
-        await runner.cleanup()
-        await app[STATE_KEY].renderer.drain()
+        await server.stop()
 
 
 def _print_hints(**where: Any) -> None:
@@ -123,6 +125,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             api_keys=tuple(args.api_keys),
             voices_embedding_style=args.voices_embedding_style,
             ws_idle_timeout=args.ws_idle_timeout,
+            header_timeout=args.header_timeout,
+            body_timeout=args.body_timeout,
+            idle_timeout=args.idle_timeout,
         )
         faults = [fault for spec in args.fault for fault in parse_fault_spec(spec)]
     except ValueError as exc:

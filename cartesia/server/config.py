@@ -28,8 +28,17 @@ class ServerConfig:
         max_body_bytes: Largest accepted request body (413 above it).
         ws_max_message_bytes: Largest accepted websocket message.
         ws_idle_timeout: Close websockets idle this long (code 1000), ``None`` = never.
-        cache_bytes: Memory budget of the rendered-frames cache.
+        cache_bytes: Memory budget of the rendered-frames cache (one entry: at most 1/64 of it).
         transcription_memory: Generations remembered for ``/audio/transcriptions``.
+        lookahead_bytes: Rendered-but-unsent frame bytes one generation may hold (about): a
+            generation is rendered as it is sent, so a client that does not read costs at most
+            this much server memory per generation.
+        header_timeout: Seconds a connection may take to send a request's headers (counted from
+            the connection's start, or from the first byte after a previous request); then it
+            is answered 408 (or closed if it sent nothing) and closed.
+        body_timeout: Seconds a request may take to send its body once its headers are in;
+            then it is answered 408 and the connection closed.
+        idle_timeout: Seconds an HTTP keep-alive connection may stay idle between requests.
     """
 
     engine: Optional[str] = None
@@ -42,6 +51,10 @@ class ServerConfig:
     ws_idle_timeout: Optional[float] = None
     cache_bytes: int = 64 * 1024 * 1024
     transcription_memory: int = 512
+    lookahead_bytes: int = 256 * 1024
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    idle_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         if self.pace not in PACES:
@@ -52,3 +65,8 @@ class ServerConfig:
             raise ValueError("first_chunk_latency must be >= 0")
         if any(not k for k in self.api_keys):
             raise ValueError("api keys must be non-empty strings")
+        for name in ("header_timeout", "body_timeout", "idle_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0 seconds")
+        if self.lookahead_bytes < 1:
+            raise ValueError("lookahead_bytes must be >= 1")

@@ -10,11 +10,10 @@ import threading
 from types import TracebackType
 from typing import Iterable, List, Optional, Tuple, Type
 
-from aiohttp import web
-
 from .app import create_app
 from .config import DEFAULT_API_KEY, ServerConfig
 from .faults import FaultController
+from .runner import AppServer
 from .state import STATE_KEY, ServerState
 
 __all__ = ["LocalServer", "bind_sockets"]
@@ -118,7 +117,6 @@ class LocalServer:
         self._port: Optional[int] = None
         self._thread: Optional[threading.Thread] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._runner: Optional[web.AppRunner] = None
         self._state: Optional[ServerState] = None
         self._stopped: Optional[asyncio.Event] = None
         self._ready = threading.Event()
@@ -251,15 +249,17 @@ class LocalServer:
         self._stopped = asyncio.Event()
         app = create_app(self.config, self.faults)
         self._state = app[STATE_KEY]
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
+        server = AppServer(app, self.config, shutdown_timeout=1.0)
         try:
             sockets = bind_sockets(self.host, self._requested_port)
             self._port = sockets[0].getsockname()[1]
-            for sock in sockets:
-                await web.SockSite(runner, sock).start()
+            try:
+                await server.start(sockets)
+            except BaseException:
+                for sock in sockets:
+                    sock.close()
+                raise
             self._ready.set()
             await self._stopped.wait()
         finally:
-            await runner.cleanup()
-            await self._state.renderer.drain()
+            await server.stop()

@@ -41,6 +41,7 @@ Spec strings: faults separated by ``,``; each is ``kind`` followed by ``;key=val
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
@@ -130,10 +131,12 @@ class Fault:
                     setattr(self, key, value)
         if self.kind not in FAULT_KINDS:
             raise FaultSpecError(
-                f"unknown fault kind {self.kind!r}; known: {', '.join(FAULT_KINDS)}"
+                f"unknown fault kind {self.kind[:40]!r}; known: {', '.join(FAULT_KINDS)}"
             )
         if self.on not in _TARGETS:
-            raise FaultSpecError(f"unknown fault target on={self.on!r}; known: {sorted(_TARGETS)}")
+            raise FaultSpecError(
+                f"unknown fault target on={self.on[:40]!r}; known: {sorted(_TARGETS)}"
+            )
         if self.after_frames < 0 or self.seconds < 0 or self.piece < 1 or self.frames < 0:
             raise FaultSpecError(f"negative or zero fault parameter in {self}")
         if self.kind == "status" and not 400 <= self.status <= 599:
@@ -210,11 +213,54 @@ def fault_from_dict(obj: Dict[str, Any]) -> Fault:
     fields = {f.name for f in dataclasses.fields(Fault)}
     unknown = set(obj) - fields
     if unknown:
-        raise FaultSpecError(f"unknown fault parameter(s): {', '.join(sorted(unknown))}")
-    try:
-        return Fault(**{k: (str(v) if k == "kind" else v) for k, v in obj.items()})
-    except TypeError as exc:
-        raise FaultSpecError(str(exc)) from None
+        # Names only (truncated): a key is a string, but it can be megabytes long.
+        names = ", ".join(sorted(k[:40] for k in unknown))
+        raise FaultSpecError(f"unknown fault parameter(s): {names}")
+    for key, value in obj.items():
+        _check_type(key, value)
+    return Fault(**obj)
+
+
+def _check_type(key: str, value: Any) -> None:
+    """Refuse a JSON value of the wrong type for fault field ``key``.
+
+    The message names the field and the JSON type only: echoing (or even formatting) an arbitrary
+    value could be huge or nested deeply enough to exhaust the recursion limit.
+    """
+    if key in ("kind", "on"):
+        ok = isinstance(value, str)
+        want = "a string"
+    elif key in _INT_FIELDS:
+        ok = (isinstance(value, int) and not isinstance(value, bool)) or (
+            key == "code" and value is None
+        )
+        want = "an integer"
+    else:  # _FLOAT_FIELDS
+        ok = (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+        ) or (key == "retry_after" and value is None)
+        want = "a finite number"
+    if not ok:
+        raise FaultSpecError(f"fault parameter {key!r} must be {want}, got {json_type(value)}")
+
+
+def json_type(value: Any) -> str:
+    """The JSON type of a decoded value, for error messages that must not echo the value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
 
 
 class FaultController:

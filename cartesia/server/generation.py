@@ -6,7 +6,6 @@ import asyncio
 import base64
 import collections
 import dataclasses
-import json
 import math
 import threading
 import time
@@ -16,13 +15,19 @@ import numpy as np
 
 from . import voices as voices_mod
 from .engines import Engine
+from .faults import json_type
+from .memory import release_freed_memory
+from .transcribe import Fingerprint
 from .voices import EMBEDDING_SIZE, Voice
 
 __all__ = [
     "RequestError",
+    "RenderError",
     "GenerationRequest",
+    "Generation",
     "Rendition",
     "Renderer",
+    "ws_frame",
     "parse_generation",
     "MODELS",
     "DEFAULT_MODEL_ID",
@@ -37,6 +42,12 @@ MAX_CHUNK_TIME = 5.0
 #: Longest audio one request may produce (the v0 spec's default ``duration``).
 MAX_DURATION = 180.0
 MAX_TRANSCRIPT_CHARS = 20_000
+#: Seconds without any generation before freed memory is handed back to the system.
+_TRIM_DELAY = 0.5
+
+
+class RenderError(Exception):
+    """The engine failed in the middle of a generation (the message names the engine's error)."""
 
 
 class RequestError(Exception):
@@ -67,7 +78,7 @@ def _number(body: Dict[str, Any], key: str) -> Optional[float]:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise RequestError(422, f"`{key}` must be a finite number, got {json.dumps(value)[:40]}")
+        raise RequestError(422, f"`{key}` must be a finite number, got {json_type(value)}")
     return float(value)
 
 
@@ -147,12 +158,31 @@ def parse_generation(body: Any) -> GenerationRequest:
     return GenerationRequest(transcript, voice, model_id, duration, chunk_time)
 
 
+def ws_frame(http_frame: bytes, context_id_json: bytes) -> bytes:
+    """The websocket text frame of a chunk: its HTTP frame with the ``context_id`` appended.
+
+    Args:
+        http_frame: The ``POST /audio/stream`` object of the chunk (UTF-8 JSON).
+        context_id_json: The context id, JSON-encoded (UTF-8).
+    """
+    return b"".join((http_frame[:-1], b',"context_id":', context_id_json, b"}"))
+
+
+def end_frame(rate: int) -> bytes:
+    """The final object of an HTTP stream.
+
+    It still carries ``data`` and ``sampling_rate``: cartesia 0.0.5 reads both keys on every
+    object of the stream.
+    """
+    return f'{{"data":"","sampling_rate":{rate},"done":true,"step_time":0.0,"length":0}}'.encode()
+
+
 @dataclasses.dataclass
 class Rendition:
-    """Rendered audio of one request, already cut into chunks and encoded as frames.
+    """The whole rendered audio of one request, cut into chunks and encoded as frames.
 
-    Each chunk is base64-encoded once; the websocket frame of a chunk is its HTTP frame with the
-    ``context_id`` appended, so a cached rendition serves both transports without re-encoding.
+    Only :meth:`Renderer.render_sync` builds one (for tests and tools); the server streams
+    through :class:`Generation` and never holds a long generation whole.
 
     Attributes:
         samples: The whole audio (float32, 44.1 kHz).
@@ -166,44 +196,280 @@ class Rendition:
     http_frames: List[bytes]
     sampling_rate: int
 
-    @property
-    def nbytes(self) -> int:
-        return self.samples.nbytes + sum(len(f) for f in self.http_frames)
-
     def chunk_seconds(self, index: int) -> float:
         return self.lengths[index] / self.sampling_rate
 
     def ws_frame(self, index: int, context_id_json: bytes) -> bytes:
         """Websocket text frame ``index`` for a context (``context_id_json`` is JSON, UTF-8)."""
-        return b"".join((self.http_frames[index][:-1], b',"context_id":', context_id_json, b"}"))
+        return ws_frame(self.http_frames[index], context_id_json)
 
 
-def _build(samples: np.ndarray, rate: int, chunk_time: float, synth_ms: float) -> Rendition:
-    per_chunk = max(1, int(round(chunk_time * rate)))
-    raw = samples.astype("<f4", copy=False).tobytes()
-    lengths = []
-    http_frames = []
-    n = len(samples)
-    for start in range(0, max(n, 1), per_chunk):
-        length = min(per_chunk, n - start)
-        data = base64.b64encode(raw[4 * start : 4 * (start + length)])
-        step = round(synth_ms * length / max(n, 1), 3)
-        lengths.append(length)
-        tail = f'","sampling_rate":{rate},"done":false,"step_time":{step},"length":{length}}}'
-        http_frames.append(b"".join((b'{"data":"', data, tail.encode())))
-    # The end marker still carries `data` and `sampling_rate`: cartesia 0.0.5 reads both keys on
-    # every object of the stream.
-    http_frames.append(
-        f'{{"data":"","sampling_rate":{rate},"done":true,"step_time":0.0,"length":0}}'.encode()
-    )
-    return Rendition(samples, lengths, http_frames, rate)
+#: One encoded chunk: its HTTP frame and its number of samples.
+Chunk = Tuple[bytes, int]
+
+
+class _Producer:
+    """Pulls an engine's pieces, cuts them into ``chunk_time`` chunks and encodes each one.
+
+    Runs in executor threads, one :meth:`produce` call at a time; nothing here touches the
+    event loop.
+    """
+
+    def __init__(self, engine: Engine, req: GenerationRequest, keep_samples: bool = False) -> None:
+        self.rate = engine.sample_rate
+        self.per_chunk = max(1, int(round(req.chunk_time * self.rate)))
+        # `duration` caps the audio; without it the v0 default cap (180 s) applies.
+        limit = req.duration if req.duration is not None else MAX_DURATION
+        self._remaining = int(round(limit * self.rate))
+        self.transcript = req.transcript
+        self._pieces = engine.stream(
+            req.transcript, req.voice, MODELS[req.model_id], max_seconds=limit
+        )
+        self._pending: List[np.ndarray] = []
+        self._pending_n = 0
+        self._exhausted = False
+        self._chunks = 0
+        self.finished = False
+        self.fingerprint = Fingerprint(self.rate)
+        self.samples: Optional[List[np.ndarray]] = [] if keep_samples else None
+
+    def _pull(self) -> None:
+        """Pull pieces until a whole chunk is pending or the audio (or its cap) ends."""
+        while self._pending_n < self.per_chunk and not self._exhausted:
+            piece = next(self._pieces, None)
+            if piece is None or self._remaining <= 0:
+                self._exhausted = True
+                break
+            piece = np.asarray(piece, dtype=np.float32)[: self._remaining]
+            self._remaining -= len(piece)
+            if len(piece):
+                self._pending.append(piece)
+                self._pending_n += len(piece)
+            if self._remaining <= 0:
+                self._exhausted = True
+        if self._exhausted:
+            self.close()  # the engine may stop early: the rest would be cut anyway
+
+    def _take(self, n: int) -> np.ndarray:
+        whole = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending)
+        chunk, rest = whole[:n], whole[n:]
+        self._pending = [rest] if len(rest) else []
+        self._pending_n = len(rest)
+        return chunk
+
+    def produce(self, budget: int) -> List[Chunk]:
+        """Encode chunks until they add up to ``budget`` bytes or the audio ends.
+
+        Returns at least one chunk, except when the audio turns out to have ended exactly at
+        the previous chunk (then :attr:`finished` is set and the list is empty).
+        """
+        out: List[Chunk] = []
+        size = 0
+        while not self.finished and size < max(1, budget):
+            t0 = time.perf_counter()
+            self._pull()
+            if self._pending_n >= self.per_chunk:
+                samples = self._take(self.per_chunk)
+            elif self._pending_n or not self._chunks:
+                # The last, shorter chunk (an empty audio still gets one, empty, chunk).
+                samples = self._take(self._pending_n)
+                self.finished = True
+            else:
+                self.finished = True
+                break
+            if self._pending_n == 0 and self._exhausted:
+                self.finished = True
+            frame = self._encode(samples, (time.perf_counter() - t0) * 1000.0)
+            out.append((frame, len(samples)))
+            size += len(frame)
+        return out
+
+    def _encode(self, samples: np.ndarray, synth_ms: float) -> bytes:
+        self._chunks += 1
+        self.fingerprint.update(samples)
+        if self.samples is not None:
+            self.samples.append(samples.copy())
+        data = base64.b64encode(samples.astype("<f4", copy=False).tobytes())
+        length = len(samples)
+        tail = (
+            f'","sampling_rate":{self.rate},"done":false,'
+            f'"step_time":{round(synth_ms, 3)},"length":{length}}}'
+        )
+        return b"".join((b'{"data":"', data, tail.encode()))
+
+    def close(self) -> None:
+        """Release the engine's generator (idempotent)."""
+        close = getattr(self._pieces, "close", None)
+        if close is not None:
+            close()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Cached:
+    """A short generation kept whole in the cache."""
+
+    frames: Tuple[bytes, ...]
+    lengths: Tuple[int, ...]
+    rate: int
+
+    @property
+    def nbytes(self) -> int:
+        return sum(len(f) for f in self.frames)
+
+
+class Generation:
+    """The frames of one request, rendered at most a bounded look-ahead ahead of the sender.
+
+    The sender pulls chunks with :meth:`next`; chunks are rendered in executor threads, a batch
+    of about ``lookahead_bytes`` at a time, the next batch starting once half of the previous
+    one has been taken. A sender blocked on a socket that does not read therefore holds at most
+    about ``lookahead_bytes`` of rendered audio (plus the engine's pending piece).
+
+    Attributes:
+        sampling_rate: Hz.
+        end_frame: The final object of the HTTP stream.
+        buffered_bytes: Frames rendered and not taken yet.
+        peak_buffered_bytes: The most :attr:`buffered_bytes` ever was.
+    """
+
+    def __init__(
+        self,
+        renderer: "Renderer",
+        key: Tuple,
+        producer: Optional[_Producer] = None,
+        cached: Optional[_Cached] = None,
+    ) -> None:
+        self._renderer = renderer
+        self._key = key
+        self._producer = producer
+        self._ready: "collections.deque[Chunk]" = collections.deque()
+        self._refill: Optional["asyncio.Future[None]"] = None
+        self._error: Optional[BaseException] = None
+        self._closed = False
+        # Cached frames belong to the cache, not to this generation: they are not counted.
+        self._counted = producer is not None
+        self.buffered_bytes = 0
+        self.peak_buffered_bytes = 0
+        self._batches = 0
+        if cached is not None:
+            self.sampling_rate = cached.rate
+            self._ready.extend(zip(cached.frames, cached.lengths))
+            self._done = True
+        else:
+            assert producer is not None
+            self.sampling_rate = producer.rate
+            self._done = False
+        self.end_frame = end_frame(self.sampling_rate)
+        renderer.open_generations += 1
+
+    async def _fill(self) -> None:
+        """Render the next batch (in an executor thread) and queue it."""
+        producer = self._producer
+        assert producer is not None
+        budget = self._renderer.lookahead_bytes - self.buffered_bytes
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(None, producer.produce, budget)
+        self._renderer.track(future)
+        try:
+            chunks = await future
+        except Exception as exc:  # an engine failure: the sender raises it when it gets there
+            self._error = exc
+            self._done = True
+            producer.close()
+            return
+        if self._closed:
+            producer.close()
+            return
+        self._batches += 1
+        for chunk in chunks:
+            self._ready.append(chunk)
+            self._account(len(chunk[0]))
+        if producer.finished:
+            self._done = True
+            # Only a generation rendered whole in its first batch goes to the cache: keeping
+            # the sent frames of a longer one until its end would cost memory per generation.
+            self._renderer.finished(self._key, producer, chunks if self._batches == 1 else None)
+
+    def _account(self, delta: int) -> None:
+        if not self._counted:
+            return
+        self.buffered_bytes += delta
+        self._renderer.buffered_bytes += delta
+        if self.buffered_bytes > self.peak_buffered_bytes:
+            self.peak_buffered_bytes = self.buffered_bytes
+            if self.buffered_bytes > self._renderer.peak_buffered_bytes:
+                self._renderer.peak_buffered_bytes = self.buffered_bytes
+
+    def _start_refill(self) -> None:
+        if self._refill is None and not self._done and not self._closed:
+            self._refill = asyncio.ensure_future(self._fill())
+            self._refill.add_done_callback(self._refilled)
+
+    def _refilled(self, future: "asyncio.Future[None]") -> None:
+        self._refill = None
+
+    async def first(self) -> None:
+        """Render the first batch now (so an engine failure surfaces before anything is sent)."""
+        if not self._ready and not self._done:
+            await self._wait_refill()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    async def _wait_refill(self) -> None:
+        self._start_refill()
+        task = self._refill
+        if task is not None:
+            # Shielded: a cancelled sender must not cancel a render running in a thread.
+            await asyncio.shield(task)
+
+    async def next(self) -> Optional[Chunk]:
+        """The next chunk ``(http_frame, samples)``, or ``None`` after the last one.
+
+        Raises:
+            RenderError: The engine failed rendering this part of the audio.
+        """
+        while not self._ready:
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise RenderError(f"{type(error).__name__}: {error}") from error
+            if self._done or self._closed:
+                return None
+            await self._wait_refill()
+        chunk = self._ready.popleft()
+        self._account(-len(chunk[0]))
+        if self.buffered_bytes * 2 < self._renderer.lookahead_bytes:
+            self._start_refill()
+        return chunk
+
+    def close(self) -> None:
+        """Stop rendering and drop what was not sent (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._renderer.closed_generation()
+        self._account(-self.buffered_bytes)
+        self._ready.clear()
+        if self._producer is not None and (self._refill is None or self._refill.done()):
+            self._producer.close()
+        # With a batch still rendering, _fill() closes the producer when the thread is done.
 
 
 class Renderer:
-    """Renders requests with one engine, caching finished renditions in a bounded LRU.
+    """Opens generations of one engine; caches short ones in a byte-bounded LRU.
 
-    Concurrent identical requests share one rendering. Every rendition is also handed to
-    ``on_render`` (the transcription registry) so the server can later recognise its audio.
+    A generation is cached when it was rendered whole in its first batch (at most
+    ``lookahead_bytes`` of frames, and at most 1/64 of ``cache_bytes``).
+
+    Gauges: ``buffered_bytes`` (frames rendered and not sent, all live generations),
+    ``peak_buffered_bytes`` (the most one generation ever held), ``open_generations``.
+
+    Args:
+        engine: The synthesis engine.
+        cache_bytes: Memory budget of the cache.
+        lookahead_bytes: Rendered-but-unsent frame bytes one generation may hold (about).
+        on_render: Called with the :class:`~cartesia.server.transcribe.Fingerprint` and the
+            transcript of every generation rendered to its end (the transcription registry).
     """
 
     def __init__(
@@ -211,72 +477,105 @@ class Renderer:
         engine: Engine,
         *,
         cache_bytes: int = 64 * 1024 * 1024,
+        lookahead_bytes: int = 256 * 1024,
         on_render: Any = None,
     ) -> None:
         self.engine = engine
         self.cache_bytes = cache_bytes
-        self._cache: "collections.OrderedDict[Tuple, Rendition]" = collections.OrderedDict()
+        self.cache_entry_bytes = cache_bytes // 64
+        self.lookahead_bytes = max(1, lookahead_bytes)
+        self.buffered_bytes = 0
+        self.peak_buffered_bytes = 0
+        self.open_generations = 0
+        self._trim_pending = False
+        self._cache: "collections.OrderedDict[Tuple, _Cached]" = collections.OrderedDict()
         self._cache_used = 0
-        self._inflight: Dict[Tuple, "asyncio.Task[Rendition]"] = {}
+        self._inflight: "set[asyncio.Future[Any]]" = set()
         self._lock = threading.Lock()
         self._on_render = on_render
 
+    def _key(self, req: GenerationRequest) -> Tuple:
+        return (self.engine.name,) + req.cache_key()
+
     def render_sync(self, req: GenerationRequest) -> Rendition:
-        """Render without the cache (runs the engine in the calling thread)."""
-        t0 = time.perf_counter()
-        # `duration` caps the audio; without it the v0 default cap (180 s) applies.
-        limit = req.duration if req.duration is not None else MAX_DURATION
-        samples = self.engine.synthesize(
-            req.transcript, req.voice, MODELS[req.model_id], max_seconds=limit
-        )
-        samples = samples[: int(round(limit * self.engine.sample_rate))]
-        samples = np.ascontiguousarray(samples, dtype=np.float32)
-        synth_ms = (time.perf_counter() - t0) * 1000.0
-        rendition = _build(samples, self.engine.sample_rate, req.chunk_time, synth_ms)
+        """Render the whole request in the calling thread (no cache): for tests and tools."""
+        producer = _Producer(self.engine, req, keep_samples=True)
+        chunks: List[Chunk] = []
+        while not producer.finished:
+            chunks.extend(producer.produce(1 << 30))
+        assert producer.samples is not None
         if self._on_render is not None:
-            self._on_render(rendition.samples, rendition.sampling_rate, req.transcript)
-        return rendition
+            self._on_render(producer.fingerprint, producer.transcript)
+        samples = (
+            np.concatenate(producer.samples) if producer.samples else np.zeros(0, np.float32)
+        )
+        frames = [frame for frame, _ in chunks] + [end_frame(producer.rate)]
+        return Rendition(samples, [n for _, n in chunks], frames, producer.rate)
 
-    async def render(self, req: GenerationRequest) -> Rendition:
-        """Render ``req`` (from the cache when possible) without blocking the event loop.
+    async def open(self, req: GenerationRequest) -> Generation:
+        """Start a generation of ``req`` with its first batch rendered.
 
-        The rendering runs as its own task, so a requester that goes away (and is cancelled)
-        neither cancels it for other requesters of the same audio nor loses it for the cache.
+        Raises:
+            Exception: Whatever the engine raised rendering the first batch.
         """
-        key = (self.engine.name,) + req.cache_key()
+        key = self._key(req)
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None:
                 self._cache.move_to_end(key)
-                return hit
-        task = self._inflight.get(key)
-        if task is None:
-            task = asyncio.ensure_future(self._render_task(key, req))
-            self._inflight[key] = task
-        return await asyncio.shield(task)
+        if hit is not None:
+            return Generation(self, key, cached=hit)
+        generation = Generation(self, key, producer=_Producer(self.engine, req))
+        try:
+            await generation.first()
+        except BaseException:
+            generation.close()
+            raise
+        return generation
 
-    async def _render_task(self, key: Tuple, req: GenerationRequest) -> Rendition:
+    def closed_generation(self) -> None:
+        """A generation ended; once none is left for a moment, give freed memory back."""
+        self.open_generations -= 1
+        if self.open_generations or self._trim_pending:
+            return
         try:
             loop = asyncio.get_running_loop()
-            rendition = await loop.run_in_executor(None, self.render_sync, req)
-            self._store(key, rendition)
-            return rendition
-        finally:
-            self._inflight.pop(key, None)
+        except RuntimeError:
+            return
+        self._trim_pending = True
+        loop.call_later(_TRIM_DELAY, self._trim_if_idle, loop)
+
+    def _trim_if_idle(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._trim_pending = False
+        if not self.open_generations and not loop.is_closed():
+            self.track(loop.run_in_executor(None, release_freed_memory))
+
+    def track(self, future: "asyncio.Future[Any]") -> None:
+        """Remember a render running in a thread until it ends (for :meth:`drain`)."""
+        self._inflight.add(future)
+        future.add_done_callback(self._inflight.discard)
 
     async def drain(self) -> None:
-        """Wait for renderings still in flight (called at shutdown)."""
-        tasks = list(self._inflight.values())
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        """Wait for renders still running in threads (called at shutdown)."""
+        if self._inflight:
+            await asyncio.gather(*list(self._inflight), return_exceptions=True)
 
-    def _store(self, key: Tuple, rendition: Rendition) -> None:
-        size = rendition.nbytes
-        if size > self.cache_bytes // 4:
+    def finished(self, key: Tuple, producer: _Producer, kept: Optional[List[Chunk]]) -> None:
+        """A generation was rendered to its end: fingerprint it, cache it if it is short."""
+        if self._on_render is not None:
+            self._on_render(producer.fingerprint, producer.transcript)
+        if kept is None:
+            return
+        entry = _Cached(tuple(f for f, _ in kept), tuple(n for _, n in kept), producer.rate)
+        size = entry.nbytes
+        if size > self.cache_entry_bytes:
             return
         with self._lock:
-            self._cache[key] = rendition
+            old = self._cache.pop(key, None)
+            if old is not None:
+                self._cache_used -= old.nbytes
+            self._cache[key] = entry
             self._cache_used += size
             while self._cache_used > self.cache_bytes and self._cache:
-                _, old = self._cache.popitem(last=False)
-                self._cache_used -= old.nbytes
+                _, evicted = self._cache.popitem(last=False)
+                self._cache_used -= evicted.nbytes

@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import logging
 from typing import Any, Dict, List, Optional
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from . import json_body
 from . import voices as voices_mod
-from .faults import HTTP_STREAM_KINDS, Fault, FaultSpecError, fault_from_dict, parse_fault_spec
-from .generation import RequestError, parse_generation
+from .faults import (
+    HTTP_STREAM_KINDS,
+    Fault,
+    FaultSpecError,
+    fault_from_dict,
+    json_type,
+    parse_fault_spec,
+)
+from .generation import RenderError, RequestError, parse_generation
 from .pacing import Pacer
 from .state import REQUEST_FAULTS_KEY, STATE_KEY, ServerState
 from .streaming import write_http_generation
 from .transcribe import UnrecognisedAudio
 
 __all__ = ["json_error", "routes"]
+
+log = logging.getLogger("cartesia.server")
 
 _VOICE_FIELDS = ("id", "user_id", "name", "description", "embedding", "created_at")
 
@@ -36,12 +46,10 @@ def _state(request: web.Request) -> ServerState:
 async def read_json(request: web.Request) -> Any:
     """The request body parsed as JSON; 400 naming the problem when it is not."""
     raw = await request.read()
-    if not raw.strip():
-        raise RequestError(400, "empty request body: expected a JSON object")
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise RequestError(400, f"request body is not valid JSON: {exc}") from None
+        return json_body.loads(raw)
+    except json_body.JSONInputError as exc:
+        raise RequestError(400, f"request body: {exc}") from None
 
 
 async def read_clip(request: web.Request) -> bytes:
@@ -159,20 +167,32 @@ async def audio_stream(request: web.Request) -> web.StreamResponse:
     faults = take_generation_faults(request, "stream")
     state.stats["generations_started"] += 1
     pacer = Pacer(state.config.pace, state.config.first_chunk_latency)
-    rendition = await state.renderer.render(req)
-    resp = web.StreamResponse(headers={"Content-Type": "application/json"})
-    await resp.prepare(request)
+    # The first batch is rendered before the response starts: an engine failure is still a 500.
+    generation = await state.renderer.open(req)
     task = asyncio.current_task()
     state.streams.add(task)
+    resp = web.StreamResponse(headers={"Content-Type": "application/json"})
     try:
-        finished = await write_http_generation(request, resp, rendition, faults, pacer, state.stats)
-        if finished:
-            await resp.write_eof()
-            state.stats["generations_completed"] += 1
-    except (ConnectionError, RuntimeError):
-        # The client went away mid-stream; nothing left to tell it.
-        state.stats["generations_aborted"] += 1
+        try:
+            await resp.prepare(request)
+            finished = await write_http_generation(
+                request, resp, generation, faults, pacer, state.stats
+            )
+            if finished:
+                await resp.write_eof()
+                state.stats["generations_completed"] += 1
+        except RenderError:
+            # Too late for an error status: cut the body short so the client cannot take it
+            # for a complete one (it lacks the final `done` object).
+            log.exception("generation failed mid-stream")
+            state.stats["generations_aborted"] += 1
+            if request.transport is not None:
+                request.transport.abort()
+        except (ConnectionError, RuntimeError):
+            # The client went away mid-stream; nothing left to tell it.
+            state.stats["generations_aborted"] += 1
     finally:
+        generation.close()
         state.streams.discard(task)
     return resp
 
@@ -187,7 +207,9 @@ async def faults_post(request: web.Request) -> web.Response:
     body = await read_json(request)
     try:
         if isinstance(body, dict) and "spec" in body and len(body) == 1:
-            faults = parse_fault_spec(str(body["spec"]))
+            if not isinstance(body["spec"], str):
+                raise FaultSpecError(f"`spec` must be a string, got {json_type(body['spec'])}")
+            faults = parse_fault_spec(body["spec"])
         elif isinstance(body, list):
             faults = [fault_from_dict(item) for item in body]
         else:
@@ -205,8 +227,23 @@ async def faults_delete(request: web.Request) -> web.Response:
 
 
 async def stats_get(request: web.Request) -> web.Response:
-    """``GET /_emulator/stats``: the server's counters."""
-    return web.json_response(dict(_state(request).stats))
+    """``GET /_emulator/stats``: the server's counters, and the renderer's memory gauges.
+
+    ``buffered_bytes`` is the frame bytes rendered and not sent yet over every live generation;
+    ``buffered_peak_bytes`` the most one generation ever held; ``lookahead_bytes`` the bound
+    it aims at; ``generations_open`` the generations running.
+    """
+    state = _state(request)
+    renderer = state.renderer
+    return web.json_response(
+        {
+            **state.stats,
+            "buffered_bytes": renderer.buffered_bytes,
+            "buffered_peak_bytes": renderer.peak_buffered_bytes,
+            "generations_open": renderer.open_generations,
+            "lookahead_bytes": renderer.lookahead_bytes,
+        }
+    )
 
 
 def routes(prefix: str = "/v0") -> List[web.RouteDef]:

@@ -29,7 +29,7 @@ class ServerState:
         faults: Server-wide injected faults.
         stats: Counters (``http_requests``, ``ws_connections``, ``generations_started``,
             ``generations_completed``, ``generations_cancelled``, ``acks``, ``faults_fired``,
-            ``auth_failures``), for tests that check what the server saw.
+            ``auth_failures``, ``audio_frames_sent``), for tests that check what the server saw.
     """
 
     config: ServerConfig
@@ -48,7 +48,12 @@ class ServerState:
     ) -> "ServerState":
         engine = create_engine(config.engine)
         transcripts = TranscriptionRegistry(config.transcription_memory)
-        renderer = Renderer(engine, cache_bytes=config.cache_bytes, on_render=transcripts.remember)
+        renderer = Renderer(
+            engine,
+            cache_bytes=config.cache_bytes,
+            lookahead_bytes=config.lookahead_bytes,
+            on_render=transcripts.add,
+        )
         return cls(
             config=config,
             engine=engine,

@@ -18,7 +18,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-__all__ = ["TranscriptionRegistry", "UnrecognisedAudio", "decode_clip"]
+__all__ = ["Fingerprint", "TranscriptionRegistry", "UnrecognisedAudio", "decode_clip"]
 
 # Envelope resolution: one RMS value per 10 ms, whatever the sample rate.
 _BLOCK_SECONDS = 0.01
@@ -111,6 +111,47 @@ def _features(x: np.ndarray, rate: int) -> np.ndarray:
     return np.vstack([rms, np.where(rms > 1e-3, zcr, 0.0)])
 
 
+class Fingerprint:
+    """What the registry remembers of one generation, built chunk by chunk as the audio streams.
+
+    The same digest and features as computing them over the whole audio at once, without ever
+    holding the whole audio.
+
+    Args:
+        rate: Sample rate of the audio.
+    """
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.samples = 0
+        self._hash = hashlib.sha256()
+        self._block = max(1, int(round(rate * _BLOCK_SECONDS)))
+        self._carry = np.zeros(0, np.float64)
+        self._features: "list[np.ndarray]" = []
+
+    def update(self, samples: np.ndarray) -> None:
+        """Add the next piece of the audio (float32)."""
+        self._hash.update(np.asarray(samples, "<f4").tobytes())
+        self.samples += len(samples)
+        x = np.concatenate([self._carry, np.asarray(samples, np.float64)])
+        usable = len(x) - len(x) % self._block
+        if usable:
+            self._features.append(_features(x[:usable], self.rate).astype(np.float32))
+        self._carry = x[usable:]
+
+    @property
+    def digest(self) -> bytes:
+        """SHA-256 of the float32 little-endian samples."""
+        return self._hash.digest()
+
+    @property
+    def features(self) -> np.ndarray:
+        """Per 10 ms block features (see :func:`_features`), float32, shape ``(2, blocks)``."""
+        if not self._features:
+            return np.zeros((2, 0), np.float32)
+        return np.concatenate(self._features, axis=1)
+
+
 class TranscriptionRegistry:
     """Bounded LRU of fingerprints of generated audio, mapped to its transcript.
 
@@ -131,14 +172,19 @@ class TranscriptionRegistry:
         )
 
     def remember(self, samples: np.ndarray, rate: int, transcript: str) -> None:
-        """Record audio the server produced (called for every rendition)."""
-        digest = hashlib.sha256(np.asarray(samples, "<f4").tobytes()).digest()
-        feats = _features(np.asarray(samples, np.float64), rate).astype(np.float32)
+        """Record audio the server produced, given whole."""
+        fingerprint = Fingerprint(rate)
+        fingerprint.update(samples)
+        self.add(fingerprint, transcript)
+
+    def add(self, fingerprint: Fingerprint, transcript: str) -> None:
+        """Record audio the server produced, fingerprinted while it streamed."""
+        digest, feats = fingerprint.digest, fingerprint.features
         with self._lock:
             old = self._entries.pop(digest, None)
             if old is not None:
                 self._bytes -= old[1].nbytes
-            self._entries[digest] = (transcript, feats, len(samples) / rate)
+            self._entries[digest] = (transcript, feats, fingerprint.samples / fingerprint.rate)
             self._bytes += feats.nbytes
             while self._entries and (
                 len(self._entries) > self.capacity or self._bytes > self.max_bytes

@@ -10,11 +10,19 @@ from typing import Any, Dict, List, Optional, Union
 
 from aiohttp import WSMsgType, web
 
-from .faults import WS_KINDS, Fault, FaultController, FaultSpecError, parse_fault_spec
-from .generation import GenerationRequest, RequestError, parse_generation
+from . import json_body
+from .faults import WS_KINDS, Fault, FaultController, FaultSpecError, json_type, parse_fault_spec
+from .generation import (
+    Generation,
+    GenerationRequest,
+    RenderError,
+    RequestError,
+    parse_generation,
+    ws_frame,
+)
 from .pacing import Pacer
 from .state import REQUEST_FAULTS_KEY, STATE_KEY, ServerState
-from .streaming import fire_at
+from .streaming import due
 
 __all__ = ["routes", "close_all", "MALFORMED_WS_FRAME", "MAX_CONTEXTS_PER_SOCKET"]
 
@@ -83,9 +91,9 @@ class _Connection:
 
     async def handle_text(self, text: str) -> None:
         try:
-            msg = json.loads(text)
-        except ValueError as exc:
-            await self.send_error(None, 400, f"message is not valid JSON: {exc}")
+            msg = json_body.loads(text)
+        except json_body.JSONInputError as exc:
+            await self.send_error(None, 400, f"message: {exc}")
             return
         if not isinstance(msg, dict):
             await self.send_error(None, 400, "message must be a JSON object")
@@ -133,7 +141,9 @@ class _Connection:
         extra: List[Fault] = []
         if msg.get("fault"):
             try:
-                extra = parse_fault_spec(str(msg["fault"]))
+                if not isinstance(msg["fault"], str):
+                    raise FaultSpecError(f"`fault` must be a string, got {json_type(msg['fault'])}")
+                extra = parse_fault_spec(msg["fault"])
             except FaultSpecError as exc:
                 await self.send_error(context_id, 400, f"bad fault spec: {exc}")
                 return
@@ -152,44 +162,53 @@ class _Connection:
 
     async def generate(self, ctx: _Context, req: GenerationRequest, faults: List[Fault]) -> None:
         stats = self.state.stats
+        generation: Optional[Generation] = None
         try:
             pacer = Pacer(self.state.config.pace, self.state.config.first_chunk_latency)
             try:
-                rendition = await self.state.renderer.render(req)
+                generation = await self.state.renderer.open(req)
             except Exception as exc:  # an engine failure must not kill the socket silently
                 log.exception("generation failed for context %s", ctx.context_id)
                 message = f"generation failed: {type(exc).__name__}: {exc}"
                 await self.send_error(ctx.context_id, 500, message)
                 return
-            n = len(rendition.lengths)
-            for index in range(n + 1):
-                for fault in fire_at(faults, "stall", index, n):
+            index = 0
+            chunk = await generation.next()
+            while True:
+                at_end = chunk is None
+                for fault in due(faults, "stall", index, at_end):
                     stats["faults_fired"] += 1
                     await asyncio.sleep(fault.seconds)
-                if fire_at(faults, "malformed", index, n):
+                if due(faults, "malformed", index, at_end):
                     stats["faults_fired"] += 1
                     await self.send(MALFORMED_WS_FRAME)
                     return
-                if fire_at(faults, "drop", index, n):
+                if due(faults, "drop", index, at_end):
                     stats["faults_fired"] += 1
                     self.drop()
                     return
-                for fault in fire_at(faults, "ws_close", index, n):
+                for fault in due(faults, "ws_close", index, at_end):
                     stats["faults_fired"] += 1
                     await self.close(fault.code or 1011, "injected fault")
                     return
-                if index == n:
+                if chunk is None:
                     break
                 if self.experimental and index > 0:
                     # One chunk per acknowledgement: chunk i needs i acks.
                     while ctx.acks < index:
                         ctx.ack_event.clear()
                         await ctx.ack_event.wait()
+                frame, samples = chunk
                 await pacer.before_chunk(index)
-                await self.send(rendition.ws_frame(index, ctx.cid_json))
-                pacer.sent(rendition.chunk_seconds(index))
+                # send() waits while the socket's buffer is full: a client that does not read
+                # stalls its contexts here, each holding only its bounded look-ahead.
+                await self.send(ws_frame(frame, ctx.cid_json))
+                stats["audio_frames_sent"] += 1
+                pacer.sent(samples / generation.sampling_rate)
                 if len(self.contexts) > 1:
                     await asyncio.sleep(0)  # let other contexts of this socket interleave
+                index += 1
+                chunk = await generation.next()
             await self.send(b'{"done":true,"context_id":' + ctx.cid_json + b"}")
             self.last_activity = asyncio.get_running_loop().time()
             stats["generations_completed"] += 1
@@ -205,10 +224,16 @@ class _Connection:
                 await self.send(b'{"done":true,"context_id":' + ctx.cid_json + b"}")
             except (ConnectionError, RuntimeError):
                 pass
+        except RenderError as exc:
+            log.exception("generation failed mid-stream for context %s", ctx.context_id)
+            stats["generations_aborted"] += 1
+            await self.send_error(ctx.context_id, 500, f"generation failed: {exc}")
         except (ConnectionError, RuntimeError):
             # The socket went away under us (aiohttp raises either when sending on a closed one).
             stats["generations_aborted"] += 1
         finally:
+            if generation is not None:
+                generation.close()
             if self.contexts.get(ctx.context_id) is ctx:
                 del self.contexts[ctx.context_id]
 
@@ -273,7 +298,13 @@ async def _serve(request: web.Request, experimental: bool) -> web.WebSocketRespo
             msg = await ws.receive()
             conn.last_activity = asyncio.get_running_loop().time()
             if msg.type == WSMsgType.TEXT:
-                await conn.handle_text(msg.data)
+                try:
+                    await conn.handle_text(msg.data)
+                except Exception as exc:
+                    # A bug handling one message must cost that message, not the socket and
+                    # every other context running on it.
+                    log.exception("internal error handling a websocket message")
+                    await conn.send_error(None, 500, f"internal server error: {type(exc).__name__}")
             elif msg.type == WSMsgType.BINARY:
                 message = "binary messages are not supported; send JSON text"
                 await conn.send_error(None, 400, message)

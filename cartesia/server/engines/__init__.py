@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 if TYPE_CHECKING:
     import numpy as np
@@ -187,6 +187,21 @@ class Engine:
             timestamps: Collect word and phoneme timing.
         """
         return Rendering(self.synthesize(text, voice, speed, max_seconds))
+
+    def stream(
+        self,
+        text: str,
+        voice: "Voice",
+        speed: float = 1.0,
+        max_seconds: Optional[float] = None,
+    ) -> Iterator["np.ndarray"]:
+        """The samples of :meth:`synthesize`, in consecutive pieces rendered as they are pulled.
+
+        The server pulls a bounded look-ahead of a generation at a time, so an engine that
+        renders incrementally keeps a long generation's memory small. This default renders
+        everything at once and yields it as one piece.
+        """
+        yield self.synthesize(text, voice, speed, max_seconds)
 
 
 def speech_available() -> bool:

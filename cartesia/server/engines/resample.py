@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Iterator
 
 import numpy as np
 
-__all__ = ["design_lowpass", "resample_poly", "Resampler"]
+__all__ = ["design_lowpass", "iter_upsample", "resample_poly", "Resampler"]
 
 
 @functools.lru_cache(maxsize=16)
@@ -70,15 +71,40 @@ def resample_poly(x: np.ndarray, up: int, down: int = 1) -> np.ndarray:
 
 def _upsample_blocks(x: np.ndarray, up: int, h: np.ndarray) -> np.ndarray:
     """Integer upsampling block by block: the same numbers as in one go, less memory."""
+    out = np.empty(len(x) * up, dtype=np.float64)
+    pos = 0
+    for piece in _iter_blocks(x, up, h, 1.0):
+        out[pos : pos + len(piece)] = piece
+        pos += len(piece)
+    return out
+
+
+def iter_upsample(x: np.ndarray, up: int, divisor: float = 1.0) -> Iterator[np.ndarray]:
+    """``resample_poly(x / divisor, up)`` in consecutive float64 pieces, computed as pulled.
+
+    The same numbers as :func:`resample_poly`, but only one block of input (converted to float64
+    on its own, so ``x`` may stay int16) is worked on at a time.
+    """
+    if up < 1:
+        raise ValueError("up must be a positive integer")
+    if up == 1 or len(x) == 0:
+        yield np.asarray(x, dtype=np.float64) / divisor
+        return
+    h = design_lowpass(up, 1)
+    if len(x) <= BLOCK:
+        yield _resample_full(np.asarray(x, dtype=np.float64) / divisor, up, 1, h)
+        return
+    yield from _iter_blocks(x, up, h, divisor)
+
+
+def _iter_blocks(x: np.ndarray, up: int, h: np.ndarray, divisor: float) -> Iterator[np.ndarray]:
     # Input samples on each side that reach an output sample through the filter.
     pad = (len(h) - 1) // (2 * up) + 2
-    out = np.empty(len(x) * up, dtype=np.float64)
     for a in range(0, len(x), BLOCK):
         b = min(a + BLOCK, len(x))
         lo, hi = max(0, a - pad), min(len(x), b + pad)
-        seg = _resample_full(x[lo:hi], up, 1, h)
-        out[a * up : b * up] = seg[(a - lo) * up : (b - lo) * up]
-    return out
+        seg = _resample_full(np.asarray(x[lo:hi], dtype=np.float64) / divisor, up, 1, h)
+        yield seg[(a - lo) * up : (b - lo) * up]
 
 
 def _resample_full(x: np.ndarray, up: int, down: int, h: np.ndarray) -> np.ndarray:

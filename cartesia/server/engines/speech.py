@@ -5,13 +5,13 @@ from __future__ import annotations
 import bisect
 import ctypes
 import threading
-from typing import List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..voices import Voice
 from . import LANGUAGES, OUTPUT_RATE, Engine, Rendering, emotion_shift
-from .resample import resample_poly
+from .resample import iter_upsample, resample_poly
 
 __all__ = ["SpeechEngine"]
 
@@ -186,6 +186,25 @@ class SpeechEngine(Engine):
         max_seconds: Optional[float] = None,
     ) -> np.ndarray:
         return self.render(text, voice, speed=speed, max_seconds=max_seconds).samples
+
+    def stream(
+        self,
+        text: str,
+        voice: Voice,
+        speed: float = 1.0,
+        max_seconds: Optional[float] = None,
+    ) -> Iterator[np.ndarray]:
+        # espeak-ng renders the utterance in one locked call; what is held afterwards is its
+        # compact int16 output, converted and resampled one block at a time as it is pulled.
+        rate = int(round(voice.rate * speed))
+        max_samples = None
+        if max_seconds is not None:
+            # A little extra so the resampler's tail does not reach the kept audio.
+            max_samples = int(max_seconds * self._lib.rate) + 256
+        pcm = self._lib.synth(text, voice.espeak, rate, voice.pitch, max_samples)
+        for y in iter_upsample(pcm, self._up, divisor=32768.0):
+            np.clip(y, -1.0, 1.0, out=y)
+            yield y.astype(np.float32)
 
     def render(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -43,8 +43,17 @@ class ToneEngine(Engine):
         speed: float = 1.0,
         max_seconds: Optional[float] = None,
     ) -> np.ndarray:
-        pieces, _ = self._layout(text, voice, speed, max_seconds)
-        return np.concatenate(pieces)
+        return np.concatenate(list(self.stream(text, voice, speed, max_seconds)))
+
+    def stream(
+        self,
+        text: str,
+        voice: Voice,
+        speed: float = 1.0,
+        max_seconds: Optional[float] = None,
+    ) -> Iterator[np.ndarray]:
+        # One piece per character: the server holds only what it has not sent yet.
+        return self._pieces(text, voice, speed, max_seconds)
 
     def render(
         self,
@@ -63,8 +72,8 @@ class ToneEngine(Engine):
         d_pitch, _ = emotion_shift(emotion)
         if d_pitch:
             voice = dataclasses.replace(voice, f0=voice.f0 * 2.0 ** (d_pitch * _OCTAVE_PER_PITCH_UNIT))
-        pieces, spans = self._layout(text, voice, speed, max_seconds)
-        samples = np.concatenate(pieces)
+        spans: Dict[int, Tuple[int, int]] = {}
+        samples = np.concatenate(list(self._pieces(text, voice, speed, max_seconds, spans)))
         if not timestamps:
             return Rendering(samples)
         tones = {i: span for i, span in spans.items() if _is_tone(text[i])}
@@ -76,15 +85,21 @@ class ToneEngine(Engine):
                 words.append((m.start(), inside[0][0], inside[-1][1]))
         return Rendering(samples, words, phonemes)
 
-    def _layout(
-        self, text: str, voice: Voice, speed: float, max_seconds: Optional[float]
-    ) -> Tuple[List[np.ndarray], Dict[int, Tuple[int, int]]]:
-        """The pieces to concatenate, and each rendered character's ``(start, end)`` sample."""
+    def _pieces(
+        self,
+        text: str,
+        voice: Voice,
+        speed: float,
+        max_seconds: Optional[float],
+        spans: Optional[Dict[int, Tuple[int, int]]] = None,
+    ) -> Iterator[np.ndarray]:
+        """The pieces to concatenate, rendered as pulled; ``spans`` (when given) receives each
+        rendered character's ``(start, end)`` sample."""
         rate = OUTPUT_RATE
         limit = None if max_seconds is None else int(max_seconds * rate) + 1
         scale = 1.0 / speed
         edge = np.zeros(int(round(_EDGE * rate)), dtype=np.float32)
-        pieces = [edge]
+        yield edge
         total = len(edge)
         letter_n = int(round(_LETTER * scale * rate))
         t = np.arange(letter_n, dtype=np.float64) / rate
@@ -101,7 +116,6 @@ class ToneEngine(Engine):
             for kind, seconds in (("space", _SPACE), ("comma", _COMMA), ("stop", _STOP))
         }
         tones: Dict[str, np.ndarray] = {}
-        spans: Dict[int, Tuple[int, int]] = {}
         for index, ch in enumerate(text):
             if limit is not None and total >= limit:
                 break
@@ -126,11 +140,11 @@ class ToneEngine(Engine):
                     # Upper-case letters are louder: case is part of the text too.
                     tone *= env * norm * (1.3 if ch.isupper() else 1.0)
                     piece = tones[ch] = tone.astype(np.float32)
-            pieces.append(piece)
-            spans[index] = (total, total + len(piece))
+            yield piece
+            if spans is not None:
+                spans[index] = (total, total + len(piece))
             total += len(piece)
-        pieces.append(edge)
-        return pieces, spans
+        yield edge
 
 
 def _is_tone(ch: str) -> bool:
