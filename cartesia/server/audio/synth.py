@@ -24,7 +24,9 @@ __all__ = ["Speech", "synthesize", "supported_languages"]
 
 Timed = Tuple[str, float, float]
 _TOKEN = re.compile(r"\S+")
-_PUNCT = "\"'`.,;:!?()[]{}<>«»“”„‘’‚-–—…/\\*_~¡¿"
+# A spoken word: a number with its separators ("1,234.5"), or letters/digits with inner
+# apostrophes ("o'clock").
+_WORD = re.compile(r"\d+(?:[.,]\d+)*(?![^\W_])|[^\W_]+(?:['’][^\W_]+)*")
 
 
 @dataclass
@@ -145,12 +147,61 @@ def _monotone(items: List[Tuple[str, int, int]], n: int, rate: int) -> List[Time
 
 def _fill_timestamps(speech: Speech, text: str, rendering: Rendering) -> None:
     n, rate = len(speech.samples), speech.sample_rate
-    spoken = [(text[a:b].strip(_PUNCT + " "), s, e) for a, b, s, e in rendering.words]
-    speech.normalized_words = _monotone([w for w in spoken if w[0]], n, rate)
-    tokens = []
-    for m in _TOKEN.finditer(text):
-        inside = [(s, e) for a, b, s, e in rendering.words if a < m.end() and b > m.start()]
-        if inside:
-            tokens.append((m.group(), min(s for s, _ in inside), max(e for _, e in inside)))
+    toks = list(_TOKEN.finditer(text))
+    # Engine words by token. espeak may place a word on a neighbouring unspoken token
+    # ("- ok" reports "ok" at the dash), so a word lands on the next token that has letters.
+    speakable = [bool(_WORD.search(t.group())) for t in toks]
+    owned: List[List[Tuple[int, int, int]]] = [[] for _ in toks]
+    k = 0
+    for i, s, e in sorted(rendering.words):
+        while k < len(toks) and toks[k].end() <= i:
+            k += 1
+        j = k
+        while j + 1 < len(toks) and not speakable[j]:
+            j += 1
+        if j < len(toks):
+            # Keep the text index inside the owning token for _spoken_words.
+            owned[j].append((max(i, toks[j].start()), s, e))
+    tokens: List[Tuple[str, int, int]] = []
+    spoken: List[Tuple[str, int, int]] = []
+    for tok, inside in zip(toks, owned):
+        if not inside:
+            continue  # not spoken (a lone dash, say)
+        tokens.append((tok.group(), min(s for _, s, _ in inside), max(e for _, _, e in inside)))
+        spoken.extend(_spoken_words(tok, inside))
     speech.words = _monotone(tokens, n, rate)
+    speech.normalized_words = _monotone(spoken, n, rate)
     speech.phonemes = _monotone(list(rendering.phonemes), n, rate)
+
+
+def _spoken_words(tok: "re.Match[str]", inside: List[Tuple[int, int, int]]) -> List[Tuple[str, int, int]]:
+    """A token's words without punctuation, timed by the engine words that start in each.
+
+    A word without an engine word of its own (``Jones`` of ``Smith-Jones``) shares the span of
+    the one before it, split in proportion to the words' lengths.
+    """
+    runs = list(_WORD.finditer(tok.group()))
+    if not runs:
+        return []
+    base = tok.start()
+    # Groups of runs: a run that holds an engine word opens a group, the others join it.
+    groups: List[List["re.Match[str]"]] = []
+    spans: List[Optional[Tuple[int, int]]] = []
+    for run in runs:
+        mine = [(s, e) for i, s, e in inside if base + run.start() <= i < base + run.end()]
+        if mine or not groups:
+            groups.append([run])
+            spans.append((min(s for s, _ in mine), max(e for _, e in mine)) if mine else None)
+        else:
+            groups[-1].append(run)
+    whole = (min(s for _, s, _ in inside), max(e for _, _, e in inside))
+    out: List[Tuple[str, int, int]] = []
+    for group, span in zip(groups, spans):
+        start, end = span if span is not None else whole
+        total = sum(len(r.group()) for r in group)
+        at = 0
+        for run in group:
+            a = start + (end - start) * at // total
+            at += len(run.group())
+            out.append((run.group(), a, start + (end - start) * at // total))
+    return out

@@ -113,13 +113,13 @@ class Rendering:
 
     Attributes:
         samples: float32 mono at the engine's rate.
-        words: ``(text_start, text_end, sample_start, sample_end)`` per spoken word, where
-            ``text[text_start:text_end]`` is the word as the engine read it.
+        words: ``(text_index, sample_start, sample_end)`` per spoken word, where
+            ``text_index`` is where the word starts in the text.
         phonemes: ``(phoneme, sample_start, sample_end)``, IPA for the speech engine.
     """
 
     samples: "np.ndarray"
-    words: List[Tuple[int, int, int, int]] = field(default_factory=list)
+    words: List[Tuple[int, int, int]] = field(default_factory=list)
     phonemes: List[Tuple[str, int, int]] = field(default_factory=list)
 
 
