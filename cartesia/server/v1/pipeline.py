@@ -19,7 +19,7 @@ from ..audio import Speech, StreamEncoder, synthesize
 from ..engines import Engine
 from .request import TTSRequest, speakable
 
-__all__ = ["segments", "complete_sentences", "Chunk", "Timestamps", "Generation", "CHUNK_SECONDS", "MAX_SEGMENT_CHARS"]
+__all__ = ["SynthesisError", "segments", "complete_sentences", "Chunk", "Timestamps", "Generation", "CHUNK_SECONDS", "MAX_SEGMENT_CHARS"]
 
 #: Audio per chunk frame (seconds of engine output).
 CHUNK_SECONDS = 0.1
@@ -30,6 +30,10 @@ MAX_SEGMENT_CHARS = 120
 _BOUNDARY = re.compile(r"[.!?;…]+[\"'”’)\]]*\s+|\n+")
 
 Timed = Tuple[str, float, float]
+
+
+class SynthesisError(Exception):
+    """The engine failed on a piece of text (told apart from a client that went away)."""
 
 
 def _cut_long(piece: str, limit: int) -> List[str]:
@@ -172,7 +176,12 @@ class Generation:
         try:
             for i in range(len(pieces)):
                 assert pending is not None
-                speech, synth_ms = await pending
+                try:
+                    speech, synth_ms = await pending
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    raise SynthesisError(f"{type(exc).__name__}: {exc}") from exc
                 pending = None
                 if i + 1 < len(pieces) and not self.exhausted:
                     pending = self._submit(pieces[i + 1])  # look-ahead: one sentence

@@ -18,7 +18,7 @@ from . import frames
 from .errors import ApiError, error_frame
 from .fault_plan import FaultPlan, HttpWriter
 from .middleware import principal
-from .pipeline import Chunk, Generation
+from .pipeline import Chunk, Generation, SynthesisError
 from .request import TTSRequest, parse_tts
 from .versions import request_version
 from .voice_lookup import voice_lookup
@@ -127,11 +127,9 @@ class _HttpGeneration:
                     index += 1
                     await asyncio.sleep(0)  # let other streams interleave
                 tail = self.gen.finish()
-            except (ConnectionError, RuntimeError, asyncio.CancelledError):
-                raise
-            except Exception as exc:  # an engine failure: an answer, never a hang
+            except SynthesisError as exc:  # an engine failure: an answer, never a hang
                 log.exception("generation failed on %s", self.request.path)
-                err = ApiError(500, f"generation failed: {type(exc).__name__}")
+                err = ApiError(500, f"generation failed: {exc.__cause__.__class__.__name__}")
                 if self.writer is None:
                     raise err from None
                 await self.fail(err)

@@ -32,7 +32,7 @@ from . import frames, versions
 from .errors import ApiError, error_frame
 from .fault_plan import FaultPlan
 from .middleware import principal
-from .pipeline import Chunk, Generation, complete_sentences
+from .pipeline import Chunk, Generation, SynthesisError, complete_sentences
 from .request import TTSRequest, check_transcript_type, optional_bool, optional_str, parse_tts
 from .voice_lookup import voice_lookup
 
@@ -128,12 +128,12 @@ class _Context:
                     return
         except asyncio.CancelledError:
             raise
+        except SynthesisError as exc:  # an engine failure: an error frame for this context only
+            log.exception("generation failed for context %s", self.id)
+            err = ApiError(500, f"generation failed: {exc.__cause__.__class__.__name__}")
+            await conn.send_error(self.id, err)
         except (ConnectionError, RuntimeError):
             stats["generations_aborted"] += 1
-        except Exception as exc:  # an engine failure: an error frame for this context only
-            log.exception("generation failed for context %s", self.id)
-            err = ApiError(500, f"generation failed: {type(exc).__name__}")
-            await conn.send_error(self.id, err)
         finally:
             conn.forget(self, "finished")
 
