@@ -165,7 +165,7 @@ class _Context:
             return True
         self.stopped = True
         if fault.kind == "malformed":
-            await self.conn.send(frames.MALFORMED)
+            await self.conn.send_raw(frames.MALFORMED)
         elif fault.kind == "drop":
             self.conn.drop()
         else:  # ws_close
@@ -202,7 +202,8 @@ class _Connection:
         self.dead = False
         self.last_activity = time.monotonic()
         self.background: set = set()
-        self.closer: Optional["asyncio.Task[Any]"] = None
+        self.close_request: Optional[Tuple[int, str]] = None
+        self.closing = asyncio.Event()
 
     # --- output ----------------------------------------------------------------------------
 
@@ -372,12 +373,16 @@ class _Connection:
             transport.abort()
 
     async def close(self, code: int, reason: str) -> None:
+        """Ask the socket's own task to close it with ``code``.
+
+        aiohttp closes the transport at once when another task closes a socket that is being
+        received on, so the peer never gets to answer the close frame (an aiohttp client then
+        reports 1006); the receiving task closes it instead, with a full closing handshake.
+        """
         self.dead = True
-        self.closer = asyncio.current_task()
-        try:
-            await self.ws.close(code=code, message=reason.encode())
-        except (ConnectionError, RuntimeError):
-            pass
+        if self.close_request is None:
+            self.close_request = (code, reason)
+        self.closing.set()
 
     async def shutdown(self) -> None:
         tasks = [c.task for c in self.contexts.values() if c.task is not None]
@@ -385,10 +390,42 @@ class _Connection:
         for ctx in list(self.contexts.values()):
             self.forget(ctx, "failed")
         for task in tasks:
-            if task is not self.closer:
-                task.cancel()
+            task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _receive_loop(conn: _Connection, ws: web.WebSocketResponse) -> None:
+    """Read and handle messages until the peer closes or a close is requested (see
+    :meth:`_Connection.close`)."""
+    closing = asyncio.ensure_future(conn.closing.wait())
+    recv: Optional["asyncio.Future[Any]"] = None
+    try:
+        while not ws.closed:
+            if recv is None:
+                recv = asyncio.ensure_future(ws.receive())
+            await asyncio.wait({recv, closing}, return_when=asyncio.FIRST_COMPLETED)
+            if conn.close_request is not None:
+                recv.cancel()
+                await asyncio.gather(recv, return_exceptions=True)
+                recv = None
+                if not ws.closed and conn.request.transport is not None:
+                    code, reason = conn.close_request
+                    await ws.close(code=code, message=reason.encode())
+                return
+            msg, recv = recv.result(), None
+            conn.touch()
+            if msg.type == WSMsgType.TEXT:
+                await conn.handle_text(msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                await conn.send_error(None, ApiError(400, "binary messages are not supported; send JSON text"))
+            else:  # CLOSE, CLOSING, CLOSED, ERROR (oversized message: aiohttp closes 1009)
+                return
+    finally:
+        for task in (recv, closing):
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*(t for t in (recv, closing) if t is not None), return_exceptions=True)
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
@@ -413,15 +450,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         if idle:
             conn._spawn(conn.idle_watchdog(idle))
         try:
-            while not ws.closed:
-                msg = await ws.receive()
-                conn.touch()
-                if msg.type == WSMsgType.TEXT:
-                    await conn.handle_text(msg.data)
-                elif msg.type == WSMsgType.BINARY:
-                    await conn.send_error(None, ApiError(400, "binary messages are not supported; send JSON text"))
-                else:  # CLOSE, CLOSING, CLOSED, ERROR (oversized message: aiohttp closes 1009)
-                    break
+            await _receive_loop(conn, ws)
         finally:
             current.connections.discard(conn)
             await conn.shutdown()
