@@ -65,9 +65,11 @@ class _Context:
         self.wakeup = asyncio.Event()
         self.task: Optional["asyncio.Task[None]"] = None
         self.chunks_sent = 0
-        self.stopped = False  # ended by a fault: nothing more may be sent for it
+        self.ending = False  # its done frame is on the way: no input is taken any more
 
     def push(self, text: str, cont: bool, flush: bool) -> None:
+        if self.ending:
+            raise ApiError(400, f"context {self.id[:64]!r} has finished; use a new context_id")
         if len(self.inbox) >= MAX_PENDING_INPUTS:
             raise ApiError(429, f"more than {MAX_PENDING_INPUTS} inputs queued on this context")
         self.inbox.append((text, cont, flush))
@@ -163,7 +165,6 @@ class _Context:
         fault = await self.plan.before_frame(final=final)
         if fault is None:
             return True
-        self.stopped = True
         if fault.kind == "malformed":
             await self.conn.send_raw(frames.MALFORMED)
         elif fault.kind == "drop":
@@ -173,6 +174,7 @@ class _Context:
         return False
 
     async def end(self) -> None:
+        self.ending = True
         tail = self.gen.finish()
         if not await self.fault(final=True):
             return
@@ -245,7 +247,6 @@ class _Connection:
         self.touch()
 
     def stop(self, ctx: _Context, how: str) -> None:
-        ctx.stopped = True
         if ctx.task is not None:
             ctx.task.cancel()
         self.forget(ctx, how)
