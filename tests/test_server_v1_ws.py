@@ -502,3 +502,34 @@ async def test_slow_reader_applies_backpressure(make_server):
             assert started == 0
             frames = (await receive_until_done(ws, ["c1"], limit=60))["c1"]
     assert frames[-1]["type"] == "done"
+
+
+async def test_many_contexts_and_sse_streams_at_once(local_server):
+    """60 websocket contexts on 3 sockets and 20 SSE streams together, every one complete."""
+    texts = {f"m{i}": f"Generation {i} of many at once" for i in range(60)}
+
+    async def sock(session, ids):
+        async with await connect(session, ws_url(local_server)) as ws:
+            for cid in ids:
+                await ws.send_json(ctx_input(cid, texts[cid]))
+            return await receive_until_done(ws, ids, limit=60)
+
+    async def sse(session, i):
+        async with session.post(local_server.base_url + "/tts/sse", json=tts_body(f"Stream {i} at once"),
+                                headers={"X-API-Key": "k"}) as resp:
+            assert resp.status == 200
+            body = await resp.read()
+        return body.count(b'"type":"done"')
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=90)) as session:
+        ids = list(texts)
+        results = await asyncio.gather(
+            *(sock(session, ids[k::3]) for k in range(3)), *(sse(session, i) for i in range(20))
+        )
+    frames: Dict[str, List[dict]] = {}
+    for r in results[:3]:
+        frames.update(r)
+    assert results[3:] == [1] * 20
+    for cid in ("m0", "m31", "m59"):
+        assert audio(frames[cid]) == expected_audio([texts[cid]], F32)
+    assert all(frames[c][-1]["type"] == "done" for c in texts)
