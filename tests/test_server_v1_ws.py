@@ -533,3 +533,26 @@ async def test_many_contexts_and_sse_streams_at_once(local_server):
     for cid in ("m0", "m31", "m59"):
         assert audio(frames[cid]) == expected_audio([texts[cid]], F32)
     assert all(frames[c][-1]["type"] == "done" for c in texts)
+
+
+async def test_idle_close_fault_after_a_context(local_server, server_faults):
+    server_faults.add("ws_idle_close", seconds=0.2)
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        async with await connect(session, ws_url(local_server)) as ws:
+            await ws.send_json(ctx_input("c1", "Then idle"))
+            await receive_until_done(ws, ["c1"])
+            msg = await asyncio.wait_for(ws.receive(), 5)
+    assert msg.type == aiohttp.WSMsgType.CLOSE and ws.close_code == 1000
+
+
+async def test_server_shutdown_closes_sockets_with_1001(make_server):
+    server = make_server()
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        async with await connect(session, ws_url(server)) as ws:
+            await ws.send_json(ctx_input("c1", "Before shutdown"))
+            await receive_until_done(ws, ["c1"])
+            loop = asyncio.get_running_loop()
+            stopping = loop.run_in_executor(None, server.stop)
+            msg = await asyncio.wait_for(ws.receive(), 10)
+            await asyncio.wait_for(stopping, 10)
+    assert msg.type == aiohttp.WSMsgType.CLOSE and ws.close_code == 1001
