@@ -556,3 +556,28 @@ async def test_server_shutdown_closes_sockets_with_1001(make_server):
             msg = await asyncio.wait_for(ws.receive(), 10)
             await asyncio.wait_for(stopping, 10)
     assert msg.type == aiohttp.WSMsgType.CLOSE and ws.close_code == 1001
+
+
+async def test_duration_caps_each_piece_of_a_context(local_server):
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        async with await connect(session, ws_url(local_server)) as ws:
+            text = "One two three four five six seven"
+            await ws.send_json(ctx_input("c1", text, duration=0.5, **{"continue": True}))
+            await ws.send_json(ctx_input("c1", text, duration=0.5, **{"continue": False}))
+            frames = (await receive_until_done(ws, ["c1"]))["c1"]
+    assert len(audio(frames)) == 2 * 4 * 22050
+
+
+async def test_waiting_text_is_bounded(local_server):
+    from cartesia.server.v1.tts_ws import MAX_PENDING_CHARS
+
+    piece = "x" * 20_000  # no sentence end: it all waits in the buffer
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        async with await connect(session, ws_url(local_server)) as ws:
+            for _ in range(MAX_PENDING_CHARS // len(piece) + 1):
+                await ws.send_json(ctx_input("c1", piece, max_buffer_delay_ms=5000, **{"continue": True}))
+            err = await asyncio.wait_for(ws.receive_json(), 10)
+            await ws.send_json(ctx_input("c2", "Still serving"))
+            ok = await receive_until_done(ws, ["c2"])
+    assert err["type"] == "error" and err["status_code"] == 413 and err["context_id"] == "c1"
+    assert ok["c2"][-1]["type"] == "done"

@@ -132,13 +132,14 @@ class Generation:
         self.rate = engine.sample_rate
         self.encoder = StreamEncoder(req.output_format, self.rate)
         self.samples_done = 0
-        self._cap = int(round(req.max_seconds * self.rate))
+        self._per_render = int(round(req.max_seconds * self.rate))
+        self._cap = self._per_render
         self._timestamps = req.add_timestamps or req.add_phoneme_timestamps
         self._header_sent = False
 
     @property
     def exhausted(self) -> bool:
-        """Whether the ``duration`` cap has been reached (further text is not spoken)."""
+        """Whether the current :meth:`render` has reached its ``duration`` cap."""
         return self.samples_done >= self._cap
 
     def header(self) -> bytes:
@@ -168,9 +169,14 @@ class Generation:
         return asyncio.get_running_loop().run_in_executor(None, self._synth, text, remaining)
 
     async def render(self, text: str) -> AsyncIterator[Event]:
-        """Chunks (and, when asked for, timestamps) of ``text``, sentence by sentence."""
+        """Chunks (and, when asked for, timestamps) of ``text``, sentence by sentence.
+
+        The request's ``duration`` (else the server's cap) bounds the audio of each call: an
+        HTTP generation is one call, a websocket context one call per piece of text it speaks.
+        """
         pieces = segments(text)
-        if not pieces or self.exhausted:
+        self._cap = self.samples_done + self._per_render
+        if not pieces:
             return
         pending: Optional["asyncio.Future[Tuple[Speech, float]]"] = self._submit(pieces[0])
         try:
