@@ -581,3 +581,26 @@ async def test_waiting_text_is_bounded(local_server):
             ok = await receive_until_done(ws, ["c2"])
     assert err["type"] == "error" and err["status_code"] == 413 and err["context_id"] == "c1"
     assert ok["c2"][-1]["type"] == "done"
+
+
+@pytest.mark.parametrize(
+    "version, voice, ok",
+    [
+        ("2024-06-10", {"mode": "embedding", "embedding": list(VOICE.embedding)}, True),
+        ("2025-11-04", {"embedding": list(VOICE.embedding)}, True),
+        ("2026-03-01", {"mode": "embedding", "embedding": list(VOICE.embedding)}, False),
+        ("2026-03-01", VOICE.id, False),
+        ("2026-08-14", VOICE.id, True),
+    ],
+)
+async def test_voice_specifiers_by_version_on_the_websocket(local_server, version, voice, ok):
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        async with await connect(session, ws_url(local_server, version)) as ws:
+            await ws.send_json(ctx_input("c1", "Which voice", voice=voice))
+            frames = (await receive_until_done(ws, ["c1"]))["c1"]
+    if ok:
+        assert frames[-1]["type"] == "done"
+        assert audio(frames) == expected_audio(["Which voice"], F32)
+    else:
+        err = frames[-1]
+        assert err["type"] == "error" and err["status_code"] == 400 and "voice" in json.dumps(err)
