@@ -10,8 +10,8 @@ import time
 from typing import Any, Dict, List, Optional
 
 import aiohttp
+import httpx
 import pytest
-import websockets
 from server_fixtures import WS_TIMEOUT
 from test_server_v1_http import VOICE, expected_audio, raw_format, tts_body
 
@@ -323,70 +323,73 @@ async def test_context_id_required_from_2026_03_01(local_server):
 # --- handshake: auth, versions, caps -----------------------------------------------------------
 
 
+async def refused(url: str, headers: Optional[Dict[str, str]] = None) -> aiohttp.WSServerHandshakeError:
+    """The handshake error of a websocket upgrade the server must refuse."""
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            async with session.ws_connect(url, headers=headers or {}, **WS_TIMEOUT):
+                pass
+    return info.value
+
+
+async def speaks(url: str, headers: Optional[Dict[str, str]] = None) -> None:
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        async with session.ws_connect(url, headers=headers or {}, **WS_TIMEOUT) as ws:
+            await ws.send_json(ctx_input("c1", "Hi there"))
+            frames = await receive_until_done(ws, ["c1"])
+    assert frames["c1"][-1]["type"] == "done"
+
+
 async def test_bad_key_is_refused_at_the_upgrade(make_server):
     server = make_server(api_keys=["good"])
     url = f"{server.ws_url}/tts/websocket"
     for query, hdrs in [("", {}), ("?api_key=bad", {}), ("", {"Authorization": "Bearer bad"})]:
-        with pytest.raises(websockets.InvalidStatus) as info:
-            async with websockets.connect(url + query, additional_headers=hdrs, open_timeout=5):
-                pass
-        assert info.value.response.status_code == 401
-        assert json.loads(info.value.response.body)["error_code"] == "unauthorized"
+        assert (await refused(url + query, hdrs)).status == 401
+    # The refusal is a plain HTTP answer with the versioned JSON error, never a 101.
+    upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": base64.b64encode(b"0123456789abcdef").decode()}
+    async with httpx.AsyncClient(timeout=10) as client:
+        resp = await client.get(url + "?api_key=bad", headers=upgrade)
+    assert resp.status_code == 401 and resp.json()["error_code"] == "unauthorized"
     for query, hdrs in [("?api_key=good", {}), ("", {"Authorization": "Bearer good"}),
                         ("", {"X-API-Key": "good"})]:
-        async with websockets.connect(url + query, additional_headers=hdrs, open_timeout=5) as ws:
-            await ws.send(json.dumps(ctx_input("c1", "Hi there")))
-            while json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] != "done":
-                pass
+        await speaks(url + query, hdrs)
 
 
 async def test_access_token_on_the_websocket(make_server):
     server = make_server(api_keys=["good"])
-    import httpx
-
     async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
         tts = (await client.post("/access-token", json={"grants": {"tts": True}},
                                  headers={"X-API-Key": "good"})).json()["token"]
         stt = (await client.post("/access-token", json={"grants": {"stt": True}},
                                  headers={"X-API-Key": "good"})).json()["token"]
     url = f"{server.ws_url}/tts/websocket"
-    async with websockets.connect(f"{url}?access_token={tts}", open_timeout=5) as ws:
-        await ws.send(json.dumps(ctx_input("c1", "Token")))
-        while json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] != "done":
-            pass
-    with pytest.raises(websockets.InvalidStatus) as info:
-        async with websockets.connect(f"{url}?access_token={stt}", open_timeout=5):
-            pass
-    assert info.value.response.status_code == 403
+    await speaks(f"{url}?access_token={tts}")
+    assert (await refused(f"{url}?access_token={stt}")).status == 403
 
 
 async def test_version_query_wins_on_websockets(local_server):
     url = f"{local_server.ws_url}/tts/websocket?api_key=k&cartesia_version=2024-06-10"
-    async with websockets.connect(url, additional_headers={"Cartesia-Version": "2026-08-14"},
-                                  open_timeout=5) as ws:
-        await ws.send(json.dumps(ctx_input("c1", "", **{"continue": True})))
-        err = json.loads(await asyncio.wait_for(ws.recv(), 5))
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        async with session.ws_connect(url, headers={"Cartesia-Version": "2026-08-14"}, **WS_TIMEOUT) as ws:
+            await ws.send_json(ctx_input("c1", "", **{"continue": True}))
+            err = await asyncio.wait_for(ws.receive_json(), 5)
     assert set(err) == {"type", "done", "status_code", "context_id", "error"}  # the old shape
-    with pytest.raises(websockets.InvalidStatus) as info:
-        async with websockets.connect(url.replace("2024-06-10", "1999-01-01"), open_timeout=5):
-            pass
-    assert info.value.response.status_code == 400
+    assert (await refused(url.replace("2024-06-10", "1999-01-01"))).status == 400
 
 
 async def test_socket_cap_is_429_at_the_upgrade(make_server):
     server = make_server(max_sockets=2)
     url = ws_url(server)
-    async with websockets.connect(url, open_timeout=5), websockets.connect(url, open_timeout=5):
-        with pytest.raises(websockets.InvalidStatus) as info:
-            async with websockets.connect(url, open_timeout=5):
-                pass
-        assert info.value.response.status_code == 429
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        async with session.ws_connect(url, **WS_TIMEOUT), session.ws_connect(url, **WS_TIMEOUT):
+            assert (await refused(url)).status == 429
     # Closed sockets give their places back.
-    for _ in range(10):
+    for _ in range(20):
         try:
-            async with websockets.connect(url, open_timeout=5):
-                return
-        except websockets.InvalidStatus:
+            await speaks(url)
+            return
+        except aiohttp.WSServerHandshakeError:
             await asyncio.sleep(0.1)
     pytest.fail("the socket cap never freed up")
 
@@ -482,11 +485,8 @@ async def test_drop_and_malformed_on_the_websocket(local_server):
 
 async def test_status_fault_refuses_the_upgrade(local_server, server_faults):
     server_faults.add("429", on="ws", retry_after=2)
-    with pytest.raises(websockets.InvalidStatus) as info:
-        async with websockets.connect(ws_url(local_server), open_timeout=5):
-            pass
-    assert info.value.response.status_code == 429
-    assert info.value.response.headers["Retry-After"] == "2"
+    err = await refused(ws_url(local_server))
+    assert err.status == 429 and err.headers["Retry-After"] == "2"
 
 
 async def test_slow_reader_applies_backpressure(make_server):
