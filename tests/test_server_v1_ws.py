@@ -202,7 +202,9 @@ async def test_cancel_stops_one_context(make_server):
             await ws.send_json(ctx_input("doomed", "more text"))
             await ws.send_json(ctx_input("after", "Probe"))
             probe = await receive_until_done(ws, ["after"])
-    assert all(t < 0.2 and f["type"] == "chunk" for t, f in late), late
+    # Only frames already on their way when the cancel arrived (realtime pace: one per 0.1 s of
+    # audio; the cancelled context had seconds of audio left).
+    assert len(late) <= 5 and all(t < 1.0 and f["type"] == "chunk" for t, f in late), late
     assert kept[-1]["type"] == "done"
     assert probe.get("doomed", []) == []
     assert server.stats["generations_cancelled"] == 1
