@@ -606,3 +606,23 @@ async def test_voice_specifiers_by_version_on_the_websocket(local_server, versio
     else:
         err = frames[-1]
         assert err["type"] == "error" and err["status_code"] == 400 and "voice" in json.dumps(err)
+
+
+async def test_closing_a_socket_gives_its_slots_back(make_server):
+    server = make_server(concurrency_limit=1, pace="realtime")
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        async with await connect(session, ws_url(server)) as ws:
+            await ws.send_json(ctx_input("a", "A context that would speak for several seconds more"))
+            assert (await asyncio.wait_for(ws.receive_json(), 5))["type"] == "chunk"
+            busy = await session.post(server.base_url + "/tts/bytes", json=tts_body(),
+                                      headers={"X-API-Key": server.api_key})
+            assert busy.status == 429
+        # The socket is gone mid-context: its slot must come back.
+        for _ in range(50):
+            resp = await session.post(server.base_url + "/tts/bytes", json=tts_body("Free again"),
+                                      headers={"X-API-Key": server.api_key})
+            await resp.read()
+            if resp.status == 200:
+                return
+            await asyncio.sleep(0.1)
+    pytest.fail("the closed socket's context kept its concurrency slot")
