@@ -650,3 +650,16 @@ def test_cli_flags_and_config_checks():
                 {"max_buffer_delay_ms": 5001}, {"context_expiry": 0}):
         with pytest.raises(ValueError):
             ServerConfig(**bad)
+
+
+def test_a_client_that_leaves_mid_stream_gives_its_slot_back(make_server):
+    server = make_server(concurrency_limit=1, pace="realtime")
+    url = server.base_url + "/tts/sse"
+    long_text = "A sentence that takes a few seconds to speak at the pace of audio"
+    with httpx.stream("POST", url, json=tts_body(long_text), headers=headers(server), timeout=10) as r:
+        next(r.iter_bytes())  # the stream has started; now leave
+    for _ in range(50):
+        if httpx.post(url, json=tts_body("Free again"), headers=headers(server), timeout=10).status_code == 200:
+            return
+        time.sleep(0.1)
+    pytest.fail("the departed client's generation kept its concurrency slot")
