@@ -89,6 +89,20 @@ def test_half_sent_body_gets_408_and_a_close(strict_server, path, content_type):
     assert body == {"error": f"request body not received within {SHORT:g} s", "status_code": 408}
 
 
+@pytest.mark.parametrize("path", ["/tts/bytes", "/tts/sse", "/access-token"])
+def test_half_sent_body_on_the_current_api_gets_408_in_its_error_shape(strict_server, path):
+    sock = connect(strict_server.port)
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: localhost\r\nX-API-Key: k\r\n"
+        "Cartesia-Version: 2024-11-13\r\n"
+        "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+    )
+    sock.sendall(head.encode() + b'{"transcript": "Hel')
+    status, head, body = response(until_closed(sock))
+    assert status == 408 and "Connection: close" in head
+    assert body == {"error": f"request body not received within {SHORT:g} s", "status_code": 408}
+
+
 def test_idle_keep_alive_connection_is_closed_after_its_requests(strict_server):
     sock = connect(strict_server.port)
     request = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"

@@ -9,7 +9,14 @@ import signal
 import sys
 from typing import Any, List, Optional, Sequence
 
-from .._cli_args import EXIT_USAGE, OneLineParser, non_negative_seconds, port_number, positive_seconds
+from .._cli_args import (
+    EXIT_USAGE,
+    OneLineParser,
+    non_negative_seconds,
+    port_number,
+    positive_int,
+    positive_seconds,
+)
 from .app import create_app
 from .config import PACES, ServerConfig
 from .embed import bind_sockets
@@ -54,6 +61,18 @@ def build_parser(prog: str = "cartesia serve") -> argparse.ArgumentParser:
         help="answer 408 and close when a request's body takes longer (default: 30)")
     add("--idle-timeout", type=positive_seconds, default=60.0, metavar="SECONDS",
         help="close HTTP keep-alive connections idle this long (default: 60)")
+    add("--concurrency-limit", type=positive_int, default=None, metavar="N",
+        help="current API: concurrent generations per API key, 429 above (default: unlimited)")
+    add("--max-sockets", type=positive_int, default=None, metavar="N",
+        help="current API: open /tts/websocket sockets per API key (default: 10 x the "
+             "concurrency limit, else unlimited)")
+    add("--tts-ws-idle-timeout", type=positive_seconds, default=300.0, metavar="SECONDS",
+        help="current API: close an idle /tts/websocket with 1000 after this long (default: 300)")
+    add("--max-buffer-delay-ms", type=int, default=3000, metavar="MS",
+        help="current API: default text buffering of websocket contexts (default: 3000)")
+    add("--context-expiry", type=positive_seconds, default=1.0, metavar="SECONDS",
+        help="current API: a websocket context waiting for input ends this long after its "
+             "last output (default: 1)")
     add("--fault", action="append", default=[], metavar="SPEC",
         help="queue a server-wide fault at start, e.g. 'drop;after_frames=2' (repeatable)")
     add("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
@@ -128,6 +147,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             header_timeout=args.header_timeout,
             body_timeout=args.body_timeout,
             idle_timeout=args.idle_timeout,
+            concurrency_limit=args.concurrency_limit,
+            max_sockets=args.max_sockets,
+            tts_ws_idle_timeout=args.tts_ws_idle_timeout,
+            max_buffer_delay_ms=args.max_buffer_delay_ms,
+            context_expiry=args.context_expiry,
         )
         faults = [fault for spec in args.fault for fault in parse_fault_spec(spec)]
     except ValueError as exc:

@@ -39,6 +39,17 @@ class ServerConfig:
         body_timeout: Seconds a request may take to send its body once its headers are in;
             then it is answered 408 and the connection closed.
         idle_timeout: Seconds an HTTP keep-alive connection may stay idle between requests.
+        concurrency_limit: Current API: generations one API key may run at once (active
+            websocket contexts plus HTTP generations); more get 429 ``concurrency_limited``.
+            ``None`` = unlimited.
+        max_sockets: Current API: open ``/tts/websocket`` sockets per API key (429 at the
+            upgrade above it); ``None`` = 10 x ``concurrency_limit`` (unlimited without one).
+        tts_ws_idle_timeout: Current API: close a ``/tts/websocket`` socket after this many
+            seconds without a message or a running context (code 1000); ``None`` = never.
+        max_buffer_delay_ms: Current API: default ``max_buffer_delay_ms`` of websocket contexts
+            (text waits for a sentence end or this long; 0 = generate at once).
+        context_expiry: Current API: seconds a websocket context that is waiting for more input
+            lives after its last output before it is ended with ``done``.
     """
 
     engine: Optional[str] = None
@@ -55,6 +66,11 @@ class ServerConfig:
     header_timeout: float = 10.0
     body_timeout: float = 30.0
     idle_timeout: float = 60.0
+    concurrency_limit: Optional[int] = None
+    max_sockets: Optional[int] = None
+    tts_ws_idle_timeout: Optional[float] = 300.0
+    max_buffer_delay_ms: int = 3000
+    context_expiry: float = 1.0
 
     def __post_init__(self) -> None:
         if self.pace not in PACES:
@@ -70,3 +86,13 @@ class ServerConfig:
                 raise ValueError(f"{name} must be > 0 seconds")
         if self.lookahead_bytes < 1:
             raise ValueError("lookahead_bytes must be >= 1")
+        for name in ("concurrency_limit", "max_sockets"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 (or None for unlimited)")
+        if self.tts_ws_idle_timeout is not None and self.tts_ws_idle_timeout <= 0:
+            raise ValueError("tts_ws_idle_timeout must be > 0 (or None for never)")
+        if not 0 <= self.max_buffer_delay_ms <= 5000:
+            raise ValueError("max_buffer_delay_ms must be between 0 and 5000")
+        if self.context_expiry <= 0:
+            raise ValueError("context_expiry must be > 0")
