@@ -161,16 +161,18 @@ class HttpStreamDecoder:
     def __init__(self, sink: Any = None) -> None:
         self._parser = StreamParser("auto", sink=sink)
         self.done = False
+        self._ended = False  # a done or an error frame ends the body
 
     def _collect(self, messages: Sequence[Message]) -> List[Event]:
         out: List[Event] = []
         for msg in messages:
-            if self.done:
+            if self._ended:
                 break  # nothing after `done` belongs to this generation
             for event in _events(msg):
                 out.append(event)
-                if isinstance(event, Done):
-                    self.done = True
+                if isinstance(event, (Done, ErrorFrame)):
+                    self.done = isinstance(event, Done)
+                    self._ended = True
         return out
 
     def feed(self, data: bytes) -> List[Event]:
@@ -178,7 +180,7 @@ class HttpStreamDecoder:
 
     def close(self) -> List[Event]:
         events = self._collect(self._parser.close())
-        if not self.done and not any(isinstance(e, ErrorFrame) for e in events):
+        if not self._ended:
             raise TruncatedStreamError(
                 "The audio stream ended without its final `done` frame (the response was cut short)."
             )
