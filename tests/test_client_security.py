@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cartesia._client_urls import RedactingFilter, redact
+from cartesia._client.redact import RedactingFilter, redact
 from cartesia.errors import CartesiaError
 from cartesia.tts import AsyncCartesiaTTS, CartesiaTTS
 from test_client_support import voice  # noqa: F401  (fixture)

@@ -2,7 +2,7 @@
 
 from typing import Any, Dict, Optional
 
-from .errors import StreamFormatError
+from ..errors import StreamFormatError
 
 __all__ = ["ChunkShaper", "FLOAT32_BYTES"]
 

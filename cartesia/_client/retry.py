@@ -1,11 +1,14 @@
 """When to retry a failed call and how long to wait: jittered exponential backoff and Retry-After."""
 
+from __future__ import annotations
+
 import http.client
+import logging
 import random
 from dataclasses import dataclass
-from typing import Optional, Tuple, Type
+from typing import Any, Callable, List, Optional, Tuple, Type
 
-from .errors import (
+from ..errors import (
     APIStatusError,
     CartesiaConnectionError,
     ConnectTimeoutError,
@@ -14,12 +17,15 @@ from .errors import (
     ServerError,
 )
 
-__all__ = ["RetryPolicy", "transient_error_types"]
+__all__ = ["RetryPolicy", "Attempts", "transient_error_types", "RETRY_LOGGER"]
+
+#: Every retry of the package is logged here, once, at INFO, with the same fields.
+RETRY_LOGGER = logging.getLogger("cartesia.retry")
 
 
 def transient_error_types() -> Tuple[Type[BaseException], ...]:
     """Exception types of the transports that mean "the connection failed", not "bad input"."""
-    types: list = [ConnectionError, http.client.RemoteDisconnected, CartesiaConnectionError]
+    types: List[Any] = [ConnectionError, http.client.RemoteDisconnected, CartesiaConnectionError]
     try:
         import httpx
 
@@ -83,3 +89,68 @@ class RetryPolicy:
         if retry_after is not None:
             base = max(base, retry_after)
         return max(0.0, base)
+
+
+class Attempts:
+    """The attempts of one call: counts them and decides, after a failure, whether to retry.
+
+    The one place that says when a call is tried again: never after output reached the caller,
+    never past ``max_retries`` attempts, never for an error the policy calls final, and never when
+    the backoff would outlast the call's total time limit.
+
+    Args:
+        policy: The retry rules.
+        what: What is retried, for the log line (``"websocket generation"``, ``"GET /voices"``).
+        total_left: Seconds left of the call's total time limit (``None``: no limit).
+        logger: Where the retry is logged (default ``cartesia.retry``).
+    """
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        what: str,
+        *,
+        total_left: Optional[Callable[[], Optional[float]]] = None,
+        logger: Optional[logging.Logger] = None,
+    ) -> None:
+        self.policy = policy
+        self.what = what
+        self.count = 0
+        self._total_left = total_left
+        self._logger = logger or RETRY_LOGGER
+
+    def begin(self) -> int:
+        """Start the next attempt; returns its number (from 1)."""
+        self.count += 1
+        return self.count
+
+    def retryable(self, error: BaseException, *, delivered: bool = False) -> bool:
+        return (
+            not delivered and self.count < self.policy.max_retries and self.policy.retryable(error)
+        )
+
+    def after(
+        self, error: BaseException, *, delivered: bool = False, immediate: bool = False
+    ) -> Optional[float]:
+        """Seconds to wait before the next attempt, or ``None`` when ``error`` is final.
+
+        Args:
+            error: Why the attempt failed.
+            delivered: Output of this call already reached the caller (never replayed).
+            immediate: Retry at once (a socket the server closed while idle: a race, not load).
+        """
+        if not self.retryable(error, delivered=delivered):
+            return None
+        delay = 0.0 if immediate else self.policy.delay(self.count, error)
+        left = self._total_left() if self._total_left is not None else None
+        if left is not None and delay >= left:
+            return None
+        self._logger.info(
+            "Retrying %s after %s (attempt %d/%d in %.2f s)",
+            self.what,
+            type(error).__name__,
+            self.count + 1,
+            self.policy.max_retries,
+            delay,
+        )
+        return delay

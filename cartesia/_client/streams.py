@@ -3,7 +3,7 @@
 from types import TracebackType
 from typing import Any, AsyncIterator, Callable, Dict, Iterator, Optional, Type
 
-from ._client_metrics import GenerationMetrics
+from .metrics import GenerationMetrics
 
 __all__ = ["AudioStream", "AsyncAudioStream"]
 

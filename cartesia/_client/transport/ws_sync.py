@@ -1,0 +1,303 @@
+"""Sync websocket over the websockets library: a small pool of multiplexed sockets.
+
+Each socket has one reader thread that routes frames to the contexts open on it (see
+``routing``), so any number of threads can run generations on one client at the same time.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import socket
+import threading
+import time
+from typing import Any, List, Optional, Tuple, cast
+
+from websockets.protocol import State
+from websockets.sync.client import ClientConnection, connect
+
+from ...protocol import v0
+from ...protocol.v0 import Event
+from ..errors import Where, closed_error, map_exception
+from ..generation import Generation
+from ..redact import RedactingFilter
+from ..routing import Router, SyncSlot, choose_socket
+
+__all__ = ["SyncSocket", "SyncWsPool", "SyncWsAttempt", "ws_logger"]
+
+WHAT = "Failed to generate audio. "
+# websockets >= 17.1 wants `legacy=True` to return a connection outside a `with` block; older
+# versions do not know the argument.
+_CONNECT_EXTRA = {"legacy": True} if "legacy" in inspect.signature(connect).parameters else {}
+
+
+def ws_logger() -> logging.Logger:
+    """The logger handed to the websockets library; its records never carry a credential."""
+    logger = logging.getLogger("cartesia.websocket")
+    if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+        logger.addFilter(RedactingFilter())
+    return logger
+
+
+class SyncSocket:
+    """One websocket, its reader thread and the contexts routed on it."""
+
+    def __init__(self, url: str, secret: Optional[str], queue_size: int) -> None:
+        self._url = url
+        self._secret = secret
+        self.router: Router[SyncSlot] = Router(v0.context_id_of, lambda cid: SyncSlot(cid, queue_size))
+        self.conn: Optional[ClientConnection] = None
+        self.failure: Optional[BaseException] = None
+        self.ready = threading.Event()
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._reader: Optional[threading.Thread] = None
+        self._closing = False
+
+    @property
+    def load(self) -> int:
+        return len(self.router)
+
+    def is_open(self) -> bool:
+        """Open or opening, and not failed."""
+        if self.failure is not None or self._closing:
+            return False
+        conn = self.conn
+        if conn is None:
+            return not self.ready.is_set()
+        try:
+            return conn.protocol.state is State.OPEN and conn.socket.fileno() != -1
+        except (AttributeError, OSError):
+            return False
+
+    def connect(self, gen: Optional[Generation], timeout: Optional[float]) -> None:
+        """Open the connection (the caller that created this socket does it, once)."""
+        where = gen.where(WHAT, self._url, connecting=True) if gen else Where(WHAT, self._url, self._secret, connect_timeout=timeout, connecting=True)
+        error: Optional[BaseException] = None
+        try:
+            self.conn = connect(
+                self._url,
+                open_timeout=timeout,
+                # Closing must stay quick even when the peer is gone (a stalled socket).
+                close_timeout=1.0,
+                max_size=v0.MAX_MESSAGE_BYTES,
+                compression=None,
+                logger=ws_logger(),
+                **_CONNECT_EXTRA,
+            )
+        except Exception as exc:  # noqa: BLE001 - mapped (outside the except: no chaining)
+            error = map_exception(exc, where)
+        if error is not None:
+            self._fail(error)
+            self.ready.set()
+            raise error
+        self._reader = threading.Thread(target=self._read, name="cartesia-ws-reader", daemon=True)
+        self._reader.start()
+        self.ready.set()
+
+    def wait_ready(self, gen: Generation) -> None:
+        """Wait for another thread's connect of this socket."""
+        if not self.ready.wait(gen.connect_limit()):
+            raise gen.deadline.expired() if gen.deadline.total_left() == 0 else map_exception(TimeoutError(), gen.where(WHAT, self._url, connecting=True))
+        if self.failure is not None:
+            raise self.failure
+
+    def _read(self) -> None:
+        conn = self.conn
+        assert conn is not None
+        error: Optional[BaseException] = None
+        try:
+            while True:
+                payload = conn.recv()
+                with self._lock:
+                    slot = self.router.target(payload)
+                if slot is None or slot.put_nowait(payload):
+                    continue
+                # Backpressure: stop reading until the consumer catches up (or lets go).
+                self.router.waiting_on_consumer = True
+                try:
+                    slot.put(payload, alive=lambda: not self._closing)
+                finally:
+                    self.router.waiting_on_consumer = False
+        except Exception as exc:  # noqa: BLE001 - any reader failure fails the contexts
+            error = map_exception(exc, Where(WHAT, self._url, self._secret))
+        if self._closing:
+            error = closed_error(1000, "the client was closed", self._secret)
+        self._fail(error or closed_error(1006, "", self._secret))
+
+    def _fail(self, error: BaseException) -> None:
+        with self._lock:
+            if self.failure is None:
+                self.failure = error
+            self.router.fail_all(self.failure)
+
+    def open_context(self, context_id: str) -> SyncSlot:
+        with self._lock:
+            if self.failure is not None:
+                raise self.failure
+            return self.router.open(context_id)
+
+    def release(self, slot: SyncSlot, *, cancel: bool) -> None:
+        with self._lock:
+            first = self.router.release(slot)
+        if first and cancel and self.is_open():
+            try:
+                self.send(v0.ws_cancel(slot.id))
+            except Exception:  # noqa: BLE001 - the socket died; the next generation replaces it
+                ws_logger().debug("could not send the cancel for context %s", slot.id)
+
+    def send(self, text: str) -> None:
+        conn = self.conn
+        error: Optional[BaseException] = None
+        if conn is None:
+            raise self.failure or closed_error(None, "not connected", self._secret)
+        try:
+            with self._send_lock:
+                conn.send(text)
+        except Exception as exc:  # noqa: BLE001
+            error = map_exception(exc, Where(WHAT, self._url, self._secret))
+        if error is not None:
+            raise error
+
+    def close(self) -> None:
+        """Close the connection (bounded by the 1 s close timeout) and let the reader end."""
+        self._closing = True
+        conn = self.conn
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - closing a broken socket can fail; it is gone
+                pass
+        reader = self._reader
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(2.0)
+
+    def close_nowait(self) -> None:
+        """Tear the connection down without waiting for anything (``__del__``, exit, a stall).
+
+        The library's own ``close()`` joins its receive thread, which never returns during
+        interpreter shutdown; shutting the socket down ends both threads on their own.
+        """
+        self._closing = True
+        conn = self.conn
+        if conn is None:
+            return
+        close_socket = getattr(conn, "close_socket", None)
+        try:
+            if close_socket is not None:
+                close_socket()
+            else:  # pragma: no cover - websockets without close_socket()
+                conn.socket.shutdown(socket.SHUT_RDWR)
+                conn.socket.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+class SyncWsPool:
+    """The sync client's websockets: as few as the load needs, at most ``max_sockets``."""
+
+    def __init__(self, url: str, secret: Optional[str], *, queue_size: int, per_socket: int, max_sockets: int) -> None:
+        self.url = url
+        self._secret = secret
+        self._queue_size = queue_size
+        self._per_socket = per_socket
+        self._max_sockets = max_sockets
+        self.sockets: List[SyncSocket] = []
+        self._cond = threading.Condition()
+        self.connections_opened = 0
+
+    def _prune(self) -> None:
+        dead = [s for s in self.sockets if not s.is_open()]
+        self.sockets = [s for s in self.sockets if s.is_open()]
+        for sock in dead:
+            sock.close_nowait()
+
+    def current(self) -> Optional[SyncSocket]:
+        with self._cond:
+            self._prune()
+            return self.sockets[0] if self.sockets else None
+
+    def acquire(self, gen: Optional[Generation], context_id: Optional[str], connect_timeout: Optional[float]) -> Tuple[SyncSocket, Optional[SyncSlot], bool]:
+        """A socket with room and (with ``context_id``) the context's slot on it; and whether the
+        socket was open already. Waits while the pool is full."""
+        while True:
+            with self._cond:
+                self._prune()
+                choice = choose_socket(self.sockets, self._per_socket, self._max_sockets)
+                if choice == "wait":
+                    left = gen.deadline.total_left() if gen is not None else None
+                    if left == 0 and gen is not None:
+                        raise gen.deadline.expired()
+                    self._cond.wait(0.5 if left is None else min(left, 0.5))
+                    continue
+                opener = choice == "open"
+                if opener:
+                    sock = SyncSocket(self.url, self._secret, self._queue_size)
+                    self.sockets.append(sock)
+                    self.connections_opened += 1
+                else:
+                    sock = cast(SyncSocket, choice)
+                reused = not opener and sock.ready.is_set()
+                slot = sock.open_context(context_id) if context_id is not None else None
+            try:
+                if opener:
+                    sock.connect(gen, connect_timeout)
+                elif gen is not None:
+                    sock.wait_ready(gen)
+                else:
+                    sock.ready.wait(connect_timeout)
+            except BaseException:
+                if slot is not None:
+                    self.release(sock, slot, cancel=False)
+                raise
+            return sock, slot, reused
+
+    def release(self, sock: SyncSocket, slot: SyncSlot, *, cancel: bool) -> None:
+        sock.release(slot, cancel=cancel)
+        with self._cond:
+            self._cond.notify()
+
+    def close(self, *, wait: bool = True) -> None:
+        with self._cond:
+            sockets, self.sockets = self.sockets, []
+            self._cond.notify_all()
+        for sock in sockets:
+            sock.close() if wait else sock.close_nowait()
+
+
+class SyncWsAttempt:
+    """One generation on a pooled socket: send the request, take this context's frames."""
+
+    def __init__(self, pool: SyncWsPool, gen: Generation, context_id: str, body: Any, experimental: bool) -> None:
+        self._pool = pool
+        self._gen = gen
+        self._experimental = experimental
+        self._closed = False
+        self.sock, slot, self.reused = pool.acquire(gen, context_id, gen.connect_limit())
+        assert slot is not None
+        self.slot = slot
+        self.context_id = context_id
+        try:
+            self.sock.send(v0.ws_generate(body, context_id))
+        except BaseException:
+            self.close(False)
+            raise
+
+    def receive(self) -> List[Event]:
+        waited_from = time.monotonic()
+        payload = self.slot.get(self._gen.wait_limit())
+        if payload is None:
+            if self.sock.router.stalled_since(waited_from):
+                self.sock.close_nowait()  # nothing at all arrived: the socket is dead
+            raise self._gen.expired()
+        return v0.decode_ws(payload, sink=self._gen.sink)
+
+    def delivered(self) -> None:
+        if self._experimental:
+            self.sock.send(v0.ws_ack(self.context_id))
+
+    def close(self, completed: bool) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._pool.release(self.sock, self.slot, cancel=self._experimental and not completed)
