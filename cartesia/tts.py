@@ -195,7 +195,8 @@ class _ClientBase:
 
     def _ws_route_url(self) -> str:
         # The key rides in the query; this URL is only ever shown through `redact`.
-        return f"{self._endpoints.ws}{v0.ws_path(self.experimental_ws_handle_interrupts)}{v0.ws_query(self.api_key)}"
+        path = v0.ws_path(self.experimental_ws_handle_interrupts)
+        return f"{self._endpoints.ws}{path}{v0.ws_query(self.api_key)}"
 
     def _headers(self) -> Dict[str, str]:
         return v0.headers(self.api_key)
@@ -209,7 +210,9 @@ class _ClientBase:
             f"api_key={'***' if self.api_key else None})"
         )
 
-    def _check_inputs(self, transcript: str, duration: Optional[float], chunk_time: Optional[float]) -> None:
+    def _check_inputs(
+        self, transcript: str, duration: Optional[float], chunk_time: Optional[float]
+    ) -> None:
         v0.check_inputs(transcript, duration, chunk_time)
 
     def _generate_request_body(
@@ -223,10 +226,16 @@ class _ClientBase:
     ) -> Dict[str, Any]:
         """The JSON body of a generation; optional fields left as None are not sent."""
         return v0.generation_body(
-            transcript=transcript, voice=voice, model_id=model_id, duration=duration, chunk_time=chunk_time
+            transcript=transcript,
+            voice=voice,
+            model_id=model_id,
+            duration=duration,
+            chunk_time=chunk_time,
         )
 
-    def prepare_audio_and_headers(self, raw_audio: Union[bytes, str]) -> Tuple[bytes, Dict[str, Any]]:
+    def prepare_audio_and_headers(
+        self, raw_audio: Union[bytes, str]
+    ) -> Tuple[bytes, Dict[str, Any]]:
         """Read ``raw_audio`` (bytes, or a path) and the headers of a multipart upload."""
         if isinstance(raw_audio, str):
             with open(raw_audio, "rb") as f:
@@ -255,10 +264,14 @@ class _ClientBase:
             ValueError: The request failed (an :class:`~cartesia.errors.APIStatusError`).
         """
         data = self._call(v0.voices_request(skip_embeddings))
-        return v0.voices_result(data, skip_embeddings)  # type: ignore[return-value]
+        return v0.voices_result(data, skip_embeddings)
 
     def get_voice_embedding(
-        self, *, voice_id: Optional[str] = None, filepath: Optional[str] = None, link: Optional[str] = None
+        self,
+        *,
+        voice_id: Optional[str] = None,
+        filepath: Optional[str] = None,
+        link: Optional[str] = None,
     ) -> Embedding:
         """Get a voice embedding from a voice id, an audio file or a YouTube link.
 
@@ -322,7 +335,11 @@ class _ClientBase:
         """Check the inputs (before any I/O) and set up the generation: ``(gen, body, buffer)``."""
         v0.validate_generation(transcript, voice, model_id, duration, chunk_time)
         body = self._generate_request_body(
-            transcript=transcript, voice=voice, model_id=model_id, duration=duration, chunk_time=chunk_time
+            transcript=transcript,
+            voice=voice,
+            model_id=model_id,
+            duration=duration,
+            chunk_time=chunk_time,
         )
         buffer = None
         if stream:
@@ -486,8 +503,17 @@ class CartesiaTTS(_ClientBase):
             cartesia.errors.CartesiaTimeoutError: A time limit ran out.
         """
         gen, body, buffer = self._prepare(
-            transcript, voice, model_id, duration, chunk_time, stream=stream, websocket=websocket,
-            context_id=context_id, as_numpy=as_numpy, sink=sink, on_metrics=on_metrics,
+            transcript,
+            voice,
+            model_id,
+            duration,
+            chunk_time,
+            stream=stream,
+            websocket=websocket,
+            context_id=context_id,
+            as_numpy=as_numpy,
+            sink=sink,
+            on_metrics=on_metrics,
         )
         chunks = self._chunks(gen, body, websocket)
         if stream:
@@ -615,7 +641,7 @@ class AsyncCartesiaTTS(_ClientBase):
 
     def _runtime(self) -> LoopRuntime:
         loop = asyncio.get_running_loop()
-        runtimes = self.__dict__.setdefault("_runtimes", {})
+        runtimes: Dict[int, LoopRuntime] = self.__dict__.setdefault("_runtimes", {})
         for key in [k for k, rt in runtimes.items() if rt.closed]:
             del runtimes[key]
         runtime = runtimes.get(id(loop))
@@ -767,8 +793,17 @@ class AsyncCartesiaTTS(_ClientBase):
             ``stream=True`` an :class:`AsyncAudioStream` to iterate with ``async for``.
         """
         gen, body, buffer = self._prepare(
-            transcript, voice, model_id, duration, chunk_time, stream=stream, websocket=websocket,
-            context_id=context_id, as_numpy=as_numpy, sink=sink, on_metrics=on_metrics,
+            transcript,
+            voice,
+            model_id,
+            duration,
+            chunk_time,
+            stream=stream,
+            websocket=websocket,
+            context_id=context_id,
+            as_numpy=as_numpy,
+            sink=sink,
+            on_metrics=on_metrics,
         )
         chunks = self._chunks(gen, body, websocket)
         if stream:
@@ -782,13 +817,17 @@ class AsyncCartesiaTTS(_ClientBase):
             await chunks.aclose()  # type: ignore[attr-defined]
         return self._audio_output(buffer, sink, as_numpy, sampling_rate)
 
-    def _chunks(self, gen: Generation, body: Dict[str, Any], websocket: bool) -> AsyncIterator[Chunk]:
+    def _chunks(
+        self, gen: Generation, body: Dict[str, Any], websocket: bool
+    ) -> AsyncIterator[Chunk]:
         if websocket:
             experimental = self.experimental_ws_handle_interrupts
             cid = str(gen.context_id)
 
             async def open_ws(g: Generation) -> AsyncWsAttempt:
-                attempt = await AsyncWsAttempt(self._runtime().pool(), g, cid, experimental).open(body)
+                attempt = await AsyncWsAttempt(self._runtime().pool(), g, cid, experimental).open(
+                    body
+                )
                 self.websocket = attempt.sock.ws if attempt.sock is not None else None
                 return attempt
 

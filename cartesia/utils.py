@@ -26,7 +26,9 @@ def _give_up(attempts: Attempts, error: BaseException, yielded: bool) -> NoRetur
     the attempts, a connection error in the 0.0.5 wording."""
     if yielded or not attempts.policy.retryable(error) or isinstance(error, CartesiaError):
         raise error
-    raise CartesiaConnectionError(f"Exception occurred after {attempts.policy.max_retries} tries.") from error
+    raise CartesiaConnectionError(
+        f"Exception occurred after {attempts.policy.max_retries} tries."
+    ) from error
 
 
 def retry_on_connection_error(

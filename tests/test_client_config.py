@@ -22,8 +22,16 @@ from cartesia.tts import AsyncCartesiaTTS, CartesiaTTS
         ("127.0.0.1:8000", "http://127.0.0.1:8000/v0", "ws://127.0.0.1:8000/v0"),
         ("127.45.6.7", "http://127.45.6.7/v0", "ws://127.45.6.7/v0"),
         ("[::1]:8000", "http://[::1]:8000/v0", "ws://[::1]:8000/v0"),
-        ("api.localhost.example.com", "https://api.localhost.example.com/v0", "wss://api.localhost.example.com/v0"),
-        ("localhost.evil.com:443", "https://localhost.evil.com:443/v0", "wss://localhost.evil.com:443/v0"),
+        (
+            "api.localhost.example.com",
+            "https://api.localhost.example.com/v0",
+            "wss://api.localhost.example.com/v0",
+        ),
+        (
+            "localhost.evil.com:443",
+            "https://localhost.evil.com:443/v0",
+            "wss://localhost.evil.com:443/v0",
+        ),
         ("128.0.0.1", "https://128.0.0.1/v0", "wss://128.0.0.1/v0"),
         ("api.cartesia.ai", "https://api.cartesia.ai/v0", "wss://api.cartesia.ai/v0"),
         ("http://tts.internal:8080/", "http://tts.internal:8080/v0", "ws://tts.internal:8080/v0"),
@@ -38,11 +46,22 @@ def test_scheme_is_decided_on_the_parsed_host(base: str, http: str, ws: str) -> 
 
 def test_is_loopback() -> None:
     assert all(is_loopback(h) for h in ("localhost", "127.0.0.1", "127.255.0.9", "::1", "[::1]"))
-    assert not any(is_loopback(h) for h in ("localhost.example.com", "10.0.0.1", "::2", "example.com"))
+    assert not any(
+        is_loopback(h) for h in ("localhost.example.com", "10.0.0.1", "::2", "example.com")
+    )
 
 
 @pytest.mark.parametrize(
-    "base", ["localhost:notaport", "localhost:99999", "http://", "", ":8000", "ftp://example.com", "user@host"]
+    "base",
+    [
+        "localhost:notaport",
+        "localhost:99999",
+        "http://",
+        "",
+        ":8000",
+        "ftp://example.com",
+        "user@host",
+    ],
 )
 def test_malformed_base_url_is_one_typed_error_before_any_io(
     monkeypatch: pytest.MonkeyPatch, base: str

@@ -25,7 +25,9 @@ RETRY_LINE = re.compile(r"^Retrying (.+) after (\w+) \(attempt (\d)/(\d) in \d+\
 def test_the_cartesia_logger_has_a_null_handler() -> None:
     import cartesia
 
-    assert any(isinstance(h, logging.NullHandler) for h in logging.getLogger(cartesia.__name__).handlers)
+    assert any(
+        isinstance(h, logging.NullHandler) for h in logging.getLogger(cartesia.__name__).handlers
+    )
 
 
 def test_retries_print_nothing_without_logging_configured(local_server: Any) -> None:
@@ -38,8 +40,14 @@ def test_retries_print_nothing_without_logging_configured(local_server: Any) -> 
         """
     )
     local_server.faults.add("500", on="voices")
-    env = {**os.environ, "CARTESIA_BASE_URL": local_server.host_for_env, "CARTESIA_API_KEY": local_server.api_key}
-    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        "CARTESIA_BASE_URL": local_server.host_for_env,
+        "CARTESIA_API_KEY": local_server.api_key,
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert local_server.stats["faults_fired"] >= 1
@@ -49,13 +57,21 @@ def _retry_records(caplog: pytest.LogCaptureFixture) -> list:
     return [r for r in caplog.records if r.getMessage().startswith("Retrying ")]
 
 
-@pytest.mark.parametrize("path", ["ws", "http", "voices", "async_ws", "async_http", "async_transcribe", "decorator"])
+@pytest.mark.parametrize(
+    "path", ["ws", "http", "voices", "async_ws", "async_http", "async_transcribe", "decorator"]
+)
 def test_every_retry_is_logged_once_at_one_level(
     local_server: Any, server_faults: Any, voice: list, caplog: pytest.LogCaptureFixture, path: str
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    on = {"ws": "ws", "async_ws": "ws", "http": "stream", "async_http": "stream", "voices": "voices",
-          "async_transcribe": "transcriptions"}.get(path, "any")
+    on = {
+        "ws": "ws",
+        "async_ws": "ws",
+        "http": "stream",
+        "async_http": "stream",
+        "voices": "voices",
+        "async_transcribe": "transcriptions",
+    }.get(path, "any")
     if path != "decorator":
         server_faults.add("500", on=on, count=2)
     if path in ("ws", "http", "voices"):
@@ -78,11 +94,14 @@ def test_every_retry_is_logged_once_at_one_level(
 
         flaky()
     else:
+
         async def main() -> None:
             client = async_client(local_server)
             try:
                 if path == "async_transcribe":
-                    audio = (await client.generate(transcript="read", voice=voice, websocket=False))["audio"]
+                    audio = (
+                        await client.generate(transcript="read", voice=voice, websocket=False)
+                    )["audio"]
                     assert await client.transcribe(audio) == "read"
                 else:
                     await client.generate(transcript="x", voice=voice, websocket=path == "async_ws")
@@ -102,12 +121,23 @@ def test_every_retry_is_logged_once_at_one_level(
 
 def test_async_http_honours_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     with RawServer("silent") as proxy:
-        for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        for name in (
+            "NO_PROXY",
+            "no_proxy",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+        ):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
         client = AsyncCartesiaTTS(
-            api_key="k" * 12, base_url="http://tts.example.invalid", max_retries=1,
-            connect_timeout=1, first_audio_timeout=1, total_timeout=3,
+            api_key="k" * 12,
+            base_url="http://tts.example.invalid",
+            max_retries=1,
+            connect_timeout=1,
+            first_audio_timeout=1,
+            total_timeout=3,
         )
 
         async def main() -> None:

@@ -53,7 +53,9 @@ def test_http_body_decodes_into_a_sink_and_stops_at_done() -> None:
 
 
 def test_error_frames_become_error_events() -> None:
-    (err,) = v0.decode_ws('{"error": "unknown voice", "status_code": 400, "context_id": "c", "request_id": "r"}')
+    (err,) = v0.decode_ws(
+        '{"error": "unknown voice", "status_code": 400, "context_id": "c", "request_id": "r"}'
+    )
     assert err == v0.ErrorFrame("unknown voice", 400, "r", "c")
     (err,) = v0.decode_ws('{"error": {"detail": 1}, "status_code": true}')
     assert err.message == '{"detail": 1}' and err.status_code is None
@@ -86,10 +88,17 @@ def test_context_id_of() -> None:
 
 def test_requests() -> None:
     req = v0.stream_request({"transcript": "t"})
-    assert (req.method, req.path, json.loads(req.content or b"")) == ("POST", "/audio/stream", {"transcript": "t"})
+    assert (req.method, req.path, json.loads(req.content or b"")) == (
+        "POST",
+        "/audio/stream",
+        {"transcript": "t"},
+    )
     assert v0.voices_request(True).params == {"select": "id, name, description"}
     assert v0.voices_request(False).params is None
-    assert v0.embedding_request("x").error_prefix(404) == "Failed to clone voice. Status Code: 404\nError: "
+    assert (
+        v0.embedding_request("x").error_prefix(404)
+        == "Failed to clone voice. Status Code: 404\nError: "
+    )
     assert v0.transcription_request(b"a").files == {"clip": ("input.wav", b"a", "audio/wav")}
     assert not v0.clone_clip_request("f.wav", b"a").json_content
     assert v0.headers("k") == {"X-API-Key": "k", "Content-Type": "application/json"}

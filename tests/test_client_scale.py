@@ -36,7 +36,9 @@ def _settle(measure: Any, target: int, wait: float = 5.0) -> int:
 
 def _client_threads(before: set) -> int:
     # The local server runs in this process; its executor threads ("asyncio_N") are not ours.
-    return sum(1 for t in threading.enumerate() if t not in before and not t.name.startswith("asyncio_"))
+    return sum(
+        1 for t in threading.enumerate() if t not in before and not t.name.startswith("asyncio_")
+    )
 
 
 def test_200_threads_share_one_sync_client(local_server: Any, voice: list) -> None:
@@ -49,7 +51,9 @@ def test_200_threads_share_one_sync_client(local_server: Any, voice: list) -> No
     def one(i: int) -> bytes:
         barrier.wait()  # all at once
         if i % 2:
-            return b"".join(c["audio"] for c in client.generate(transcript=texts[i], voice=voice, stream=True))
+            return b"".join(
+                c["audio"] for c in client.generate(transcript=texts[i], voice=voice, stream=True)
+            )
         return client.generate(transcript=texts[i], voice=voice)["audio"]
 
     try:

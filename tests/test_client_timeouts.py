@@ -21,8 +21,12 @@ LONG = "Long enough for a dozen chunks of audio, so that a stall can hit the mid
 TRANSPORTS = pytest.mark.parametrize("websocket", [True, False], ids=["ws", "http"])
 #: Every limit short, the total a little longer: a hung server must fail the call quickly.
 SHORT = dict(
-    connect_timeout=1.0, first_audio_timeout=1.0, chunk_gap_timeout=1.0, total_timeout=2.5,
-    max_retries=3, backoff_factor=0.05,
+    connect_timeout=1.0,
+    first_audio_timeout=1.0,
+    chunk_gap_timeout=1.0,
+    total_timeout=2.5,
+    max_retries=3,
+    backoff_factor=0.05,
 )
 #: Generous: the calls end after ~2.5 s; before the fix they took 8 s to minutes.
 BOUND = 7.0
@@ -49,7 +53,9 @@ def test_sync_calls_against_a_silent_server_are_bounded(call: str) -> None:
         try:
             action = {
                 "generate_ws": lambda: client.generate(transcript="hi", voice=_voice()),
-                "generate_http": lambda: client.generate(transcript="hi", voice=_voice(), websocket=False),
+                "generate_http": lambda: client.generate(
+                    transcript="hi", voice=_voice(), websocket=False
+                ),
                 "get_voices": client.get_voices,
                 "transcribe": lambda: client.transcribe(b"RIFF...."),
                 "embedding": lambda: client.get_voice_embedding(voice_id="v"),
@@ -85,8 +91,12 @@ def test_total_timeout_bounds_the_retries_of_a_connect() -> None:
     """Three 1 s connect attempts would take over 3 s; the 1.5 s total ends the call first."""
     with RawServer("silent") as server:
         client = CartesiaTTS(
-            api_key="k" * 12, base_url=server.host_for_env, connect_timeout=1.0,
-            total_timeout=1.5, max_retries=3, backoff_factor=0.01,
+            api_key="k" * 12,
+            base_url=server.host_for_env,
+            connect_timeout=1.0,
+            total_timeout=1.5,
+            max_retries=3,
+            backoff_factor=0.01,
         )
         try:
             start = time.monotonic()
@@ -105,8 +115,11 @@ def test_sync_first_audio_limit_does_not_cut_a_mid_stream_stall(
     """A short first-audio limit applies before the first chunk only; the generous chunk-gap
     limit covers the 1.5 s stall in the middle (sync HTTP used to raise after the first one)."""
     client = CartesiaTTS(
-        api_key=local_server.api_key, base_url=local_server.host_for_env,
-        first_audio_timeout=1.0, chunk_gap_timeout=10.0, max_retries=1,
+        api_key=local_server.api_key,
+        base_url=local_server.host_for_env,
+        first_audio_timeout=1.0,
+        chunk_gap_timeout=10.0,
+        max_retries=1,
     )
     try:
         server_faults.add("stall", after_frames=2, seconds=1.5, on="ws" if websocket else "stream")
@@ -122,8 +135,11 @@ async def test_async_first_audio_limit_does_not_cut_a_mid_stream_stall(
     local_server: Any, server_faults: Any, voice: list, websocket: bool
 ) -> None:
     client = AsyncCartesiaTTS(
-        api_key=local_server.api_key, base_url=local_server.host_for_env,
-        first_audio_timeout=1.0, chunk_gap_timeout=10.0, max_retries=1,
+        api_key=local_server.api_key,
+        base_url=local_server.host_for_env,
+        first_audio_timeout=1.0,
+        chunk_gap_timeout=10.0,
+        max_retries=1,
     )
     try:
         server_faults.add("stall", after_frames=2, seconds=1.5, on="ws" if websocket else "stream")
@@ -141,7 +157,9 @@ def test_http_body_without_done_is_truncated_sync() -> None:
                 client.generate(transcript="hi", voice=_voice(), websocket=False)
             got = []
             with pytest.raises(TruncatedStreamError):
-                for chunk in client.generate(transcript="hi", voice=_voice(), websocket=False, stream=True):
+                for chunk in client.generate(
+                    transcript="hi", voice=_voice(), websocket=False, stream=True
+                ):
                     got.append(chunk["audio"])
             assert b"".join(got) == FRAME_PCM * 2  # what came is delivered, then the error
         finally:

@@ -29,9 +29,13 @@ MISTAKES: Dict[str, Dict[str, Any]] = {
     "1 MB transcript": dict(transcript="x" * 1_000_000),
 }
 FIELDS = {
-    "voice None": "voice", "embedding too short": "voice", "embedding with NaN": "voice",
-    "NaN duration": "duration", "negative duration": "duration",
-    "transcript not a string": "transcript", "1 MB transcript": "transcript",
+    "voice None": "voice",
+    "embedding too short": "voice",
+    "embedding with NaN": "voice",
+    "NaN duration": "duration",
+    "negative duration": "duration",
+    "transcript not a string": "transcript",
+    "1 MB transcript": "transcript",
 }
 
 
@@ -47,7 +51,9 @@ def counting_server() -> Any:
 
 
 @pytest.mark.parametrize("mistake", sorted(MISTAKES))
-def test_each_mistake_is_one_error_class_on_every_transport(counting_server: Any, mistake: str) -> None:
+def test_each_mistake_is_one_error_class_on_every_transport(
+    counting_server: Any, mistake: str
+) -> None:
     sync = CartesiaTTS(api_key="k" * 12, base_url=counting_server.host_for_env, max_retries=3)
     aio = AsyncCartesiaTTS(api_key="k" * 12, base_url=counting_server.host_for_env, max_retries=3)
     errors = []

@@ -82,13 +82,16 @@ class Where:
         if self.deadline is not None and left is not None and left <= 1e-3:
             return self.deadline.expired()
         return ConnectTimeoutError(
-            f"Connecting to {redact(self.url, self.secret)} took longer than {self.connect_timeout} s."
+            f"Connecting to {redact(self.url, self.secret)} took longer than "
+            f"{self.connect_timeout} s."
         )
 
     def read_timeout_error(self, exc: BaseException) -> CartesiaTimeoutError:
         if self.deadline is not None:
             return self.deadline.expired()
-        return CartesiaTimeoutError(f"The server did not answer in time: {redact(str(exc), self.secret)}")
+        return CartesiaTimeoutError(
+            f"The server did not answer in time: {redact(str(exc), self.secret)}"
+        )
 
     def connection_error(self, exc: BaseException) -> CartesiaConnectionError:
         detail = redact(str(exc) or type(exc).__name__, self.secret)
@@ -109,7 +112,11 @@ def map_exception(exc: BaseException, where: Where) -> BaseException:
     # aiohttp
     if isinstance(exc, aiohttp.WSServerHandshakeError):
         return status_error(
-            exc.status, exc.message, prefix=where.what, headers=_dict(exc.headers), secret=where.secret
+            exc.status,
+            exc.message,
+            prefix=where.what,
+            headers=_dict(exc.headers),
+            secret=where.secret,
         )
     if _AIOHTTP_CONNECT_TIMEOUT is not None and isinstance(exc, _AIOHTTP_CONNECT_TIMEOUT):
         return where.connect_timeout_error()
@@ -183,7 +190,7 @@ def _header(headers: Mapping[str, str], name: str) -> Optional[str]:
 
 
 def server_message(text: str) -> str:
-    """The human part of an error body: ``message``/``error``/``detail`` of a JSON body, or the text."""
+    """The human part of an error body (``message``/``error``/``detail`` of JSON), or the text."""
     try:
         body = json.loads(text)
     except (TypeError, ValueError):
@@ -235,7 +242,10 @@ def status_error(
     request_id = _request_id(headers, text)
     if status == 429:
         return RateLimitError(
-            message, retry_after=parse_retry_after(headers), status_code=status, request_id=request_id
+            message,
+            retry_after=parse_retry_after(headers),
+            status_code=status,
+            request_id=request_id,
         )
     cls = APIStatusError
     if status in (400, 413, 422):
@@ -249,7 +259,9 @@ def status_error(
     return cls(message, status_code=status, request_id=request_id)
 
 
-def frame_error(frame: ErrorFrame, context_id: Optional[str], secret: Optional[str]) -> GenerationError:
+def frame_error(
+    frame: ErrorFrame, context_id: Optional[str], secret: Optional[str]
+) -> GenerationError:
     """The error of a websocket/stream frame that carries ``error``."""
     return GenerationError(
         f"Failed to generate audio. {redact(frame.message, secret)}",

@@ -82,8 +82,6 @@ class Timeouts:
                 raise ValueError(f"`{name}` timeout must be a positive number of seconds or None")
 
 
-
-
 class Deadline:
     """Tracks which time limit applies next and raises the matching typed timeout.
 
@@ -163,11 +161,12 @@ class Deadline:
         )
 
 
-
 class SyncAttempt(Protocol):
     """One request of a generation on one connection (a transport's blocking half)."""
 
-    reused: Optional[bool]
+    @property
+    def reused(self) -> Optional[bool]:
+        """Whether it runs on a socket that was open already (None: the transport cannot say)."""
 
     def receive(self) -> List[Event]:
         """The next events; raises the typed timeout when the phase's limit runs out."""
@@ -183,7 +182,8 @@ class AsyncAttempt(Protocol):
     """The async twin of :class:`SyncAttempt` (``close`` stays synchronous: it must work from
     ``__del__`` and only schedules I/O)."""
 
-    reused: Optional[bool]
+    @property
+    def reused(self) -> Optional[bool]: ...
 
     async def receive(self) -> List[Event]: ...
 

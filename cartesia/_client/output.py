@@ -72,7 +72,9 @@ class ChunkShaper:
         else:
             out = {"audio": message.audio, "sampling_rate": message.sampling_rate}
         if self.context_id is not None:
-            out["context_id"] = echoed_context_id if echoed_context_id is not None else self.context_id
+            out["context_id"] = (
+                echoed_context_id if echoed_context_id is not None else self.context_id
+            )
         return out
 
     def _array(self, audio: bytes) -> Any:

@@ -1,4 +1,4 @@
-"""When to retry a failed call and how long to wait: jittered exponential backoff and Retry-After."""
+"""When to retry a failed call and how long to wait (jittered backoff, Retry-After), once."""
 
 from __future__ import annotations
 
@@ -82,12 +82,12 @@ class RetryPolicy:
 
     def delay(self, attempt: int, error: Optional[BaseException] = None) -> float:
         """Seconds to sleep before attempt ``attempt + 1`` (``attempt`` counts from 1)."""
-        base = min(self.max_backoff, self.backoff_factor * (2 ** (attempt - 1)))
+        base = min(self.max_backoff, self.backoff_factor * (2.0 ** (attempt - 1)))
         if self.jitter:
             base *= 1.0 - self.jitter * random.random()
-        retry_after = getattr(error, "retry_after", None)
+        retry_after: Optional[float] = getattr(error, "retry_after", None)
         if retry_after is not None:
-            base = max(base, retry_after)
+            base = max(base, float(retry_after))
         return max(0.0, base)
 
 

@@ -11,7 +11,18 @@ from __future__ import annotations
 import asyncio
 import queue
 import time
-from typing import Callable, Dict, Generic, Iterator, List, Optional, Protocol, Sequence, TypeVar, Union
+from typing import (
+    Callable,
+    Dict,
+    Generic,
+    Iterator,
+    List,
+    Optional,
+    Protocol,
+    Sequence,
+    TypeVar,
+    Union,
+)
 
 __all__ = ["Slot", "SyncSlot", "AsyncSlot", "Router", "choose_socket", "Payload", "CLOSED"]
 

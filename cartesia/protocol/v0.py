@@ -182,7 +182,8 @@ class HttpStreamDecoder:
         events = self._collect(self._parser.close())
         if not self._ended:
             raise TruncatedStreamError(
-                "The audio stream ended without its final `done` frame (the response was cut short)."
+                "The audio stream ended without its final `done` frame (the response was cut "
+                "short)."
             )
         return events
 
@@ -194,7 +195,8 @@ def check_inputs(transcript: Any, duration: Optional[float], chunk_time: Optiona
     """The 0.0.5 checks (same messages), on a transcript and the chunking options."""
     if chunk_time is not None and not MIN_CHUNK_TIME <= chunk_time <= MAX_CHUNK_TIME:
         raise InvalidInputError(
-            f"`chunk_time` must be between {MIN_CHUNK_TIME} and {MAX_CHUNK_TIME}", field="chunk_time"
+            f"`chunk_time` must be between {MIN_CHUNK_TIME} and {MAX_CHUNK_TIME}",
+            field="chunk_time",
         )
     if chunk_time is not None and duration is not None and duration < chunk_time:
         raise InvalidInputError("`duration` must be greater than chunk_time", field="duration")
@@ -235,7 +237,9 @@ def validate_generation(
     if not isinstance(model_id, str) or not model_id:
         raise InvalidInputError("`model_id` must be a non-empty string", field="model_id")
     if voice is None:
-        raise InvalidInputError("`voice` is required (an embedding from get_voice_embedding)", field="voice")
+        raise InvalidInputError(
+            "`voice` is required (an embedding from get_voice_embedding)", field="voice"
+        )
     if isinstance(voice, str):
         if not voice:
             raise InvalidInputError("`voice` must not be empty", field="voice")
@@ -300,7 +304,11 @@ def embedding_request(voice_id: str) -> HttpRequest:
 
 def clone_clip_request(filename: str, content: bytes) -> HttpRequest:
     return HttpRequest(
-        "POST", "/voices/clone/clip", _CLONE, files={"clip": (filename, content, None)}, json_content=False
+        "POST",
+        "/voices/clone/clip",
+        _CLONE,
+        files={"clip": (filename, content, None)},
+        json_content=False,
     )
 
 

@@ -48,7 +48,10 @@ class AsyncHttp:
     """HTTP calls on the session of the running event loop (``session`` gives it)."""
 
     def __init__(
-        self, root: str, api_key: Optional[str], session: Callable[[], Awaitable[aiohttp.ClientSession]]
+        self,
+        root: str,
+        api_key: Optional[str],
+        session: Callable[[], Awaitable[aiohttp.ClientSession]],
     ) -> None:
         self._root = root
         self._key = api_key
@@ -69,9 +72,17 @@ class AsyncHttp:
         )
 
     async def call(self, request: HttpRequest, deadline: Deadline, policy: RetryPolicy) -> Any:
-        """One plain call (JSON answer) with retries; ``first_audio`` bounds waiting for the answer."""
-        where = Where(request.what, self.url(request), self._key, connect_timeout=deadline.timeouts.connect, deadline=deadline)
-        attempts = Attempts(policy, f"{request.method} {request.path}", total_left=deadline.total_left)
+        """One plain call (JSON answer) with retries; ``first_audio`` bounds the wait for it."""
+        where = Where(
+            request.what,
+            self.url(request),
+            self._key,
+            connect_timeout=deadline.timeouts.connect,
+            deadline=deadline,
+        )
+        attempts = Attempts(
+            policy, f"{request.method} {request.path}", total_left=deadline.total_left
+        )
         while True:
             attempts.begin()
             deadline.restart_phase()
@@ -85,7 +96,9 @@ class AsyncHttp:
 
     async def _once(self, request: HttpRequest, where: Where, deadline: Deadline) -> Any:
         try:
-            response = await bounded(self._send(request, deadline.connect_limit()), deadline.remaining())
+            response = await bounded(
+                self._send(request, deadline.connect_limit()), deadline.remaining()
+            )
             async with response:
                 if response.status < 400:
                     return await bounded(response.json(), deadline.remaining())
@@ -94,7 +107,7 @@ class AsyncHttp:
                     response.status,
                     text,
                     prefix=request.error_prefix(response.status),
-                    headers=response.headers,  # type: ignore[arg-type]
+                    headers=response.headers,
                     secret=self._key,
                 )
         except Exception as exc:  # noqa: BLE001 - mapped to our typed errors
@@ -123,14 +136,16 @@ class AsyncHttpStreamAttempt:
         gen = self._gen
         error: Optional[BaseException] = None
         try:
-            self._response = await bounded(self._http._send(self._request, gen.connect_limit()), gen.wait_limit())  # noqa: SLF001
+            self._response = await bounded(
+                self._http._send(self._request, gen.connect_limit()), gen.wait_limit()
+            )  # noqa: SLF001
             if self._response.status >= 400:
                 text = await bounded(self._response.text(), gen.wait_limit())
                 error = status_error(
                     self._response.status,
                     text,
                     prefix=self._request.what,
-                    headers=self._response.headers,  # type: ignore[arg-type]
+                    headers=self._response.headers,
                     secret=self._http._key,  # noqa: SLF001
                 )
         except Exception as exc:  # noqa: BLE001

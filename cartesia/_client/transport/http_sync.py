@@ -49,7 +49,12 @@ class _PhaseStream(httpcore.NetworkStream):
     def close(self) -> None:
         self._inner.close()
 
-    def start_tls(self, ssl_context: Any, server_hostname: Optional[str] = None, timeout: Optional[float] = None) -> httpcore.NetworkStream:
+    def start_tls(
+        self,
+        ssl_context: Any,
+        server_hostname: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> httpcore.NetworkStream:
         return _PhaseStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
 
     def get_extra_info(self, info: str) -> Any:
@@ -60,10 +65,21 @@ class _PhaseBackend(httpcore.NetworkBackend):
     def __init__(self) -> None:
         self._inner = httpcore.SyncBackend()
 
-    def connect_tcp(self, host: str, port: int, timeout: Optional[float] = None, local_address: Optional[str] = None, socket_options: Any = None) -> httpcore.NetworkStream:
-        return _PhaseStream(self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: Optional[float] = None,
+        local_address: Optional[str] = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        return _PhaseStream(
+            self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        )
 
-    def connect_unix_socket(self, path: str, timeout: Optional[float] = None, socket_options: Any = None) -> httpcore.NetworkStream:
+    def connect_unix_socket(
+        self, path: str, timeout: Optional[float] = None, socket_options: Any = None
+    ) -> httpcore.NetworkStream:
         return _PhaseStream(self._inner.connect_unix_socket(path, timeout, socket_options))
 
     def sleep(self, seconds: float) -> None:
@@ -95,10 +111,14 @@ class _Phase:
         _PHASE.limit = self._saved
 
 
-def _files(request: HttpRequest) -> Optional[Dict[str, Tuple[str, bytes, Optional[str]]]]:
+def _files(request: HttpRequest) -> Optional[Dict[str, Tuple[Any, ...]]]:
     if not request.files:
         return None
-    return {k: (name, data, ctype) if ctype else (name, data) for k, (name, data, ctype) in request.files.items()}  # type: ignore[misc]
+    # httpx guesses the content type from the file name when none is given.
+    return {
+        k: (name, data, ctype) if ctype else (name, data)
+        for k, (name, data, ctype) in request.files.items()
+    }
 
 
 class SyncHttp:
@@ -114,7 +134,9 @@ class SyncHttp:
     def client(self) -> httpx.Client:
         with self._lock:
             if self._client is None or self._client.is_closed:
-                self._client = httpx.Client(limits=httpx.Limits(max_connections=self._max_connections))
+                self._client = httpx.Client(
+                    limits=httpx.Limits(max_connections=self._max_connections)
+                )
                 _install_phase_backend(self._client)
             return self._client
 
@@ -122,10 +144,12 @@ class SyncHttp:
         return f"{self._root}{request.path}"
 
     def call(self, request: HttpRequest, deadline: Deadline, policy: RetryPolicy) -> Any:
-        """One plain call (JSON answer) with retries; ``first_audio`` bounds waiting for the answer."""
+        """One plain call (JSON answer) with retries; ``first_audio`` bounds the wait for it."""
         url = self.url(request)
         where = Where(request.what, url, self._key, connect_timeout=deadline.timeouts.connect)
-        attempts = Attempts(policy, f"{request.method} {request.path}", total_left=deadline.total_left)
+        attempts = Attempts(
+            policy, f"{request.method} {request.path}", total_left=deadline.total_left
+        )
         while True:
             attempts.begin()
             deadline.restart_phase()
@@ -139,7 +163,12 @@ class SyncHttp:
 
     def _once(self, request: HttpRequest, url: str, where: Where, deadline: Deadline) -> Any:
         where.deadline = deadline
-        timeout = httpx.Timeout(connect=deadline.connect_limit(), read=None, write=deadline.connect_limit(), pool=deadline.connect_limit())
+        timeout = httpx.Timeout(
+            connect=deadline.connect_limit(),
+            read=None,
+            write=deadline.connect_limit(),
+            pool=deadline.connect_limit(),
+        )
         try:
             with _Phase(deadline.remaining):
                 response = self.client().request(
@@ -177,7 +206,9 @@ def _plain_timeout(error: BaseException, where: Where, deadline: Deadline) -> Ba
     # A plain call has no audio: a read that ran out is "no answer", unless the total did.
     from ...errors import CartesiaTimeoutError, ConnectTimeoutError, TotalTimeoutError
 
-    if isinstance(error, CartesiaTimeoutError) and not isinstance(error, (ConnectTimeoutError, TotalTimeoutError)):
+    if isinstance(error, CartesiaTimeoutError) and not isinstance(
+        error, (ConnectTimeoutError, TotalTimeoutError)
+    ):
         return CartesiaTimeoutError(
             f"{where.what}The server did not answer within {deadline.timeouts.first_audio} s."
         )
@@ -203,7 +234,11 @@ class HttpStreamAttempt:
             with self._phase:
                 client = http.client()
                 req = client.build_request(
-                    "POST", url, content=request.content, headers=v0.headers(http._key), timeout=timeout  # noqa: SLF001
+                    "POST",
+                    url,
+                    content=request.content,
+                    headers=v0.headers(http._key),
+                    timeout=timeout,  # noqa: SLF001
                 )
                 self._response = client.send(req, stream=True)
                 if not self._response.is_success:

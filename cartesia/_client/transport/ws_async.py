@@ -59,7 +59,9 @@ class AsyncSocket:
     def __init__(self, url: str, secret: Optional[str], queue_size: int) -> None:
         self._url = url
         self._secret = secret
-        self.router: Router[AsyncSlot] = Router(v0.context_id_of, lambda cid: AsyncSlot(cid, queue_size))
+        self.router: Router[AsyncSlot] = Router(
+            v0.context_id_of, lambda cid: AsyncSlot(cid, queue_size)
+        )
         self.ws: Optional[aiohttp.ClientWebSocketResponse] = None
         self.failure: Optional[BaseException] = None
         self.ready = asyncio.Event()
@@ -82,7 +84,9 @@ class AsyncSocket:
             return not self.ready.is_set()
         return not self.ws.closed and self._reader is not None and not self._reader.done()
 
-    async def connect(self, session: aiohttp.ClientSession, where: Where, timeout: Optional[float]) -> None:
+    async def connect(
+        self, session: aiohttp.ClientSession, where: Where, timeout: Optional[float]
+    ) -> None:
         kwargs: Dict[str, Any] = {"autoping": True, "max_msg_size": v0.MAX_MESSAGE_BYTES}
         # Closing must stay quick even when the peer is gone (aiohttp < 3.10 takes a float).
         if hasattr(aiohttp, "ClientWSTimeout"):
@@ -110,7 +114,9 @@ class AsyncSocket:
             self._fail(error)
             self.ready.set()
             raise error
-        self._reader = asyncio.get_running_loop().create_task(self._read(cast(aiohttp.ClientWebSocketResponse, self.ws)))
+        self._reader = asyncio.get_running_loop().create_task(
+            self._read(cast(aiohttp.ClientWebSocketResponse, self.ws))
+        )
         self.ready.set()
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
@@ -266,7 +272,9 @@ class AsyncWsPool:
                 raise gen.deadline.expired()
             async with self._cond:
                 try:
-                    await asyncio.wait_for(self._cond.wait(), 0.5 if left is None else min(left, 0.5))
+                    await asyncio.wait_for(
+                        self._cond.wait(), 0.5 if left is None else min(left, 0.5)
+                    )
                 except asyncio.TimeoutError:
                     pass
         opener = choice == "open"
@@ -278,8 +286,12 @@ class AsyncWsPool:
             sock = cast(AsyncSocket, choice)
         reused = not opener and sock.ready.is_set()
         slot = sock.open_context(context_id) if context_id is not None else None
-        where = gen.where(WHAT, self.url, connecting=True) if gen is not None else Where(
-            WHAT, self.url, self._secret, connect_timeout=connect_timeout, connecting=True
+        where = (
+            gen.where(WHAT, self.url, connecting=True)
+            if gen is not None
+            else Where(
+                WHAT, self.url, self._secret, connect_timeout=connect_timeout, connecting=True
+            )
         )
         try:
             if opener:
@@ -299,7 +311,7 @@ class AsyncWsPool:
 
     def release(self, sock: AsyncSocket, slot: AsyncSlot, *, cancel: bool) -> None:
         sock.release(slot, cancel=cancel)
-        if self._cond._waiters:  # type: ignore[attr-defined]  # noqa: SLF001 - cheap "anyone waiting?"
+        if self._cond._waiters:  # noqa: SLF001 - cheap "anyone waiting?"
             try:
                 asyncio.get_running_loop().create_task(self._notify())
             except RuntimeError:
@@ -318,7 +330,9 @@ class AsyncWsPool:
 class AsyncWsAttempt:
     """One generation on a pooled socket: send the request, take this context's frames."""
 
-    def __init__(self, pool: AsyncWsPool, gen: Generation, context_id: str, experimental: bool) -> None:
+    def __init__(
+        self, pool: AsyncWsPool, gen: Generation, context_id: str, experimental: bool
+    ) -> None:
         self._pool = pool
         self._gen = gen
         self._experimental = experimental

@@ -29,6 +29,7 @@ WHAT = "Failed to generate audio. "
 # websockets >= 17.1 wants `legacy=True` to return a connection outside a `with` block; older
 # versions do not know the argument.
 _CONNECT_EXTRA = {"legacy": True} if "legacy" in inspect.signature(connect).parameters else {}
+_connect: Any = connect  # its overloads depend on `legacy`, which depends on the version
 
 
 def ws_logger() -> logging.Logger:
@@ -45,7 +46,9 @@ class SyncSocket:
     def __init__(self, url: str, secret: Optional[str], queue_size: int) -> None:
         self._url = url
         self._secret = secret
-        self.router: Router[SyncSlot] = Router(v0.context_id_of, lambda cid: SyncSlot(cid, queue_size))
+        self.router: Router[SyncSlot] = Router(
+            v0.context_id_of, lambda cid: SyncSlot(cid, queue_size)
+        )
         self.conn: Optional[ClientConnection] = None
         self.failure: Optional[BaseException] = None
         self.ready = threading.Event()
@@ -72,10 +75,10 @@ class SyncSocket:
 
     def connect(self, gen: Optional[Generation], timeout: Optional[float]) -> None:
         """Open the connection (the caller that created this socket does it, once)."""
-        where = gen.where(WHAT, self._url, connecting=True) if gen else Where(WHAT, self._url, self._secret, connect_timeout=timeout, connecting=True)
+        where = self._where(gen, timeout)
         error: Optional[BaseException] = None
         try:
-            self.conn = connect(
+            self.conn = _connect(
                 self._url,
                 open_timeout=timeout,
                 # Closing must stay quick even when the peer is gone (a stalled socket).
@@ -95,10 +98,15 @@ class SyncSocket:
         self._reader.start()
         self.ready.set()
 
-    def wait_ready(self, gen: Generation) -> None:
-        """Wait for another thread's connect of this socket."""
-        if not self.ready.wait(gen.connect_limit()):
-            raise gen.deadline.expired() if gen.deadline.total_left() == 0 else map_exception(TimeoutError(), gen.where(WHAT, self._url, connecting=True))
+    def _where(self, gen: Optional[Generation], timeout: Optional[float]) -> Where:
+        if gen is not None:
+            return gen.where(WHAT, self._url, connecting=True)
+        return Where(WHAT, self._url, self._secret, connect_timeout=timeout, connecting=True)
+
+    def wait_ready(self, gen: Optional[Generation], timeout: Optional[float]) -> None:
+        """Wait for another thread's connect of this socket (its failure is ours too)."""
+        if not self.ready.wait(timeout):
+            raise self._where(gen, timeout).connect_timeout_error()
         if self.failure is not None:
             raise self.failure
 
@@ -196,7 +204,9 @@ class SyncSocket:
 class SyncWsPool:
     """The sync client's websockets: as few as the load needs, at most ``max_sockets``."""
 
-    def __init__(self, url: str, secret: Optional[str], *, queue_size: int, per_socket: int, max_sockets: int) -> None:
+    def __init__(
+        self, url: str, secret: Optional[str], *, queue_size: int, per_socket: int, max_sockets: int
+    ) -> None:
         self.url = url
         self._secret = secret
         self._queue_size = queue_size
@@ -217,7 +227,9 @@ class SyncWsPool:
             self._prune()
             return self.sockets[0] if self.sockets else None
 
-    def acquire(self, gen: Optional[Generation], context_id: Optional[str], connect_timeout: Optional[float]) -> Tuple[SyncSocket, Optional[SyncSlot], bool]:
+    def acquire(
+        self, gen: Optional[Generation], context_id: Optional[str], connect_timeout: Optional[float]
+    ) -> Tuple[SyncSocket, Optional[SyncSlot], bool]:
         """A socket with room and (with ``context_id``) the context's slot on it; and whether the
         socket was open already. Waits while the pool is full."""
         while True:
@@ -242,10 +254,8 @@ class SyncWsPool:
             try:
                 if opener:
                     sock.connect(gen, connect_timeout)
-                elif gen is not None:
-                    sock.wait_ready(gen)
                 else:
-                    sock.ready.wait(connect_timeout)
+                    sock.wait_ready(gen, connect_timeout)
             except BaseException:
                 if slot is not None:
                     self.release(sock, slot, cancel=False)
@@ -268,7 +278,9 @@ class SyncWsPool:
 class SyncWsAttempt:
     """One generation on a pooled socket: send the request, take this context's frames."""
 
-    def __init__(self, pool: SyncWsPool, gen: Generation, context_id: str, body: Any, experimental: bool) -> None:
+    def __init__(
+        self, pool: SyncWsPool, gen: Generation, context_id: str, body: Any, experimental: bool
+    ) -> None:
         self._pool = pool
         self._gen = gen
         self._experimental = experimental
