@@ -11,8 +11,10 @@ import uuid
 import weakref
 from types import TracebackType
 from typing import (
+    TYPE_CHECKING,
     Any,
     AsyncIterator,
+    Generic,
     Dict,
     Iterator,
     List,
@@ -20,6 +22,7 @@ from typing import (
     Optional,
     Tuple,
     TypedDict,
+    TypeVar,
     Union,
     overload,
 )
@@ -29,6 +32,7 @@ import aiohttp
 from ._client.config import DEFAULT_API_VERSION, DEFAULT_BASE_URL, ClientConfig
 from ._client.generation import (
     Chunk,
+    Deadline,
     Generation,
     MetricsCallback,
     Settings,
@@ -45,7 +49,6 @@ from ._client.transport.http_async import AsyncHttp
 from ._client.transport.http_sync import SyncHttp
 from ._client.transport.ws_async import AsyncWsAttempt, AsyncWsPool, handshake_trace
 from ._client.transport.ws_sync import SyncWsAttempt, SyncWsPool
-from ._client.generation import Deadline
 from .protocol import v0
 from .streaming import AudioBuffer
 
@@ -96,9 +99,29 @@ class VoiceMetadata(TypedDict):
     embedding: Optional[Embedding]
 
 
+if TYPE_CHECKING:
+    from typing_extensions import NotRequired, Required, Unpack
+
+    class _GenerateOptions(TypedDict, total=False):
+        """The arguments of ``generate`` besides ``stream`` (for its typed overloads)."""
+
+        transcript: Required[str]
+        voice: Required[Embedding]
+        model_id: NotRequired[str]
+        duration: NotRequired[Optional[int]]
+        chunk_time: NotRequired[Optional[float]]
+        websocket: NotRequired[bool]
+        context_id: NotRequired[Optional[str]]
+        as_numpy: NotRequired[bool]
+        sink: NotRequired[Any]
+        on_metrics: NotRequired[Optional[MetricsCallback]]
+
+
 def _new_context_id() -> str:
     return uuid.uuid4().hex
 
+
+StreamT = TypeVar("StreamT", AudioStream, AsyncAudioStream)
 
 # Sync clients still open at exit: their sockets are torn down without waiting (see __del__).
 _LIVE: "weakref.WeakSet[CartesiaTTS]" = weakref.WeakSet()
@@ -110,7 +133,7 @@ def _close_live_clients() -> None:
         client._close_nowait()
 
 
-class _ClientBase:
+class _ClientBase(Generic[StreamT]):
     """Configuration, validation and the blocking HTTP calls shared by both clients."""
 
     def __init__(
@@ -353,6 +376,36 @@ class _ClientBase:
         cid = (context_id or _new_context_id()) if websocket else None
         return self._generation(transport, cid, shaper, on_metrics), body, buffer
 
+    # --- the 0.0.5 stream helpers (one definition; each client wraps its own chunks) -------
+
+    def _stream_of(self, gen: Generation, body: Dict[str, Any], websocket: bool) -> StreamT:
+        raise NotImplementedError
+
+    def _generate_ws(
+        self,
+        body: Dict[str, Any],
+        *,
+        context_id: Optional[str] = None,
+        as_numpy: bool = False,
+        sink: Any = None,
+        on_metrics: Optional[MetricsCallback] = None,
+    ) -> StreamT:
+        """Stream one generation over the websocket (the 0.0.5 helper; ``body`` unchecked).
+
+        Args:
+            body: The request body.
+            context_id: The context id; when given, every chunk also carries ``"context_id"``.
+        """
+        shaper = ChunkShaper(as_numpy=as_numpy, sink=sink, context_id=context_id or None)
+        gen = self._generation("websocket", context_id or _new_context_id(), shaper, on_metrics)
+        return self._stream_of(gen, body, True)
+
+    def _generate_http_wrapper(self, body: Dict[str, Any]) -> StreamT:
+        """Stream one generation over HTTP (kept for code that called the 0.0.5 helper)."""
+        return self._stream_of(self._generation("http", None, ChunkShaper(), None), body, False)
+
+    _generate_http = _generate_http_wrapper
+
     @staticmethod
     def _audio_output(buffer: Any, sink: Any, as_numpy: bool, sampling_rate: Any) -> AudioOutput:
         """The result of a whole generation: the buffered audio, or none when a sink took it."""
@@ -362,7 +415,7 @@ class _ClientBase:
         return {"audio": audio, "sampling_rate": sampling_rate}
 
 
-class CartesiaTTS(_ClientBase):
+class CartesiaTTS(_ClientBase[AudioStream]):
     """The client for Cartesia's text-to-speech API.
 
     Drop-in for the cartesia 0.0.5 ``CartesiaTTS``: same methods, arguments, return shapes and
@@ -411,53 +464,17 @@ class CartesiaTTS(_ClientBase):
 
     @overload
     def generate(
-        self,
-        *,
-        transcript: str,
-        voice: Embedding,
-        model_id: str = ...,
-        duration: Optional[int] = ...,
-        chunk_time: Optional[float] = ...,
-        stream: Literal[False] = ...,
-        websocket: bool = ...,
-        context_id: Optional[str] = ...,
-        as_numpy: bool = ...,
-        sink: Any = ...,
-        on_metrics: Optional[MetricsCallback] = ...,
+        self, *, stream: Literal[False] = ..., **options: Unpack[_GenerateOptions]
     ) -> AudioOutput: ...
 
     @overload
     def generate(
-        self,
-        *,
-        transcript: str,
-        voice: Embedding,
-        model_id: str = ...,
-        duration: Optional[int] = ...,
-        chunk_time: Optional[float] = ...,
-        stream: Literal[True],
-        websocket: bool = ...,
-        context_id: Optional[str] = ...,
-        as_numpy: bool = ...,
-        sink: Any = ...,
-        on_metrics: Optional[MetricsCallback] = ...,
+        self, *, stream: Literal[True], **options: Unpack[_GenerateOptions]
     ) -> AudioStream: ...
 
     @overload
     def generate(
-        self,
-        *,
-        transcript: str,
-        voice: Embedding,
-        model_id: str = ...,
-        duration: Optional[int] = ...,
-        chunk_time: Optional[float] = ...,
-        stream: bool,
-        websocket: bool = ...,
-        context_id: Optional[str] = ...,
-        as_numpy: bool = ...,
-        sink: Any = ...,
-        on_metrics: Optional[MetricsCallback] = ...,
+        self, *, stream: bool, **options: Unpack[_GenerateOptions]
     ) -> Union[AudioOutput, AudioStream]: ...
 
     def generate(
@@ -515,14 +532,16 @@ class CartesiaTTS(_ClientBase):
             sink=sink,
             on_metrics=on_metrics,
         )
-        chunks = self._chunks(gen, body, websocket)
         if stream:
-            return AudioStream(chunks, gen.metrics)
+            return self._stream_of(gen, body, websocket)
         sampling_rate = None
-        for chunk in chunks:
+        for chunk in self._chunks(gen, body, websocket):
             if sampling_rate is None:
                 sampling_rate = chunk["sampling_rate"]
         return self._audio_output(buffer, sink, as_numpy, sampling_rate)
+
+    def _stream_of(self, gen: Generation, body: Dict[str, Any], websocket: bool) -> AudioStream:
+        return AudioStream(self._chunks(gen, body, websocket), gen.metrics)
 
     def _chunks(self, gen: Generation, body: Dict[str, Any], websocket: bool) -> Iterator[Chunk]:
         if websocket:
@@ -537,32 +556,6 @@ class CartesiaTTS(_ClientBase):
             return run_sync(gen, open_ws)
         request = v0.stream_request(body)
         return run_sync(gen, lambda g: self._sync_http.stream(request, g))
-
-    def _generate_ws(
-        self,
-        body: Dict[str, Any],
-        *,
-        context_id: Optional[str] = None,
-        as_numpy: bool = False,
-        sink: Any = None,
-        on_metrics: Optional[MetricsCallback] = None,
-    ) -> AudioStream:
-        """Stream one generation over the websocket (the 0.0.5 helper; ``body`` unchecked).
-
-        Args:
-            body: The request body.
-            context_id: The context id; when given, every chunk also carries ``"context_id"``.
-        """
-        shaper = ChunkShaper(as_numpy=as_numpy, sink=sink, context_id=context_id or None)
-        gen = self._generation("websocket", context_id or _new_context_id(), shaper, on_metrics)
-        return AudioStream(self._chunks(gen, body, True), gen.metrics)
-
-    def _generate_http_wrapper(self, body: Dict[str, Any]) -> AudioStream:
-        """Stream one generation over HTTP (kept for code that called the 0.0.5 helper)."""
-        gen = self._generation("http", None, ChunkShaper(), None)
-        return AudioStream(self._chunks(gen, body, False), gen.metrics)
-
-    _generate_http = _generate_http_wrapper
 
     # --- other calls --------------------------------------------------------------------------
 
@@ -623,7 +616,7 @@ def _new_pool(config: ClientConfig, url: str, runtime: LoopRuntime) -> AsyncWsPo
     )
 
 
-class AsyncCartesiaTTS(_ClientBase):
+class AsyncCartesiaTTS(_ClientBase[AsyncAudioStream]):
     """Asyncio client for Cartesia's text-to-speech API (drop-in for 0.0.5's).
 
     ``generate`` and ``transcribe`` are coroutines; ``get_voices`` and ``get_voice_embedding``
@@ -722,53 +715,17 @@ class AsyncCartesiaTTS(_ClientBase):
 
     @overload
     async def generate(
-        self,
-        *,
-        transcript: str,
-        voice: Embedding,
-        model_id: str = ...,
-        duration: Optional[int] = ...,
-        chunk_time: Optional[float] = ...,
-        stream: Literal[False] = ...,
-        websocket: bool = ...,
-        context_id: Optional[str] = ...,
-        as_numpy: bool = ...,
-        sink: Any = ...,
-        on_metrics: Optional[MetricsCallback] = ...,
+        self, *, stream: Literal[False] = ..., **options: Unpack[_GenerateOptions]
     ) -> AudioOutput: ...
 
     @overload
     async def generate(
-        self,
-        *,
-        transcript: str,
-        voice: Embedding,
-        model_id: str = ...,
-        duration: Optional[int] = ...,
-        chunk_time: Optional[float] = ...,
-        stream: Literal[True],
-        websocket: bool = ...,
-        context_id: Optional[str] = ...,
-        as_numpy: bool = ...,
-        sink: Any = ...,
-        on_metrics: Optional[MetricsCallback] = ...,
+        self, *, stream: Literal[True], **options: Unpack[_GenerateOptions]
     ) -> AsyncAudioStream: ...
 
     @overload
     async def generate(
-        self,
-        *,
-        transcript: str,
-        voice: Embedding,
-        model_id: str = ...,
-        duration: Optional[int] = ...,
-        chunk_time: Optional[float] = ...,
-        stream: bool,
-        websocket: bool = ...,
-        context_id: Optional[str] = ...,
-        as_numpy: bool = ...,
-        sink: Any = ...,
-        on_metrics: Optional[MetricsCallback] = ...,
+        self, *, stream: bool, **options: Unpack[_GenerateOptions]
     ) -> Union[AudioOutput, AsyncAudioStream]: ...
 
     async def generate(
@@ -805,9 +762,9 @@ class AsyncCartesiaTTS(_ClientBase):
             sink=sink,
             on_metrics=on_metrics,
         )
-        chunks = self._chunks(gen, body, websocket)
         if stream:
-            return AsyncAudioStream(chunks, gen.metrics, on_drop=gen.drop)
+            return self._stream_of(gen, body, websocket)
+        chunks = self._chunks(gen, body, websocket)
         sampling_rate = None
         try:
             async for chunk in chunks:
@@ -816,6 +773,11 @@ class AsyncCartesiaTTS(_ClientBase):
         finally:
             await chunks.aclose()  # type: ignore[attr-defined]
         return self._audio_output(buffer, sink, as_numpy, sampling_rate)
+
+    def _stream_of(
+        self, gen: Generation, body: Dict[str, Any], websocket: bool
+    ) -> AsyncAudioStream:
+        return AsyncAudioStream(self._chunks(gen, body, websocket), gen.metrics, on_drop=gen.drop)
 
     def _chunks(
         self, gen: Generation, body: Dict[str, Any], websocket: bool
@@ -835,31 +797,6 @@ class AsyncCartesiaTTS(_ClientBase):
         request = v0.stream_request(body)
         http = self._async_http()
         return run_async(gen, lambda g: http.stream(request, g))
-
-    def _generate_ws(
-        self,
-        body: Dict[str, Any],
-        *,
-        context_id: Optional[str] = None,
-        as_numpy: bool = False,
-        sink: Any = None,
-        on_metrics: Optional[MetricsCallback] = None,
-    ) -> AsyncAudioStream:
-        """Stream one generation over the shared websocket (``context_id`` echoed when given)."""
-        shaper = ChunkShaper(as_numpy=as_numpy, sink=sink, context_id=context_id or None)
-        gen = self._generation("websocket", context_id or _new_context_id(), shaper, on_metrics)
-        return AsyncAudioStream(self._chunks(gen, body, True), gen.metrics, on_drop=gen.drop)
-
-    async def _generate_http_wrapper(self, body: Dict[str, Any]) -> AsyncIterator[Dict[str, Any]]:
-        """Stream one generation over HTTP (kept for code that called the 0.0.5 helper)."""
-        chunks = self._chunks(self._generation("http", None, ChunkShaper(), None), body, False)
-        try:
-            async for chunk in chunks:
-                yield chunk
-        finally:
-            await chunks.aclose()  # type: ignore[attr-defined]
-
-    _generate_http = _generate_http_wrapper
 
     async def transcribe(self, raw_audio: Union[bytes, str]) -> str:
         """Transcribe audio (bytes of a WAV file, or its path) to text."""

@@ -10,21 +10,32 @@ from __future__ import annotations
 
 import asyncio
 import queue
+import threading
 import time
+from dataclasses import dataclass
 from typing import (
+    Any,
     Callable,
     Dict,
     Generic,
     Iterator,
     List,
     Optional,
-    Protocol,
-    Sequence,
     TypeVar,
     Union,
 )
 
-__all__ = ["Slot", "SyncSlot", "AsyncSlot", "Router", "choose_socket", "Payload", "CLOSED"]
+__all__ = [
+    "Slot",
+    "SyncSlot",
+    "AsyncSlot",
+    "Router",
+    "RoutedSocket",
+    "PoolState",
+    "Pick",
+    "Payload",
+    "CLOSED",
+]
 
 Payload = Union[str, bytes]
 CLOSED = object()  # queue sentinel: the socket under this context is gone
@@ -208,23 +219,119 @@ class Router(Generic[S]):
         return self.last_frame < since and not self.waiting_on_consumer
 
 
-class _Socket(Protocol):
-    def is_open(self) -> bool: ...
+class RoutedSocket(Generic[S]):
+    """The routing half of one websocket, the same for both transports.
+
+    Its contexts, its failure (once set, every pending and every new context fails with it) and
+    whether it is still opening. The transport adds the connection and implements
+    ``link_open``. A lock guards the router: the sync reader thread routes while callers open and
+    release contexts (uncontended, hence nearly free, on an event loop).
+    """
+
+    def __init__(
+        self, context_id_of: Callable[[Payload], Optional[str]], make_slot: Callable[[str], S]
+    ) -> None:
+        self.router: Router[S] = Router(context_id_of, make_slot)
+        self.failure: Optional[BaseException] = None
+        self.connected = False  # the handshake finished
+        self.closing = False
+        self._lock = threading.Lock()
 
     @property
-    def load(self) -> int: ...
+    def load(self) -> int:
+        return len(self.router)
+
+    @property
+    def contexts(self) -> Dict[str, S]:
+        return self.router.contexts
+
+    def link_open(self) -> bool:
+        raise NotImplementedError
+
+    def is_open(self) -> bool:
+        """Usable for a new context: opening, or open and not failed."""
+        if self.failure is not None or self.closing:
+            return False
+        return self.link_open() if self.connected else True
+
+    def fail(self, error: BaseException) -> None:
+        with self._lock:
+            if self.failure is None:
+                self.failure = error
+            self.router.fail_all(self.failure)
+
+    def open_context(self, context_id: str) -> S:
+        with self._lock:
+            if self.failure is not None:
+                raise self.failure
+            return self.router.open(context_id)
+
+    def route(self, payload: Payload) -> Optional[S]:
+        with self._lock:
+            return self.router.target(payload)
+
+    def release_slot(self, slot: S) -> bool:
+        """Stop routing to ``slot``; True the first time (then a cancel may be sent)."""
+        with self._lock:
+            return self.router.release(slot)
 
 
-T = TypeVar("T", bound=_Socket)
+R = TypeVar("R", bound="RoutedSocket[Any]")
 
 
-def choose_socket(sockets: Sequence[T], per_socket: int, max_sockets: int) -> Union[T, str]:
-    """The open socket with room for one more context (least loaded first), or ``"open"`` when
-    another one may be opened, or ``"wait"`` when the pool is full."""
-    live: List[T] = [s for s in sockets if s.is_open()]
-    roomy = [s for s in live if s.load < per_socket]
-    if roomy:
-        return roomy[0]  # fill in order: as few sockets as the load needs
-    if len(live) < max_sockets:
-        return "open"
-    return "wait"
+@dataclass
+class Pick(Generic[R]):
+    """The outcome of :meth:`PoolState.pick`."""
+
+    socket: R
+    slot: Optional[Slot]
+    opener: bool  # the caller must connect the socket (else: wait until it is connected)
+    reused: bool  # it was connected already
+
+
+class PoolState(Generic[R]):
+    """Which socket a new context goes on: as few sockets as the load needs (no I/O).
+
+    Args:
+        new_socket: Builds an unconnected socket.
+        per_socket: Contexts one socket carries at the most (below the server's own limit).
+        max_sockets: Sockets at the most; beyond that a new context waits.
+    """
+
+    def __init__(self, new_socket: Callable[[], R], per_socket: int, max_sockets: int) -> None:
+        self._new_socket = new_socket
+        self.per_socket = per_socket
+        self.max_sockets = max_sockets
+        self.sockets: List[R] = []
+        self.connections_opened = 0
+
+    def prune(self) -> List[R]:
+        """Forget the sockets that died; returns them (for the transport to tear down)."""
+        dead = [s for s in self.sockets if not s.is_open()]
+        if dead:
+            self.sockets = [s for s in self.sockets if s.is_open()]
+        return dead
+
+    def current(self) -> Optional[R]:
+        self.prune()
+        return self.sockets[0] if self.sockets else None
+
+    def pick(self, context_id: Optional[str]) -> Optional["Pick[R]"]:
+        """The socket (and, with ``context_id``, the slot) for a new context; None: wait."""
+        self.prune()
+        roomy = [s for s in self.sockets if s.load < self.per_socket]
+        if roomy:
+            sock, opener = roomy[0], False  # fill in order
+        elif len(self.sockets) < self.max_sockets:
+            sock, opener = self._new_socket(), True
+            self.sockets.append(sock)
+            self.connections_opened += 1
+        else:
+            return None
+        reused = sock.connected and not opener
+        slot = sock.open_context(context_id) if context_id is not None else None
+        return Pick(sock, slot, opener, reused)
+
+    def take_all(self) -> List[R]:
+        sockets, self.sockets = self.sockets, []
+        return sockets

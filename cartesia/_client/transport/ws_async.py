@@ -21,7 +21,7 @@ from ...protocol import v0
 from ...protocol.v0 import Event
 from ..errors import Where, closed_error, map_exception, status_error
 from ..generation import Generation
-from ..routing import AsyncSlot, Router, choose_socket
+from ..routing import AsyncSlot, PoolState, RoutedSocket
 from .http_async import bounded
 
 __all__ = ["AsyncSocket", "AsyncWsPool", "AsyncWsAttempt", "handshake_trace"]
@@ -53,36 +53,22 @@ def handshake_trace() -> aiohttp.TraceConfig:
     return trace
 
 
-class AsyncSocket:
+class AsyncSocket(RoutedSocket[AsyncSlot]):
     """One websocket, its reader task and the contexts routed on it."""
 
     def __init__(self, url: str, secret: Optional[str], queue_size: int) -> None:
+        super().__init__(v0.context_id_of, lambda cid: AsyncSlot(cid, queue_size))
         self._url = url
         self._secret = secret
-        self.router: Router[AsyncSlot] = Router(
-            v0.context_id_of, lambda cid: AsyncSlot(cid, queue_size)
-        )
         self.ws: Optional[aiohttp.ClientWebSocketResponse] = None
-        self.failure: Optional[BaseException] = None
         self.ready = asyncio.Event()
         self._reader: Optional["asyncio.Task[None]"] = None
         self._send_lock = asyncio.Lock()
         self._tasks: Set["asyncio.Task[Any]"] = set()
 
-    @property
-    def load(self) -> int:
-        return len(self.router)
-
-    @property
-    def contexts(self) -> Dict[str, AsyncSlot]:
-        return self.router.contexts
-
-    def is_open(self) -> bool:
-        if self.failure is not None:
-            return False
-        if self.ws is None:
-            return not self.ready.is_set()
-        return not self.ws.closed and self._reader is not None and not self._reader.done()
+    def link_open(self) -> bool:
+        ws, reader = self.ws, self._reader
+        return ws is not None and not ws.closed and reader is not None and not reader.done()
 
     async def connect(
         self, session: aiohttp.ClientSession, where: Where, timeout: Optional[float]
@@ -111,9 +97,10 @@ class AsyncSocket:
         finally:
             _HANDSHAKE_BODY.reset(token)
         if error is not None:
-            self._fail(error)
+            self.fail(error)
             self.ready.set()
             raise error
+        self.connected = True
         self._reader = asyncio.get_running_loop().create_task(
             self._read(cast(aiohttp.ClientWebSocketResponse, self.ws))
         )
@@ -126,7 +113,7 @@ class AsyncSocket:
             while True:
                 msg = await ws.receive()
                 if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-                    slot = router.target(msg.data)
+                    slot = self.route(msg.data)
                     if slot is None or slot.put_nowait(msg.data):
                         continue
                     # Backpressure: stop reading until the consumer catches up.
@@ -149,26 +136,16 @@ class AsyncSocket:
             reason = f"{type(exc).__name__}: {exc}"
         finally:
             code = ws.close_code if ws.close_code is not None else 1006
-            self._fail(closed_error(code, reason, self._secret))
+            self.fail(closed_error(code, reason, self._secret))
             if not ws.closed:
                 try:
                     await ws.close()
                 except Exception:  # noqa: BLE001 - the peer is gone; nothing left to tell it
                     pass
 
-    def _fail(self, error: BaseException) -> None:
-        if self.failure is None:
-            self.failure = error
-        self.router.fail_all(self.failure)
-
-    def open_context(self, context_id: str) -> AsyncSlot:
-        if self.failure is not None:
-            raise self.failure
-        return self.router.open(context_id)
-
     def release(self, slot: AsyncSlot, *, cancel: bool) -> None:
         """Stop routing to ``slot``; with ``cancel`` also tell the server to stop generating."""
-        if not self.router.release(slot) or not cancel or not self.is_open():
+        if not self.release_slot(slot) or not cancel or not self.is_open():
             return
         try:
             loop = asyncio.get_running_loop()
@@ -214,7 +191,7 @@ class AsyncSocket:
                 await ws.close()
             except Exception:  # noqa: BLE001
                 pass
-        self._fail(WebSocketClosedError("The client was closed.", code=1000))
+        self.fail(WebSocketClosedError("The client was closed.", code=1000))
 
 
 class AsyncWsPool:
@@ -233,27 +210,26 @@ class AsyncWsPool:
         self.url = url
         self._secret = secret
         self._session = session
-        self._queue_size = queue_size
-        self._per_socket = per_socket
-        self._max_sockets = max_sockets
-        self.sockets: List[AsyncSocket] = []
-        self._cond = asyncio.Condition()
-        self.connections_opened = 0
+        self.state: PoolState[AsyncSocket] = PoolState(
+            lambda: AsyncSocket(url, secret, queue_size), per_socket, max_sockets
+        )
+        self._freed = asyncio.Event()
 
-    def _prune(self) -> None:
-        dead = [s for s in self.sockets if not s.is_open()]
-        self.sockets = [s for s in self.sockets if s.is_open()]
-        for sock in dead:
-            sock._fail(closed_error(1006, "", self._secret))  # noqa: SLF001
+    @property
+    def sockets(self) -> List[AsyncSocket]:
+        return self.state.sockets
+
+    @property
+    def connections_opened(self) -> int:
+        return self.state.connections_opened
 
     def current(self) -> Optional[AsyncSocket]:
-        self._prune()
-        return self.sockets[0] if self.sockets else None
+        return self.state.current()
 
     @property
     def contexts(self) -> Dict[str, AsyncSlot]:
         out: Dict[str, AsyncSlot] = {}
-        for sock in self.sockets:
+        for sock in self.state.sockets:
             out.update(sock.contexts)
         return out
 
@@ -263,29 +239,18 @@ class AsyncWsPool:
         """A socket with room and (with ``context_id``) the context's slot on it; and whether the
         socket was open already. Waits while the pool is full."""
         while True:
-            self._prune()
-            choice = choose_socket(self.sockets, self._per_socket, self._max_sockets)
-            if choice != "wait":
+            pick = self.state.pick(context_id)
+            if pick is not None:
                 break
             left = gen.deadline.total_left() if gen is not None else None
-            if left == 0 and gen is not None:
+            if gen is not None and left == 0:
                 raise gen.deadline.expired()
-            async with self._cond:
-                try:
-                    await asyncio.wait_for(
-                        self._cond.wait(), 0.5 if left is None else min(left, 0.5)
-                    )
-                except asyncio.TimeoutError:
-                    pass
-        opener = choice == "open"
-        if opener:
-            sock = AsyncSocket(self.url, self._secret, self._queue_size)
-            self.sockets.append(sock)
-            self.connections_opened += 1
-        else:
-            sock = cast(AsyncSocket, choice)
-        reused = not opener and sock.ready.is_set()
-        slot = sock.open_context(context_id) if context_id is not None else None
+            self._freed.clear()
+            try:
+                await bounded(self._freed.wait(), 0.5 if left is None else min(left, 0.5))
+            except asyncio.TimeoutError:
+                pass
+        sock, slot = pick.socket, cast(Optional[AsyncSlot], pick.slot)
         where = (
             gen.where(WHAT, self.url, connecting=True)
             if gen is not None
@@ -294,7 +259,7 @@ class AsyncWsPool:
             )
         )
         try:
-            if opener:
+            if pick.opener:
                 await sock.connect(await self._session(), where, connect_timeout)
             else:
                 try:
@@ -307,23 +272,14 @@ class AsyncWsPool:
             if slot is not None:
                 self.release(sock, slot, cancel=False)
             raise
-        return sock, slot, reused
+        return sock, slot, pick.reused
 
     def release(self, sock: AsyncSocket, slot: AsyncSlot, *, cancel: bool) -> None:
         sock.release(slot, cancel=cancel)
-        if self._cond._waiters:  # noqa: SLF001 - cheap "anyone waiting?"
-            try:
-                asyncio.get_running_loop().create_task(self._notify())
-            except RuntimeError:
-                pass
-
-    async def _notify(self) -> None:
-        async with self._cond:
-            self._cond.notify()
+        self._freed.set()  # a context is free: a waiting generation may take it
 
     async def close(self) -> None:
-        sockets, self.sockets = self.sockets, []
-        for sock in sockets:
+        for sock in self.state.take_all():
             await sock.close()
 
 

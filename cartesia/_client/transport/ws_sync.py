@@ -21,7 +21,7 @@ from ...protocol.v0 import Event
 from ..errors import Where, closed_error, map_exception
 from ..generation import Generation
 from ..redact import RedactingFilter
-from ..routing import Router, SyncSlot, choose_socket
+from ..routing import PoolState, RoutedSocket, SyncSlot
 
 __all__ = ["SyncSocket", "SyncWsPool", "SyncWsAttempt", "ws_logger"]
 
@@ -40,36 +40,26 @@ def ws_logger() -> logging.Logger:
     return logger
 
 
-class SyncSocket:
+class SyncSocket(RoutedSocket[SyncSlot]):
     """One websocket, its reader thread and the contexts routed on it."""
 
     def __init__(self, url: str, secret: Optional[str], queue_size: int) -> None:
+        super().__init__(v0.context_id_of, lambda cid: SyncSlot(cid, queue_size))
         self._url = url
         self._secret = secret
-        self.router: Router[SyncSlot] = Router(
-            v0.context_id_of, lambda cid: SyncSlot(cid, queue_size)
-        )
         self.conn: Optional[ClientConnection] = None
-        self.failure: Optional[BaseException] = None
         self.ready = threading.Event()
-        self._lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._reader: Optional[threading.Thread] = None
-        self._closing = False
 
-    @property
-    def load(self) -> int:
-        return len(self.router)
-
-    def is_open(self) -> bool:
-        """Open or opening, and not failed."""
-        if self.failure is not None or self._closing:
-            return False
+    def link_open(self) -> bool:
         conn = self.conn
-        if conn is None:
-            return not self.ready.is_set()
         try:
-            return conn.protocol.state is State.OPEN and conn.socket.fileno() != -1
+            return (
+                conn is not None
+                and conn.protocol.state is State.OPEN
+                and conn.socket.fileno() != -1
+            )
         except (AttributeError, OSError):
             return False
 
@@ -91,9 +81,10 @@ class SyncSocket:
         except Exception as exc:  # noqa: BLE001 - mapped (outside the except: no chaining)
             error = map_exception(exc, where)
         if error is not None:
-            self._fail(error)
+            self.fail(error)
             self.ready.set()
             raise error
+        self.connected = True
         self._reader = threading.Thread(target=self._read, name="cartesia-ws-reader", daemon=True)
         self._reader.start()
         self.ready.set()
@@ -117,38 +108,23 @@ class SyncSocket:
         try:
             while True:
                 payload = conn.recv()
-                with self._lock:
-                    slot = self.router.target(payload)
+                slot = self.route(payload)
                 if slot is None or slot.put_nowait(payload):
                     continue
                 # Backpressure: stop reading until the consumer catches up (or lets go).
                 self.router.waiting_on_consumer = True
                 try:
-                    slot.put(payload, alive=lambda: not self._closing)
+                    slot.put(payload, alive=lambda: not self.closing)
                 finally:
                     self.router.waiting_on_consumer = False
         except Exception as exc:  # noqa: BLE001 - any reader failure fails the contexts
             error = map_exception(exc, Where(WHAT, self._url, self._secret))
-        if self._closing:
+        if self.closing:
             error = closed_error(1000, "the client was closed", self._secret)
-        self._fail(error or closed_error(1006, "", self._secret))
-
-    def _fail(self, error: BaseException) -> None:
-        with self._lock:
-            if self.failure is None:
-                self.failure = error
-            self.router.fail_all(self.failure)
-
-    def open_context(self, context_id: str) -> SyncSlot:
-        with self._lock:
-            if self.failure is not None:
-                raise self.failure
-            return self.router.open(context_id)
+        self.fail(error or closed_error(1006, "", self._secret))
 
     def release(self, slot: SyncSlot, *, cancel: bool) -> None:
-        with self._lock:
-            first = self.router.release(slot)
-        if first and cancel and self.is_open():
+        if self.release_slot(slot) and cancel and self.is_open():
             try:
                 self.send(v0.ws_cancel(slot.id))
             except Exception:  # noqa: BLE001 - the socket died; the next generation replaces it
@@ -169,7 +145,7 @@ class SyncSocket:
 
     def close(self) -> None:
         """Close the connection (bounded by the 1 s close timeout) and let the reader end."""
-        self._closing = True
+        self.closing = True
         conn = self.conn
         if conn is not None:
             try:
@@ -186,7 +162,7 @@ class SyncSocket:
         The library's own ``close()`` joins its receive thread, which never returns during
         interpreter shutdown; shutting the socket down ends both threads on their own.
         """
-        self._closing = True
+        self.closing = True
         conn = self.conn
         if conn is None:
             return
@@ -205,62 +181,63 @@ class SyncWsPool:
     """The sync client's websockets: as few as the load needs, at most ``max_sockets``."""
 
     def __init__(
-        self, url: str, secret: Optional[str], *, queue_size: int, per_socket: int, max_sockets: int
+        self,
+        url: str,
+        secret: Optional[str],
+        *,
+        queue_size: int,
+        per_socket: int,
+        max_sockets: int,
     ) -> None:
         self.url = url
-        self._secret = secret
-        self._queue_size = queue_size
-        self._per_socket = per_socket
-        self._max_sockets = max_sockets
-        self.sockets: List[SyncSocket] = []
+        self.state: PoolState[SyncSocket] = PoolState(
+            lambda: SyncSocket(url, secret, queue_size), per_socket, max_sockets
+        )
         self._cond = threading.Condition()
-        self.connections_opened = 0
 
-    def _prune(self) -> None:
-        dead = [s for s in self.sockets if not s.is_open()]
-        self.sockets = [s for s in self.sockets if s.is_open()]
-        for sock in dead:
-            sock.close_nowait()
+    @property
+    def sockets(self) -> List[SyncSocket]:
+        return self.state.sockets
+
+    @property
+    def connections_opened(self) -> int:
+        return self.state.connections_opened
 
     def current(self) -> Optional[SyncSocket]:
         with self._cond:
             self._prune()
-            return self.sockets[0] if self.sockets else None
+            return self.state.current()
+
+    def _prune(self) -> None:
+        for sock in self.state.prune():
+            sock.close_nowait()
 
     def acquire(
         self, gen: Optional[Generation], context_id: Optional[str], connect_timeout: Optional[float]
     ) -> Tuple[SyncSocket, Optional[SyncSlot], bool]:
         """A socket with room and (with ``context_id``) the context's slot on it; and whether the
         socket was open already. Waits while the pool is full."""
-        while True:
-            with self._cond:
+        with self._cond:
+            while True:
                 self._prune()
-                choice = choose_socket(self.sockets, self._per_socket, self._max_sockets)
-                if choice == "wait":
-                    left = gen.deadline.total_left() if gen is not None else None
-                    if left == 0 and gen is not None:
-                        raise gen.deadline.expired()
-                    self._cond.wait(0.5 if left is None else min(left, 0.5))
-                    continue
-                opener = choice == "open"
-                if opener:
-                    sock = SyncSocket(self.url, self._secret, self._queue_size)
-                    self.sockets.append(sock)
-                    self.connections_opened += 1
-                else:
-                    sock = cast(SyncSocket, choice)
-                reused = not opener and sock.ready.is_set()
-                slot = sock.open_context(context_id) if context_id is not None else None
-            try:
-                if opener:
-                    sock.connect(gen, connect_timeout)
-                else:
-                    sock.wait_ready(gen, connect_timeout)
-            except BaseException:
-                if slot is not None:
-                    self.release(sock, slot, cancel=False)
-                raise
-            return sock, slot, reused
+                pick = self.state.pick(context_id)
+                if pick is not None:
+                    break
+                left = gen.deadline.total_left() if gen is not None else None
+                if gen is not None and left == 0:
+                    raise gen.deadline.expired()
+                self._cond.wait(0.5 if left is None else min(left, 0.5))
+        sock, slot = pick.socket, cast(Optional[SyncSlot], pick.slot)
+        try:
+            if pick.opener:
+                sock.connect(gen, connect_timeout)
+            else:
+                sock.wait_ready(gen, connect_timeout)
+        except BaseException:
+            if slot is not None:
+                self.release(sock, slot, cancel=False)
+            raise
+        return sock, slot, pick.reused
 
     def release(self, sock: SyncSocket, slot: SyncSlot, *, cancel: bool) -> None:
         sock.release(slot, cancel=cancel)
@@ -269,7 +246,7 @@ class SyncWsPool:
 
     def close(self, *, wait: bool = True) -> None:
         with self._cond:
-            sockets, self.sockets = self.sockets, []
+            sockets = self.state.take_all()
             self._cond.notify_all()
         for sock in sockets:
             sock.close() if wait else sock.close_nowait()
