@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import atexit
-import functools
 import logging
 import os
 import uuid
@@ -43,11 +41,11 @@ from ._client.generation import (
 from ._client.metrics import GenerationMetrics
 from ._client.output import ChunkShaper
 from ._client.redact import redact
-from ._client.runtime import LoopRuntime
+from ._client.runtime import LoopRuntime, LoopRuntimes
 from ._client.streams import AsyncAudioStream, AudioStream
 from ._client.transport.http_async import AsyncHttp
 from ._client.transport.http_sync import SyncHttp
-from ._client.transport.ws_async import AsyncWsAttempt, AsyncWsPool, handshake_trace
+from ._client.transport.ws_async import AsyncWsAttempt
 from ._client.transport.ws_sync import SyncWsAttempt, SyncWsPool
 from .protocol import v0
 from .streaming import AudioBuffer
@@ -596,26 +594,6 @@ class CartesiaTTS(_ClientBase[AudioStream]):
         self.close()
 
 
-def _new_session(config: ClientConfig) -> aiohttp.ClientSession:
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=config.timeouts.connect)
-    connector = aiohttp.TCPConnector(limit=config.max_connections)
-    # trust_env: HTTPS_PROXY/NO_PROXY apply, as they do for httpx and websockets.
-    return aiohttp.ClientSession(
-        timeout=timeout, connector=connector, trust_env=True, trace_configs=[handshake_trace()]
-    )
-
-
-def _new_pool(config: ClientConfig, url: str, runtime: LoopRuntime) -> AsyncWsPool:
-    return AsyncWsPool(
-        url,
-        config.api_key,
-        runtime.session,
-        queue_size=config.max_queued_chunks,
-        per_socket=config.contexts_per_socket,
-        max_sockets=config.max_sockets,
-    )
-
-
 class AsyncCartesiaTTS(_ClientBase[AsyncAudioStream]):
     """Asyncio client for Cartesia's text-to-speech API (drop-in for 0.0.5's).
 
@@ -628,26 +606,19 @@ class AsyncCartesiaTTS(_ClientBase[AsyncAudioStream]):
     or on :meth:`close`.
     """
 
-    _runtimes: Dict[int, LoopRuntime]
-
     # --- per-loop resources -------------------------------------------------------------------
 
-    def _runtime(self) -> LoopRuntime:
-        loop = asyncio.get_running_loop()
-        runtimes: Dict[int, LoopRuntime] = self.__dict__.setdefault("_runtimes", {})
-        for key in [k for k, rt in runtimes.items() if rt.closed]:
-            del runtimes[key]
-        runtime = runtimes.get(id(loop))
-        if runtime is None or runtime.loop is not loop:
-            # The factories hold the configuration, not the client: a dropped client can be
-            # collected while its loop still runs (its __del__ then closes the runtime).
-            runtime = LoopRuntime(
-                loop,
-                make_session=functools.partial(_new_session, self.config),
-                make_pool=functools.partial(_new_pool, self.config, self._ws_route_url()),
+    @property
+    def _loops(self) -> LoopRuntimes:
+        loops: Optional[LoopRuntimes] = self.__dict__.get("_loop_runtimes")
+        if loops is None:
+            loops = self.__dict__["_loop_runtimes"] = LoopRuntimes(
+                self.config, self._ws_route_url()
             )
-            runtimes[id(loop)] = runtime
-        return runtime
+        return loops
+
+    def _runtime(self) -> LoopRuntime:
+        return self._loops.get()
 
     async def _get_session(self) -> aiohttp.ClientSession:
         return await self._runtime().session()
@@ -666,12 +637,7 @@ class AsyncCartesiaTTS(_ClientBase[AsyncAudioStream]):
     @property
     def active_generations(self) -> int:
         """Websocket generations running on this event loop's sockets; 0 outside a loop."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return 0
-        runtime = self.__dict__.get("_runtimes", {}).get(id(loop))
-        pool = runtime.current_pool if runtime is not None and runtime.loop is loop else None
+        pool = self._loops.current_pool()
         return len(pool.contexts) if pool is not None else 0
 
     async def close(self) -> None:
@@ -679,22 +645,14 @@ class AsyncCartesiaTTS(_ClientBase[AsyncAudioStream]):
 
         It is strongly recommended to call this (or use ``async with``) when done.
         """
-        try:
-            current: Optional[asyncio.AbstractEventLoop] = asyncio.get_running_loop()
-        except RuntimeError:
-            current = None
-        runtimes, self._runtimes = self.__dict__.get("_runtimes", {}), {}
-        for runtime in runtimes.values():
-            if runtime.loop is current:
-                await runtime.close()
-            else:
-                runtime.close_soon()
+        await self._loops.close()
         self._sync_http.close()
 
     def __del__(self) -> None:
         try:
-            for runtime in self.__dict__.get("_runtimes", {}).values():
-                runtime.close_soon()
+            loops: Optional[LoopRuntimes] = self.__dict__.get("_loop_runtimes")
+            if loops is not None:
+                loops.close_soon()
             self._sync_http.close()
         except Exception:  # noqa: BLE001 - never raise from __del__
             pass
