@@ -445,6 +445,7 @@ class CartesiaTTS(_ClientBase[AudioStream]):
                 queue_size=config.max_queued_chunks,
                 per_socket=config.contexts_per_socket,
                 max_sockets=config.max_sockets,
+                dialect=config.dialect,
             )
             _LIVE.add(self)
         return pool
@@ -547,7 +548,7 @@ class CartesiaTTS(_ClientBase[AudioStream]):
             cid = str(gen.context_id)
 
             def open_ws(g: Generation) -> SyncWsAttempt:
-                attempt = SyncWsAttempt(pool, g, cid, body, experimental)
+                attempt = SyncWsAttempt(pool, g, cid, v0.ws_generate(body, cid), experimental)
                 self.websocket = attempt.sock.conn
                 return attempt
 
@@ -745,8 +746,9 @@ class AsyncCartesiaTTS(_ClientBase[AsyncAudioStream]):
             cid = str(gen.context_id)
 
             async def open_ws(g: Generation) -> AsyncWsAttempt:
+                message = v0.ws_generate(body, cid)
                 attempt = await AsyncWsAttempt(self._runtime().pool(), g, cid, experimental).open(
-                    body
+                    message
                 )
                 self.websocket = attempt.sock.ws if attempt.sock is not None else None
                 return attempt

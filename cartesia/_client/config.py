@@ -10,6 +10,7 @@ from typing import Optional, Tuple
 from urllib.parse import urlsplit
 
 from ..errors import ConfigurationError
+from ..protocol import Dialect, v0
 from .generation import Timeouts
 from .redact import redact
 from .retry import RetryPolicy
@@ -92,6 +93,7 @@ class ClientConfig:
         max_queued_chunks: Frames buffered per websocket context before the reader waits.
         contexts_per_socket: Generations one websocket carries at once before another opens.
         max_sockets: Websockets one client (per event loop) opens at the most.
+        dialect: The wire format (the ``v0`` module today).
     """
 
     api_key: Optional[str]
@@ -105,6 +107,7 @@ class ClientConfig:
     max_queued_chunks: int
     contexts_per_socket: int
     max_sockets: int
+    dialect: Dialect
 
     @classmethod
     def resolve(
@@ -121,6 +124,7 @@ class ClientConfig:
         max_queued_chunks: int,
         contexts_per_socket: int = 512,
         max_sockets: int = 8,
+        dialect: Dialect = v0,
     ) -> "ClientConfig":
         if max_retries < 1:
             raise ValueError("`max_retries` counts attempts and must be at least 1")
@@ -142,6 +146,7 @@ class ClientConfig:
             max_queued_chunks=max_queued_chunks,
             contexts_per_socket=contexts_per_socket,
             max_sockets=max_sockets,
+            dialect=dialect,
         )
 
     def __repr__(self) -> str:

@@ -32,7 +32,7 @@ from ..errors import (
     ServerError,
     WebSocketClosedError,
 )
-from ..protocol.v0 import ErrorFrame
+from ..protocol.events import ErrorFrame
 from .redact import redact
 
 __all__ = [

@@ -37,7 +37,7 @@ from ..errors import (
     TotalTimeoutError,
     WebSocketClosedError,
 )
-from ..protocol.v0 import Audio, Done, ErrorFrame, Event
+from ..protocol.events import Audio, Done, ErrorFrame, Event
 from .errors import Where, frame_error
 from .metrics import GenerationMetrics
 from .output import ChunkShaper

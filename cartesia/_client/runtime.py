@@ -111,6 +111,7 @@ def _new_pool(config: ClientConfig, url: str, runtime: LoopRuntime) -> AsyncWsPo
         queue_size=config.max_queued_chunks,
         per_socket=config.contexts_per_socket,
         max_sockets=config.max_sockets,
+        dialect=config.dialect,
     )
 
 

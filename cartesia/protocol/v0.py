@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import urlencode
 
 from ..errors import InvalidInputError, TranscriptTypeError, TruncatedStreamError
+from .events import Audio, Done, ErrorFrame, Event
 from ..streaming import Message, StreamParser, parse_message
 
 __all__ = [
@@ -93,33 +94,6 @@ class HttpRequest:
 
 
 # --- events --------------------------------------------------------------------------------
-
-
-@dataclass
-class Audio:
-    """A chunk of audio (decoded into the sink when there is one)."""
-
-    message: Message
-
-
-@dataclass
-class Done:
-    """The generation finished."""
-
-    context_id: Optional[str] = None
-
-
-@dataclass
-class ErrorFrame:
-    """The server reported an error inside a generation."""
-
-    message: str
-    status_code: Optional[int]
-    request_id: Optional[str]
-    context_id: Optional[str]
-
-
-Event = Union[Audio, Done, ErrorFrame]
 
 
 def _events(msg: Message) -> List[Event]:

@@ -8,8 +8,9 @@ from typing import Any, Awaitable, Callable, List, Optional, TypeVar
 
 import aiohttp
 
-from ...protocol import v0
-from ...protocol.v0 import Event, HttpRequest
+from ...protocol import Dialect, v0
+from ...protocol.events import Event
+from ...protocol.v0 import HttpRequest
 from ..errors import Where, map_exception, status_error
 from ..generation import Deadline, Generation
 from ..retry import Attempts, RetryPolicy
@@ -52,7 +53,9 @@ class AsyncHttp:
         root: str,
         api_key: Optional[str],
         session: Callable[[], Awaitable[aiohttp.ClientSession]],
+        dialect: Dialect = v0,
     ) -> None:
+        self.dialect = dialect
         self._root = root
         self._key = api_key
         self._session = session
@@ -67,7 +70,7 @@ class AsyncHttp:
             self.url(request),
             params=request.params,
             data=_form(request),
-            headers=v0.headers(self._key, json_content=request.json_content),
+            headers=self.dialect.headers(self._key, json_content=request.json_content),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect),
         )
 
@@ -129,7 +132,7 @@ class AsyncHttpStreamAttempt:
         self._request = request
         self._gen = gen
         self._where = gen.where(request.what, http.url(request))
-        self._decoder = v0.HttpStreamDecoder(sink=gen.sink)
+        self._decoder = http.dialect.HttpStreamDecoder(sink=gen.sink)
         self._response: Optional[aiohttp.ClientResponse] = None
 
     async def open(self) -> None:

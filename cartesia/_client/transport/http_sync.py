@@ -14,8 +14,9 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 import httpcore
 import httpx
 
-from ...protocol import v0
-from ...protocol.v0 import Event, HttpRequest
+from ...protocol import Dialect, v0
+from ...protocol.events import Event
+from ...protocol.v0 import HttpRequest
 from ..errors import Where, map_exception, status_error
 from ..generation import Deadline, Generation
 from ..retry import Attempts, RetryPolicy
@@ -124,7 +125,10 @@ def _files(request: HttpRequest) -> Optional[Dict[str, Tuple[Any, ...]]]:
 class SyncHttp:
     """The sync client's pooled httpx client (created on first use, closed by ``close``)."""
 
-    def __init__(self, root: str, api_key: Optional[str], max_connections: int) -> None:
+    def __init__(
+        self, root: str, api_key: Optional[str], max_connections: int, dialect: Dialect = v0
+    ) -> None:
+        self.dialect = dialect
         self._root = root
         self._key = api_key
         self._max_connections = max_connections
@@ -177,7 +181,7 @@ class SyncHttp:
                     params=request.params,
                     content=request.content,
                     files=_files(request),
-                    headers=v0.headers(self._key, json_content=request.json_content),
+                    headers=self.dialect.headers(self._key, json_content=request.json_content),
                     timeout=timeout,
                 )
                 if response.is_success:
@@ -225,7 +229,7 @@ class HttpStreamAttempt:
         url = http.url(request)
         self._where = gen.where(request.what, url)
         self._phase = _Phase(gen.wait_limit)
-        self._decoder = v0.HttpStreamDecoder(sink=gen.sink)
+        self._decoder = http.dialect.HttpStreamDecoder(sink=gen.sink)
         self._response: Optional[httpx.Response] = None
         limit = gen.connect_limit()
         timeout = httpx.Timeout(connect=limit, read=None, write=limit, pool=limit)
@@ -237,7 +241,7 @@ class HttpStreamAttempt:
                     "POST",
                     url,
                     content=request.content,
-                    headers=v0.headers(http._key),
+                    headers=http.dialect.headers(http._key),
                     timeout=timeout,  # noqa: SLF001
                 )
                 self._response = client.send(req, stream=True)

@@ -17,8 +17,8 @@ from typing import Any, Awaitable, Callable, Dict, List, Optional, Set, Tuple, c
 import aiohttp
 
 from ...errors import WebSocketClosedError
-from ...protocol import v0
-from ...protocol.v0 import Event
+from ...protocol import Dialect
+from ...protocol.events import Event
 from ..errors import Where, closed_error, map_exception, status_error
 from ..generation import Generation
 from ..routing import AsyncSlot, PoolState, RoutedSocket
@@ -56,8 +56,9 @@ def handshake_trace() -> aiohttp.TraceConfig:
 class AsyncSocket(RoutedSocket[AsyncSlot]):
     """One websocket, its reader task and the contexts routed on it."""
 
-    def __init__(self, url: str, secret: Optional[str], queue_size: int) -> None:
-        super().__init__(v0.context_id_of, lambda cid: AsyncSlot(cid, queue_size))
+    def __init__(self, url: str, secret: Optional[str], queue_size: int, dialect: Dialect) -> None:
+        super().__init__(dialect.context_id_of, lambda cid: AsyncSlot(cid, queue_size))
+        self.dialect = dialect
         self._url = url
         self._secret = secret
         self.ws: Optional[aiohttp.ClientWebSocketResponse] = None
@@ -73,7 +74,7 @@ class AsyncSocket(RoutedSocket[AsyncSlot]):
     async def connect(
         self, session: aiohttp.ClientSession, where: Where, timeout: Optional[float]
     ) -> None:
-        kwargs: Dict[str, Any] = {"autoping": True, "max_msg_size": v0.MAX_MESSAGE_BYTES}
+        kwargs: Dict[str, Any] = {"autoping": True, "max_msg_size": self.dialect.MAX_MESSAGE_BYTES}
         # Closing must stay quick even when the peer is gone (aiohttp < 3.10 takes a float).
         if hasattr(aiohttp, "ClientWSTimeout"):
             kwargs["timeout"] = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0)
@@ -151,7 +152,7 @@ class AsyncSocket(RoutedSocket[AsyncSlot]):
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        task = loop.create_task(self._send_quietly(v0.ws_cancel(slot.id)))
+        task = loop.create_task(self._send_quietly(self.dialect.ws_cancel(slot.id)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -206,12 +207,13 @@ class AsyncWsPool:
         queue_size: int,
         per_socket: int,
         max_sockets: int,
+        dialect: Dialect,
     ) -> None:
         self.url = url
         self._secret = secret
         self._session = session
         self.state: PoolState[AsyncSocket] = PoolState(
-            lambda: AsyncSocket(url, secret, queue_size), per_socket, max_sockets
+            lambda: AsyncSocket(url, secret, queue_size, dialect), per_socket, max_sockets
         )
         self._freed = asyncio.Event()
 
@@ -298,12 +300,12 @@ class AsyncWsAttempt:
         self.sock: Optional[AsyncSocket] = None
         self.slot: Optional[AsyncSlot] = None
 
-    async def open(self, body: Any) -> "AsyncWsAttempt":
+    async def open(self, message: str) -> "AsyncWsAttempt":
         self.sock, self.slot, self.reused = await self._pool.acquire(
             self._gen, self.context_id, self._gen.connect_limit()
         )
         try:
-            await self.sock.send(v0.ws_generate(body, self.context_id))
+            await self.sock.send(message)
         except BaseException:
             self.close(False)
             raise
@@ -317,11 +319,11 @@ class AsyncWsAttempt:
             if self.sock.router.stalled_since(waited_from):
                 await self.sock.close()  # nothing at all arrived: the socket is dead
             raise self._gen.expired()
-        return v0.decode_ws(payload, sink=self._gen.sink)
+        return self.sock.dialect.decode_ws(payload, sink=self._gen.sink)
 
     async def delivered(self) -> None:
         if self._experimental and self.sock is not None:
-            await self.sock.send(v0.ws_ack(self.context_id))
+            await self.sock.send(self.sock.dialect.ws_ack(self.context_id))
 
     def close(self, completed: bool) -> None:
         if self._closed or self.sock is None or self.slot is None:

@@ -16,8 +16,8 @@ from typing import Any, List, Optional, Tuple, cast
 from websockets.protocol import State
 from websockets.sync.client import ClientConnection, connect
 
-from ...protocol import v0
-from ...protocol.v0 import Event
+from ...protocol import Dialect
+from ...protocol.events import Event
 from ..errors import Where, closed_error, map_exception
 from ..generation import Generation
 from ..redact import RedactingFilter
@@ -43,8 +43,9 @@ def ws_logger() -> logging.Logger:
 class SyncSocket(RoutedSocket[SyncSlot]):
     """One websocket, its reader thread and the contexts routed on it."""
 
-    def __init__(self, url: str, secret: Optional[str], queue_size: int) -> None:
-        super().__init__(v0.context_id_of, lambda cid: SyncSlot(cid, queue_size))
+    def __init__(self, url: str, secret: Optional[str], queue_size: int, dialect: Dialect) -> None:
+        super().__init__(dialect.context_id_of, lambda cid: SyncSlot(cid, queue_size))
+        self.dialect = dialect
         self._url = url
         self._secret = secret
         self.conn: Optional[ClientConnection] = None
@@ -73,7 +74,7 @@ class SyncSocket(RoutedSocket[SyncSlot]):
                 open_timeout=timeout,
                 # Closing must stay quick even when the peer is gone (a stalled socket).
                 close_timeout=1.0,
-                max_size=v0.MAX_MESSAGE_BYTES,
+                max_size=self.dialect.MAX_MESSAGE_BYTES,
                 compression=None,
                 logger=ws_logger(),
                 **_CONNECT_EXTRA,
@@ -126,7 +127,7 @@ class SyncSocket(RoutedSocket[SyncSlot]):
     def release(self, slot: SyncSlot, *, cancel: bool) -> None:
         if self.release_slot(slot) and cancel and self.is_open():
             try:
-                self.send(v0.ws_cancel(slot.id))
+                self.send(self.dialect.ws_cancel(slot.id))
             except Exception:  # noqa: BLE001 - the socket died; the next generation replaces it
                 ws_logger().debug("could not send the cancel for context %s", slot.id)
 
@@ -188,10 +189,11 @@ class SyncWsPool:
         queue_size: int,
         per_socket: int,
         max_sockets: int,
+        dialect: Dialect,
     ) -> None:
         self.url = url
         self.state: PoolState[SyncSocket] = PoolState(
-            lambda: SyncSocket(url, secret, queue_size), per_socket, max_sockets
+            lambda: SyncSocket(url, secret, queue_size, dialect), per_socket, max_sockets
         )
         self._cond = threading.Condition()
 
@@ -256,7 +258,7 @@ class SyncWsAttempt:
     """One generation on a pooled socket: send the request, take this context's frames."""
 
     def __init__(
-        self, pool: SyncWsPool, gen: Generation, context_id: str, body: Any, experimental: bool
+        self, pool: SyncWsPool, gen: Generation, context_id: str, message: str, experimental: bool
     ) -> None:
         self._pool = pool
         self._gen = gen
@@ -267,7 +269,7 @@ class SyncWsAttempt:
         self.slot = slot
         self.context_id = context_id
         try:
-            self.sock.send(v0.ws_generate(body, context_id))
+            self.sock.send(message)
         except BaseException:
             self.close(False)
             raise
@@ -279,11 +281,11 @@ class SyncWsAttempt:
             if self.sock.router.stalled_since(waited_from):
                 self.sock.close_nowait()  # nothing at all arrived: the socket is dead
             raise self._gen.expired()
-        return v0.decode_ws(payload, sink=self._gen.sink)
+        return self.sock.dialect.decode_ws(payload, sink=self._gen.sink)
 
     def delivered(self) -> None:
         if self._experimental:
-            self.sock.send(v0.ws_ack(self.context_id))
+            self.sock.send(self.sock.dialect.ws_ack(self.context_id))
 
     def close(self, completed: bool) -> None:
         if self._closed:
