@@ -177,3 +177,35 @@ def test_http_body_without_done_is_truncated_async() -> None:
                 await client.close()
 
     run_isolated(main())
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_connect_timeout_is_one_budget_not_one_per_retry(kind: str) -> None:
+    """A handshake that never completes: ``connect_timeout=1`` ends the call after about 1 s,
+    not 3 x 1 s plus backoff (the message names the limit that really held)."""
+    options = dict(connect_timeout=1.0, max_retries=3, backoff_factor=0.05)
+    with RawServer("silent") as server:
+        if kind == "sync":
+            client = CartesiaTTS(api_key="k" * 12, base_url=server.host_for_env, **options)
+            try:
+                start = time.monotonic()
+                with pytest.raises(CartesiaTimeoutError, match="longer than 1.0 s"):
+                    client.generate(transcript="hi", voice=_voice())
+                elapsed = time.monotonic() - start
+            finally:
+                client.close()
+        else:
+
+            async def main() -> float:
+                client = AsyncCartesiaTTS(api_key="k" * 12, base_url=server.host_for_env, **options)
+                try:
+                    start = time.monotonic()
+                    with pytest.raises(CartesiaTimeoutError, match="longer than 1.0 s"):
+                        await client.generate(transcript="hi", voice=_voice())
+                    return time.monotonic() - start
+                finally:
+                    await client.close()
+
+            elapsed = run_isolated(main())
+    assert elapsed < 2.5
+    assert server.connections == 1

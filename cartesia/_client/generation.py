@@ -33,6 +33,7 @@ from typing import (
 from ..errors import (
     CartesiaTimeoutError,
     ChunkGapTimeoutError,
+    ConnectTimeoutError,
     FirstAudioTimeoutError,
     TotalTimeoutError,
     WebSocketClosedError,
@@ -51,6 +52,7 @@ __all__ = [
     "AsyncAttempt",
     "run_sync",
     "run_async",
+    "out_of_connect_time",
     "Chunk",
     "MetricsCallback",
 ]
@@ -93,6 +95,8 @@ class Deadline:
         self.timeouts = timeouts
         now = time.monotonic()
         self._started = now
+        self._connect_spent = 0.0
+        self._connect_started: Optional[float] = None
         self._total_end = now + timeouts.total if timeouts.total else None
         self._phase_start = now
         self.got_audio = False
@@ -130,12 +134,32 @@ class Deadline:
         return max(0.0, self._total_end - time.monotonic())
 
     def connect_limit(self) -> Optional[float]:
-        """The time a connect may take now: the connect limit, within the total one."""
-        left = self.total_left()
+        """The time the connect starting now may take (and the clock of its budget starts).
+
+        ``connect`` is one budget for the whole call: a retry after a refused connection only
+        gets what the earlier connects left (so a call never waits ``connect`` once per retry),
+        and all of it stays within the total limit.
+        """
+        self._connect_started = time.monotonic()
         limit = self.timeouts.connect
+        if limit is not None:
+            limit = max(1e-3, limit - self._connect_spent)
+        left = self.total_left()
         if left is None:
             return limit
         return left if limit is None else min(limit, left)
+
+    def connect_done(self) -> None:
+        """The connect that started last ended (in success or failure): book its time."""
+        if self._connect_started is not None:
+            self._connect_spent += time.monotonic() - self._connect_started
+            self._connect_started = None
+
+    def connect_budget_spent(self) -> bool:
+        """Whether the connects of this call used up ``connect`` (no retry can connect)."""
+        self.connect_done()
+        limit = self.timeouts.connect
+        return limit is not None and self._connect_spent >= limit - 1e-3
 
     def _total_error(self) -> TotalTimeoutError:
         return TotalTimeoutError(
@@ -159,6 +183,11 @@ class Deadline:
         return FirstAudioTimeoutError(
             f"No audio within {self.timeouts.first_audio} s of sending the request."
         )
+
+
+def out_of_connect_time(error: BaseException, deadline: Deadline) -> bool:
+    """A connect timed out and the call's connect budget is gone: retrying cannot connect."""
+    return isinstance(error, ConnectTimeoutError) and deadline.connect_budget_spent()
 
 
 class SyncAttempt(Protocol):
@@ -267,6 +296,7 @@ class Generation:
         return self.deadline.expired()
 
     def connected(self, attempt: Any) -> None:
+        self.deadline.connect_done()
         self.attempt = attempt
         self.metrics.connection_reused = attempt.reused
 
@@ -299,7 +329,11 @@ class Generation:
             and isinstance(error, WebSocketClosedError)
             and self.attempts.count == 1
         )
-        delay = self.attempts.after(error, delivered=self.delivered, immediate=immediate)
+        delay = (
+            None
+            if out_of_connect_time(error, self.deadline)
+            else self.attempts.after(error, delivered=self.delivered, immediate=immediate)
+        )
         if delay is None:
             status = "timeout" if isinstance(error, CartesiaTimeoutError) else "error"
             self.finish(status, error)

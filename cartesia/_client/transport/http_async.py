@@ -12,7 +12,7 @@ from ...protocol import Dialect, v0
 from ...protocol.events import Event
 from ...protocol.v0 import HttpRequest
 from ..errors import Where, map_exception, status_error
-from ..generation import Deadline, Generation
+from ..generation import Deadline, Generation, out_of_connect_time
 from ..retry import Attempts, RetryPolicy
 from .http_sync import _plain_timeout
 
@@ -92,7 +92,7 @@ class AsyncHttp:
             result = await self._once(request, where, deadline)
             if not isinstance(result, BaseException):
                 return result
-            delay = attempts.after(result)
+            delay = None if out_of_connect_time(result, deadline) else attempts.after(result)
             if delay is None:
                 raise result
             await asyncio.sleep(delay)

@@ -18,7 +18,7 @@ from ...protocol import Dialect, v0
 from ...protocol.events import Event
 from ...protocol.v0 import HttpRequest
 from ..errors import Where, map_exception, status_error
-from ..generation import Deadline, Generation
+from ..generation import Deadline, Generation, out_of_connect_time
 from ..retry import Attempts, RetryPolicy
 
 __all__ = ["SyncHttp", "HttpStreamAttempt"]
@@ -160,7 +160,7 @@ class SyncHttp:
             error = self._once(request, url, where, deadline)
             if not isinstance(error, BaseException):
                 return error
-            delay = attempts.after(error)
+            delay = None if out_of_connect_time(error, deadline) else attempts.after(error)
             if delay is None:
                 raise error
             time.sleep(delay)
