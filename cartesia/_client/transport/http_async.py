@@ -141,7 +141,8 @@ class AsyncHttpStreamAttempt:
         try:
             self._response = await bounded(
                 self._http._send(self._request, gen.connect_limit()), gen.wait_limit()
-            )  # noqa: SLF001
+            )
+            gen.metrics.first_byte()
             if self._response.status >= 400:
                 text = await bounded(self._response.text(), gen.wait_limit())
                 error = status_error(

@@ -245,6 +245,7 @@ class HttpStreamAttempt:
                     timeout=timeout,  # noqa: SLF001
                 )
                 self._response = client.send(req, stream=True)
+                gen.metrics.first_byte()
                 if not self._response.is_success:
                     self._response.read()
                     error = status_error(
