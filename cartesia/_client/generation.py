@@ -66,10 +66,12 @@ class Timeouts:
     """Time limits in seconds; ``None`` switches a limit off.
 
     Attributes:
-        connect: Opening a connection (TCP + HTTP headers, or the websocket handshake).
-        first_audio: From sending the request to the first audio chunk.
+        connect: Opening connections (TCP, TLS, the websocket handshake): one budget per call,
+            shared by its attempts.
+        first_audio: From the start of an attempt to its first audio chunk (for the other
+            calls: to their answer).
         chunk_gap: Longest allowed silence between two chunks of one generation.
-        total: A whole generation, from the first attempt to the last chunk.
+        total: A whole call, from the first attempt to the last chunk, backoff included.
     """
 
     connect: Optional[float] = 30.0
@@ -94,7 +96,6 @@ class Deadline:
     def __init__(self, timeouts: Timeouts) -> None:
         self.timeouts = timeouts
         now = time.monotonic()
-        self._started = now
         self._connect_spent = 0.0
         self._connect_started: Optional[float] = None
         self._total_end = now + timeouts.total if timeouts.total else None
