@@ -1,5 +1,6 @@
 """Python client for the Cartesia text-to-speech API with a compiled streaming core."""
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from .version import __version__
@@ -8,6 +9,10 @@ if TYPE_CHECKING:
     from .tts import AsyncCartesiaTTS, CartesiaTTS
 
 __all__ = ["CartesiaTTS", "AsyncCartesiaTTS", "__version__"]
+
+# A library logs, the application decides where it goes: without this, retry lines would reach
+# stderr through Python's last-resort handler.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 
 def __getattr__(name: str) -> Any:

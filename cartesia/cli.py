@@ -70,7 +70,7 @@ _SECRETS: List[str] = []
 
 
 def _scrub(text: str) -> str:
-    from ._client_urls import REDACTED, redact
+    from ._client.redact import REDACTED, redact
 
     for secret in _SECRETS:
         if len(secret) >= 8:

@@ -1,6 +1,6 @@
 """Every exception the package raises, shared by both streaming twins and both clients."""
 
-from typing import Optional
+from typing import Any, Optional
 
 __all__ = [
     "CartesiaError",
@@ -23,6 +23,9 @@ __all__ = [
     "FirstAudioTimeoutError",
     "ChunkGapTimeoutError",
     "TotalTimeoutError",
+    "InvalidInputError",
+    "TranscriptTypeError",
+    "ConfigurationError",
 ]
 
 
@@ -60,6 +63,29 @@ class Base64DecodeError(StreamFormatError):
 
 class RingOverflowError(CartesiaError, BufferError):
     """A write does not fit in a ``PCMRing``; nothing was written."""
+
+
+# --- caught before any I/O --------------------------------------------------------------------
+
+
+class InvalidInputError(CartesiaError, ValueError):
+    """An argument of a call is wrong; found before anything was sent, never retried.
+
+    Attributes:
+        field: The name of the offending argument (``"voice"``, ``"duration"``, ...).
+    """
+
+    def __init__(self, message: str, *, field: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class TranscriptTypeError(InvalidInputError, AttributeError):
+    """The transcript is not a string (an ``AttributeError`` too, as 0.0.5 raised for ``None``)."""
+
+
+class ConfigurationError(CartesiaError, ValueError):
+    """The client's configuration (e.g. ``CARTESIA_BASE_URL``) is malformed."""
 
 
 # --- HTTP / websocket API -------------------------------------------------------------------
@@ -108,7 +134,7 @@ class RateLimitError(APIStatusError):
         retry_after: Seconds the server asked us to wait, or ``None``.
     """
 
-    def __init__(self, message: str, *, retry_after: Optional[float] = None, **kwargs) -> None:
+    def __init__(self, message: str, *, retry_after: Optional[float] = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
 

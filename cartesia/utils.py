@@ -1,53 +1,39 @@
-"""Retry decorators (the cartesia 0.0.5 names and signatures) with jittered backoff."""
+"""Retry decorators (the cartesia 0.0.5 names and signatures) on the client's one retry rule."""
+
+from __future__ import annotations
 
 import asyncio
 import functools
 import inspect
 import logging
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NoReturn, Optional
 
-from ._client_retry import RetryPolicy
+from ._client.retry import Attempts, RetryPolicy
 from .errors import CartesiaConnectionError, CartesiaError
 
 __all__ = ["retry_on_connection_error", "retry_on_connection_error_async"]
 
-_logger = logging.getLogger("cartesia.utils")
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
 def _policy(max_retries: int, backoff_factor: float) -> RetryPolicy:
     return RetryPolicy(max_retries=max(1, int(max_retries)), backoff_factor=backoff_factor)
 
 
-def _final_error(policy: RetryPolicy, attempt: int, error: BaseException) -> Optional[BaseException]:
-    """What to raise after attempt ``attempt`` failed with ``error``, or None to retry."""
-    if not policy.retryable(error):
-        return error
-    if attempt < policy.max_retries:
-        return None
-    # Our own errors keep their type; a foreign transport error becomes a connection error that
-    # carries the 0.0.5 wording.
-    if isinstance(error, CartesiaError):
-        return error
-    return CartesiaConnectionError(f"Exception occurred after {policy.max_retries} tries.")
-
-
-def _wait(policy: RetryPolicy, log: logging.Logger, attempt: int, error: BaseException) -> float:
-    """The delay before the next attempt, logged."""
-    delay = policy.delay(attempt, error)
-    log.warning(
-        "Retrying after %s (attempt %d/%d in %.2f s)",
-        type(error).__name__,
-        attempt + 1,
-        policy.max_retries,
-        delay,
-    )
-    return delay
+def _give_up(attempts: Attempts, error: BaseException, yielded: bool) -> NoReturn:
+    """Raise what ends the call: the error itself, or for a foreign transport error that used up
+    the attempts, a connection error in the 0.0.5 wording."""
+    if yielded or not attempts.policy.retryable(error) or isinstance(error, CartesiaError):
+        raise error
+    raise CartesiaConnectionError(
+        f"Exception occurred after {attempts.policy.max_retries} tries."
+    ) from error
 
 
 def retry_on_connection_error(
     max_retries: int = 3, backoff_factor: float = 1, logger: Optional[logging.Logger] = None
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+) -> Decorator:
     """Retry a function when the connection fails, backing off with jitter between attempts.
 
     Retried: connection errors of any transport (``ConnectionError``, httpx/aiohttp transport
@@ -59,19 +45,19 @@ def retry_on_connection_error(
     Args:
         max_retries: Total attempts (3 = one try and two retries, as in 0.0.5).
         backoff_factor: Attempt ``n`` waits about ``backoff_factor * 2 ** (n - 1)`` seconds.
-        logger: Where retries are logged (default: the ``cartesia.utils`` logger).
+        logger: Where retries are logged (default: the ``cartesia.retry`` logger).
     """
     policy = _policy(max_retries, backoff_factor)
-    log = logger or _logger
 
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+        what = getattr(func, "__qualname__", "call")
         if inspect.isgeneratorfunction(func):
 
             @functools.wraps(func)
             def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
-                attempt = 0
+                attempts = Attempts(policy, what, logger=logger)
                 while True:
-                    attempt += 1
+                    attempts.begin()
                     yielded = False
                     try:
                         for item in func(*args, **kwargs):
@@ -79,29 +65,25 @@ def retry_on_connection_error(
                             yield item
                         return
                     except Exception as error:
-                        final = error if yielded else _final_error(policy, attempt, error)
-                        if final is error:
-                            raise
-                        if final is not None:
-                            raise final from error
-                        time.sleep(_wait(policy, log, attempt, error))
+                        delay = attempts.after(error, delivered=yielded)
+                        if delay is None:
+                            _give_up(attempts, error, yielded)
+                        time.sleep(delay)
 
             return gen_wrapper
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            attempt = 0
+            attempts = Attempts(policy, what, logger=logger)
             while True:
-                attempt += 1
+                attempts.begin()
                 try:
                     return func(*args, **kwargs)
                 except Exception as error:
-                    final = _final_error(policy, attempt, error)
-                    if final is error:
-                        raise
-                    if final is not None:
-                        raise final from error
-                    time.sleep(_wait(policy, log, attempt, error))
+                    delay = attempts.after(error)
+                    if delay is None:
+                        _give_up(attempts, error, False)
+                    time.sleep(delay)
 
         return wrapper
 
@@ -110,40 +92,38 @@ def retry_on_connection_error(
 
 def retry_on_connection_error_async(
     max_retries: int = 3, backoff_factor: float = 1, logger: Optional[logging.Logger] = None
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+) -> Decorator:
     """Async twin of :func:`retry_on_connection_error`.
 
     Decorates an async generator function (as in 0.0.5: retried only while nothing was yielded)
     or a coroutine function.
     """
     policy = _policy(max_retries, backoff_factor)
-    log = logger or _logger
 
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+        what = getattr(func, "__qualname__", "call")
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
             async def coro_wrapper(*args: Any, **kwargs: Any) -> Any:
-                attempt = 0
+                attempts = Attempts(policy, what, logger=logger)
                 while True:
-                    attempt += 1
+                    attempts.begin()
                     try:
                         return await func(*args, **kwargs)
                     except Exception as error:
-                        final = _final_error(policy, attempt, error)
-                        if final is error:
-                            raise
-                        if final is not None:
-                            raise final from error
-                        await asyncio.sleep(_wait(policy, log, attempt, error))
+                        delay = attempts.after(error)
+                        if delay is None:
+                            _give_up(attempts, error, False)
+                        await asyncio.sleep(delay)
 
             return coro_wrapper
 
         @functools.wraps(func)
         async def agen_wrapper(*args: Any, **kwargs: Any) -> Any:
-            attempt = 0
+            attempts = Attempts(policy, what, logger=logger)
             while True:
-                attempt += 1
+                attempts.begin()
                 yielded = False
                 agen = func(*args, **kwargs)
                 try:
@@ -152,12 +132,10 @@ def retry_on_connection_error_async(
                         yield item
                     return
                 except Exception as error:
-                    final = error if yielded else _final_error(policy, attempt, error)
-                    if final is error:
-                        raise
-                    if final is not None:
-                        raise final from error
-                    await asyncio.sleep(_wait(policy, log, attempt, error))
+                    delay = attempts.after(error, delivered=yielded)
+                    if delay is None:
+                        _give_up(attempts, error, yielded)
+                    await asyncio.sleep(delay)
                 finally:
                     await agen.aclose()
 

@@ -48,7 +48,7 @@ async def test_100_concurrent_generations_are_each_exact(
 
         results = await asyncio.gather(*(one(i) for i in range(100)))
         if websocket:
-            mux = client._runtime().current_mux
+            mux = client._runtime().current_pool
             assert mux is not None and mux.connections_opened == 1 and not mux.contexts
     for i, audio in enumerate(results):
         assert audio == expected_audio(texts[i], voices[i]), i
@@ -86,7 +86,7 @@ async def test_queue_per_context_is_bounded(local_server: Any, voice: list) -> N
         stream = await client.generate(transcript=LONG, voice=voice, stream=True)
         first = await stream.__anext__()
         await asyncio.sleep(0.2)  # the server has sent everything by now; we read nothing
-        mux = client._runtime().current_mux
+        mux = client._runtime().current_pool
         (ctx,) = mux.contexts.values()
         assert ctx.queue.qsize() <= 2  # the reader waits instead of buffering the rest
         rest = [c["audio"] async for c in stream]
@@ -218,5 +218,5 @@ async def test_starved_context_times_out_without_killing_the_socket(local_server
             await client.generate(transcript="starved", voice=voice)
         rest = [c["audio"] async for c in slow]
         assert first["audio"] + b"".join(rest) == expected_audio(LONG, voice)
-        assert client._runtime().current_mux.connections_opened == 1
+        assert client._runtime().current_pool.connections_opened == 1
         assert (await client.generate(transcript="fed", voice=voice))["audio"] == expected_audio("fed", voice)

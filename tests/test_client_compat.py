@@ -172,7 +172,7 @@ def test_env_vars_and_scheme_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     client = CartesiaTTS(base_url="http://127.0.0.1:8000")
     assert client._http_url() == "http://127.0.0.1:8000/v0"
     assert client._ws_url() == "ws://127.0.0.1:8000/v0"
-    assert CartesiaTTS(base_url="127.0.0.1:8000")._http_url().startswith("https://")
+    assert CartesiaTTS(base_url="127.0.0.1:8000")._http_url() == "http://127.0.0.1:8000/v0"  # loopback: plain
 
 
 def test_env_vars_reach_the_local_server(

@@ -334,3 +334,16 @@ async def test_async_stream_yields_as_data_arrives(
         stream = await client.generate(transcript=LONG, voice=voice, websocket=websocket, stream=True)
         times = [time.monotonic() - start async for _ in stream]
         assert times[1] < 0.4 < 0.6 <= times[2] + 0.05
+
+
+async def test_async_ws_refused_upgrade_keeps_the_server_message(local_server: Any, server_faults: Any, voice: list) -> None:
+    """aiohttp drops the body of a refused upgrade ("429 Invalid response status"); the
+    server's message is kept, as over HTTP."""
+    async with async_client(local_server, max_retries=1) as client:
+        await client.close()
+        for status, cls in ((429, RateLimitError), (401, AuthenticationError), (500, ServerError)):
+            server_faults.add(str(status), on="ws", count=1)
+            with pytest.raises(cls) as info:
+                await client.generate(transcript="x", voice=voice)
+            assert f"injected fault: HTTP {status}" in str(info.value)
+            assert "Invalid response status" not in str(info.value)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cartesia._client_urls import RedactingFilter, redact
+from cartesia._client.redact import RedactingFilter, redact
 from cartesia.errors import CartesiaError
 from cartesia.tts import AsyncCartesiaTTS, CartesiaTTS
 from test_client_support import voice  # noqa: F401  (fixture)
@@ -121,3 +121,26 @@ async def test_async_errors_and_logs_have_no_key(
     for exc in failures:
         assert KEY not in _everything_about(exc)
     assert KEY not in debug_logs.text
+
+
+def test_a_short_key_does_not_garble_messages() -> None:
+    """With ``CARTESIA_API_KEY=any`` (the README's example) messages stay readable; a key is
+    still scrubbed from URL queries and header dumps, whatever its length."""
+    assert redact("unknown voice id 'Germany'", "any") == "unknown voice id 'Germany'"
+    assert redact("too many concurrent contexts", "man") == "too many concurrent contexts"
+    assert redact("ws://h/v0/audio/websocket?api_key=any", "any") == "ws://h/v0/audio/websocket?api_key=***"
+    assert redact("{'X-API-Key': 'any'}", "any") == "{'X-API-Key': '***'}"
+    assert redact(f"the key {KEY} leaked", KEY) == "the key *** leaked"
+
+
+@pytest.mark.parametrize("websocket", [True, False], ids=["ws", "http"])
+def test_server_messages_survive_a_short_key(make_server: Any, websocket: bool) -> None:
+    server = make_server(api_keys=["any"])
+    client = CartesiaTTS(api_key="any", base_url=server.host_for_env, max_retries=1)
+    try:
+        with pytest.raises(CartesiaError) as info:
+            client.generate(transcript="Hello", voice="Germany-voice", websocket=websocket)
+        assert "unknown voice id 'Germany-voice'" in str(info.value)
+        assert "***" not in str(info.value)
+    finally:
+        client.close()

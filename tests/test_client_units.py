@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from cartesia._client_http import frame_error, parse_retry_after, status_error, server_message
-from cartesia._client_metrics import Deadline, Timeouts
-from cartesia._client_retry import RetryPolicy
-from cartesia._client_urls import Endpoints
-from cartesia._client_ws import StaleContexts, extract_context_id
+from cartesia._client.config import Endpoints
+from cartesia._client.errors import frame_error, parse_retry_after, server_message, status_error
+from cartesia._client.generation import Deadline, Timeouts
+from cartesia._client.retry import RetryPolicy
+from cartesia.protocol.v0 import ErrorFrame
 from cartesia.errors import (
     APIStatusError,
     AuthenticationError,
@@ -47,7 +47,7 @@ def test_status_error_mapping() -> None:
 
 
 def test_frame_error() -> None:
-    err = frame_error({"error": "transcript empty", "status_code": 400}, "ctx", "key")
+    err = frame_error(ErrorFrame("transcript empty", 400, None, None), "ctx", "key")
     assert isinstance(err, GenerationError) and isinstance(err, RuntimeError)
     assert err.status_code == 400 and err.context_id == "ctx"
     assert str(err) == "Failed to generate audio. transcript empty"
@@ -95,23 +95,8 @@ def test_endpoints() -> None:
     assert Endpoints("api.cartesia.ai", "v0").ws == "wss://api.cartesia.ai/v0"
     assert Endpoints("https://example.com/", "v0").ws == "wss://example.com/v0"
     assert Endpoints("ws://127.0.0.1:5", "v0").http == "http://127.0.0.1:5/v0"
-    ep = Endpoints("localhost:1", "v0")
-    assert ep.websocket(False) == "ws://localhost:1/v0/audio/websocket"
-    assert ep.websocket(True) == "ws://localhost:1/v0/experimental/audio/websocket"
     with pytest.raises(ValueError):
         Endpoints("ftp://x", "v0")
-
-
-def test_extract_context_id() -> None:
-    assert extract_context_id('{"data":"AAAA","context_id":"abc","done":false}') == "abc"
-    assert extract_context_id(b'{"context_id" : "x y"}') == "x y"
-    assert extract_context_id('{"done":true,"context_id":null}') is None
-    assert extract_context_id('{"data":"AAAA"}') is None
-    assert extract_context_id('{"context_id":"a\\"b","done":true}') == 'a"b'
-    stale = StaleContexts(limit=2)
-    for cid in "abc":
-        stale.add(cid)
-    assert "a" not in stale and "b" in stale and "c" in stale
 
 
 def test_deadline_picks_the_right_timeout() -> None:

@@ -2,7 +2,7 @@
 
 from typing import Any, Dict, Optional
 
-from .errors import StreamFormatError
+from ..errors import StreamFormatError
 
 __all__ = ["ChunkShaper", "FLOAT32_BYTES"]
 
@@ -72,7 +72,9 @@ class ChunkShaper:
         else:
             out = {"audio": message.audio, "sampling_rate": message.sampling_rate}
         if self.context_id is not None:
-            out["context_id"] = echoed_context_id if echoed_context_id is not None else self.context_id
+            out["context_id"] = (
+                echoed_context_id if echoed_context_id is not None else self.context_id
+            )
         return out
 
     def _array(self, audio: bytes) -> Any:

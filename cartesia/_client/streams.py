@@ -1,9 +1,9 @@
-"""Stream objects returned by ``generate(stream=True)``: generators with metrics and cancel-on-exit."""
+"""The objects ``generate(stream=True)`` returns: generators with metrics and cancel-on-exit."""
 
 from types import TracebackType
 from typing import Any, AsyncIterator, Callable, Dict, Iterator, Optional, Type
 
-from ._client_metrics import GenerationMetrics
+from .metrics import GenerationMetrics
 
 __all__ = ["AudioStream", "AsyncAudioStream"]
 
@@ -31,10 +31,10 @@ class AudioStream:
         return next(self._gen)
 
     def send(self, value: Any) -> Chunk:
-        return self._gen.send(value)  # type: ignore[attr-defined]
+        return self._gen.send(value)  # type: ignore[attr-defined,no-any-return]
 
     def throw(self, *args: Any) -> Chunk:
-        return self._gen.throw(*args)  # type: ignore[attr-defined]
+        return self._gen.throw(*args)  # type: ignore[attr-defined,no-any-return]
 
     def close(self) -> None:
         """Stop the generation (sends the cancel in interrupt mode); idempotent."""
@@ -82,10 +82,10 @@ class AsyncAudioStream:
         return await self._agen.__anext__()
 
     async def asend(self, value: Any) -> Chunk:
-        return await self._agen.asend(value)  # type: ignore[attr-defined]
+        return await self._agen.asend(value)  # type: ignore[attr-defined,no-any-return]
 
     async def athrow(self, *args: Any) -> Chunk:
-        return await self._agen.athrow(*args)  # type: ignore[attr-defined]
+        return await self._agen.athrow(*args)  # type: ignore[attr-defined,no-any-return]
 
     async def aclose(self) -> None:
         """Stop the generation (sends the cancel in interrupt mode); idempotent."""

@@ -1,0 +1,1 @@
+"""Client internals: config, one generation state machine, error mapping, routing, transports."""

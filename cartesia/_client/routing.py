@@ -1,0 +1,337 @@
+"""One context router for both websocket transports, and the choice of socket in a small pool.
+
+Frames are routed by ``context_id`` (read without decoding the audio) to a bounded queue per
+context; frames of contexts that were cancelled or finished are dropped; when the socket dies
+every pending context fails with the same typed error. The queues are the only difference
+between the sync and the async transport, so they are handed in (``make_slot``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Generic,
+    Iterator,
+    List,
+    Optional,
+    TypeVar,
+    Union,
+)
+
+__all__ = [
+    "Slot",
+    "SyncSlot",
+    "AsyncSlot",
+    "Router",
+    "RoutedSocket",
+    "PoolState",
+    "Pick",
+    "Payload",
+    "CLOSED",
+]
+
+Payload = Union[str, bytes]
+CLOSED = object()  # queue sentinel: the socket under this context is gone
+
+
+class Slot:
+    """One generation's place on a shared socket: its id, its failure and whether it is released."""
+
+    def __init__(self, context_id: str) -> None:
+        self.id = context_id
+        self.failure: Optional[BaseException] = None
+        self.released = False
+
+    def put_nowait(self, item: object) -> bool:
+        """Queue ``item`` without waiting; False when the queue is full."""
+        raise NotImplementedError
+
+    def drain(self) -> None:
+        raise NotImplementedError
+
+    def fail(self, error: BaseException) -> None:
+        if self.failure is None:
+            self.failure = error
+        # When the queue is full the consumer finds `failure` once it has drained it.
+        self.put_nowait(CLOSED)
+
+    def _take(self, item: object) -> Optional[Payload]:
+        if item is CLOSED:
+            assert self.failure is not None
+            raise self.failure
+        return item  # type: ignore[return-value]
+
+
+class SyncSlot(Slot):
+    """A slot of the sync client: a thread-safe bounded queue."""
+
+    def __init__(self, context_id: str, maxsize: int) -> None:
+        super().__init__(context_id)
+        self.queue: "queue.Queue[object]" = queue.Queue(maxsize)
+
+    def put_nowait(self, item: object) -> bool:
+        try:
+            self.queue.put_nowait(item)
+            return True
+        except queue.Full:
+            return False
+
+    def put(self, item: object, alive: Callable[[], bool]) -> None:
+        """Wait for room (backpressure on the socket) while the slot and the socket live."""
+        while not self.released and alive():
+            try:
+                self.queue.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    def get(self, timeout: Optional[float]) -> Optional[Payload]:
+        """The next frame; ``None`` when ``timeout`` passed without one."""
+        if self.failure is not None and self.queue.empty():
+            raise self.failure
+        try:
+            item = self.queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        return self._take(item)
+
+    def drain(self) -> None:
+        while True:
+            try:
+                self.queue.get_nowait()
+            except queue.Empty:
+                return
+
+
+class AsyncSlot(Slot):
+    """A slot of the async client: an asyncio bounded queue (frames stay undecoded)."""
+
+    def __init__(self, context_id: str, maxsize: int) -> None:
+        super().__init__(context_id)
+        self.queue: "asyncio.Queue[object]" = asyncio.Queue(maxsize)
+
+    def put_nowait(self, item: object) -> bool:
+        try:
+            self.queue.put_nowait(item)
+            return True
+        except asyncio.QueueFull:
+            return False
+
+    async def get(self, timeout: Optional[float]) -> Optional[Payload]:
+        if self.failure is not None and self.queue.empty():
+            raise self.failure
+        try:
+            item = self.queue.get_nowait()  # the common case under load: no waiting at all
+        except asyncio.QueueEmpty:
+            try:
+                if timeout is None:
+                    item = await self.queue.get()
+                else:
+                    item = await asyncio.wait_for(self.queue.get(), timeout)
+            except asyncio.TimeoutError:
+                return None
+        return self._take(item)
+
+    def drain(self) -> None:
+        while True:
+            try:
+                self.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+
+
+S = TypeVar("S", bound=Slot)
+
+
+class Router(Generic[S]):
+    """Which context a frame belongs to, for the contexts open on one socket (no I/O).
+
+    Args:
+        context_id_of: The dialect's way to read a frame's context id without decoding it.
+        make_slot: Builds the slot (and its queue) of a new context.
+    """
+
+    def __init__(
+        self,
+        context_id_of: Callable[[Payload], Optional[str]],
+        make_slot: Callable[[str], S],
+    ) -> None:
+        self._context_id_of = context_id_of
+        self._make_slot = make_slot
+        self.contexts: Dict[str, S] = {}
+        self.dropped_frames = 0
+        self.last_frame = 0.0
+        self.waiting_on_consumer = False
+
+    def __len__(self) -> int:
+        return len(self.contexts)
+
+    def __iter__(self) -> Iterator[S]:
+        return iter(list(self.contexts.values()))
+
+    def open(self, context_id: str) -> S:
+        if context_id in self.contexts:
+            raise ValueError(f"context_id {context_id!r} is already in use by a running generation")
+        slot = self._make_slot(context_id)
+        self.contexts[context_id] = slot
+        return slot
+
+    def target(self, payload: Payload) -> Optional[S]:
+        """The context ``payload`` is for, or None: it is dropped (late frame of a dead context)."""
+        self.last_frame = time.monotonic()
+        context_id = self._context_id_of(payload)
+        if context_id is None:
+            # v0 frames always carry context_id; one without can only be meant for a lone context.
+            if len(self.contexts) == 1:
+                return next(iter(self.contexts.values()))
+            self.dropped_frames += 1
+            return None
+        slot = self.contexts.get(context_id)
+        if slot is None:
+            self.dropped_frames += 1
+        return slot
+
+    def release(self, slot: S) -> bool:
+        """Stop routing to ``slot``; True the first time (then the caller may send a cancel)."""
+        if slot.released:
+            return False
+        slot.released = True
+        if self.contexts.get(slot.id) is slot:
+            del self.contexts[slot.id]
+        slot.drain()  # also unblocks a reader waiting on this full queue
+        return True
+
+    def fail_all(self, error: BaseException) -> None:
+        contexts, self.contexts = self.contexts, {}
+        for slot in contexts.values():
+            slot.fail(error)
+
+    def stalled_since(self, since: float) -> bool:
+        """True when no frame at all arrived since ``since`` (a dead socket), unless the reader
+        is the one waiting (on a slow consumer's full queue: then only this context starved)."""
+        return self.last_frame < since and not self.waiting_on_consumer
+
+
+class RoutedSocket(Generic[S]):
+    """The routing half of one websocket, the same for both transports.
+
+    Its contexts, its failure (once set, every pending and every new context fails with it) and
+    whether it is still opening. The transport adds the connection and implements
+    ``link_open``. A lock guards the router: the sync reader thread routes while callers open and
+    release contexts (uncontended, hence nearly free, on an event loop).
+    """
+
+    def __init__(
+        self, context_id_of: Callable[[Payload], Optional[str]], make_slot: Callable[[str], S]
+    ) -> None:
+        self.router: Router[S] = Router(context_id_of, make_slot)
+        self.failure: Optional[BaseException] = None
+        self.connected = False  # the handshake finished
+        self.closing = False
+        self._lock = threading.Lock()
+
+    @property
+    def load(self) -> int:
+        return len(self.router)
+
+    @property
+    def contexts(self) -> Dict[str, S]:
+        return self.router.contexts
+
+    def link_open(self) -> bool:
+        raise NotImplementedError
+
+    def is_open(self) -> bool:
+        """Usable for a new context: opening, or open and not failed."""
+        if self.failure is not None or self.closing:
+            return False
+        return self.link_open() if self.connected else True
+
+    def fail(self, error: BaseException) -> None:
+        with self._lock:
+            if self.failure is None:
+                self.failure = error
+            self.router.fail_all(self.failure)
+
+    def open_context(self, context_id: str) -> S:
+        with self._lock:
+            if self.failure is not None:
+                raise self.failure
+            return self.router.open(context_id)
+
+    def route(self, payload: Payload) -> Optional[S]:
+        with self._lock:
+            return self.router.target(payload)
+
+    def release_slot(self, slot: S) -> bool:
+        """Stop routing to ``slot``; True the first time (then a cancel may be sent)."""
+        with self._lock:
+            return self.router.release(slot)
+
+
+R = TypeVar("R", bound="RoutedSocket[Any]")
+
+
+@dataclass
+class Pick(Generic[R]):
+    """The outcome of :meth:`PoolState.pick`."""
+
+    socket: R
+    slot: Optional[Slot]
+    opener: bool  # the caller must connect the socket (else: wait until it is connected)
+    reused: bool  # it was connected already
+
+
+class PoolState(Generic[R]):
+    """Which socket a new context goes on: as few sockets as the load needs (no I/O).
+
+    Args:
+        new_socket: Builds an unconnected socket.
+        per_socket: Contexts one socket carries at the most (below the server's own limit).
+        max_sockets: Sockets at the most; beyond that a new context waits.
+    """
+
+    def __init__(self, new_socket: Callable[[], R], per_socket: int, max_sockets: int) -> None:
+        self._new_socket = new_socket
+        self.per_socket = per_socket
+        self.max_sockets = max_sockets
+        self.sockets: List[R] = []
+        self.connections_opened = 0
+
+    def prune(self) -> List[R]:
+        """Forget the sockets that died; returns them (for the transport to tear down)."""
+        dead = [s for s in self.sockets if not s.is_open()]
+        if dead:
+            self.sockets = [s for s in self.sockets if s.is_open()]
+        return dead
+
+    def current(self) -> Optional[R]:
+        self.prune()
+        return self.sockets[0] if self.sockets else None
+
+    def pick(self, context_id: Optional[str]) -> Optional["Pick[R]"]:
+        """The socket (and, with ``context_id``, the slot) for a new context; None: wait."""
+        self.prune()
+        roomy = [s for s in self.sockets if s.load < self.per_socket]
+        if roomy:
+            sock, opener = roomy[0], False  # fill in order
+        elif len(self.sockets) < self.max_sockets:
+            sock, opener = self._new_socket(), True
+            self.sockets.append(sock)
+            self.connections_opened += 1
+        else:
+            return None
+        reused = sock.connected and not opener
+        slot = sock.open_context(context_id) if context_id is not None else None
+        return Pick(sock, slot, opener, reused)
+
+    def take_all(self) -> List[R]:
+        sockets, self.sockets = self.sockets, []
+        return sockets

@@ -1,0 +1,1 @@
+"""Small I/O adapters, one per library: sync/async HTTP and sync/async websocket."""

@@ -1,0 +1,287 @@
+"""Sync HTTP over httpx: plain calls and the streamed generation, each limit in its own phase.
+
+httpx fixes one read timeout for a whole response body, so on its own it cannot let the first
+audio and the gaps between chunks have different limits. This adapter hands httpcore a network
+backend whose reads ask the running call for the limit of the current phase instead.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+import httpcore
+import httpx
+
+from ...protocol import Dialect, v0
+from ...protocol.events import Event
+from ...protocol.v0 import HttpRequest
+from ..errors import Where, map_exception, status_error
+from ..generation import Deadline, Generation, out_of_connect_time
+from ..retry import Attempts, RetryPolicy
+
+__all__ = ["SyncHttp", "HttpStreamAttempt"]
+
+_PHASE = threading.local()  # .limit: Callable[[], Optional[float]] of the call reading now
+_MIN_WAIT = 1e-3  # a zero socket timeout would mean "non-blocking", not "expired"
+
+
+def _phase_timeout(default: Optional[float]) -> Optional[float]:
+    limit: Optional[Callable[[], Optional[float]]] = getattr(_PHASE, "limit", None)
+    if limit is None:
+        return default
+    left = limit()
+    return None if left is None else max(_MIN_WAIT, left)
+
+
+class _PhaseStream(httpcore.NetworkStream):
+    """A connection whose reads wait as long as the running call's current phase allows."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
+        return self._inner.read(max_bytes, _phase_timeout(timeout))
+
+    def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
+        self._inner.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: Any,
+        server_hostname: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> httpcore.NetworkStream:
+        return _PhaseStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _PhaseBackend(httpcore.NetworkBackend):
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: Optional[float] = None,
+        local_address: Optional[str] = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        return _PhaseStream(
+            self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        )
+
+    def connect_unix_socket(
+        self, path: str, timeout: Optional[float] = None, socket_options: Any = None
+    ) -> httpcore.NetworkStream:
+        return _PhaseStream(self._inner.connect_unix_socket(path, timeout, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+def _install_phase_backend(client: httpx.Client) -> None:
+    # httpx exposes no public hook for httpcore's network backend; the pools read this
+    # attribute whenever they open a connection. Without it (another httpx), reads fall back
+    # to the static timeout given per request.
+    transports = [client._transport, *client._mounts.values()]  # noqa: SLF001
+    for transport in transports:
+        pool = getattr(transport, "_pool", None)
+        if pool is not None and hasattr(pool, "_network_backend"):
+            pool._network_backend = _PhaseBackend()  # noqa: SLF001
+
+
+class _Phase:
+    """Within the block, this thread's reads wait at most ``limit()`` seconds."""
+
+    def __init__(self, limit: Callable[[], Optional[float]]) -> None:
+        self._limit = limit
+
+    def __enter__(self) -> None:
+        self._saved = getattr(_PHASE, "limit", None)
+        _PHASE.limit = self._limit
+
+    def __exit__(self, *exc: Any) -> None:
+        _PHASE.limit = self._saved
+
+
+def _files(request: HttpRequest) -> Optional[Dict[str, Tuple[Any, ...]]]:
+    if not request.files:
+        return None
+    # httpx guesses the content type from the file name when none is given.
+    return {
+        k: (name, data, ctype) if ctype else (name, data)
+        for k, (name, data, ctype) in request.files.items()
+    }
+
+
+class SyncHttp:
+    """The sync client's pooled httpx client (created on first use, closed by ``close``)."""
+
+    def __init__(
+        self, root: str, api_key: Optional[str], max_connections: int, dialect: Dialect = v0
+    ) -> None:
+        self.dialect = dialect
+        self._root = root
+        self._key = api_key
+        self._max_connections = max_connections
+        self._client: Optional[httpx.Client] = None
+        self._lock = threading.Lock()
+
+    def client(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None or self._client.is_closed:
+                self._client = httpx.Client(
+                    limits=httpx.Limits(max_connections=self._max_connections)
+                )
+                _install_phase_backend(self._client)
+            return self._client
+
+    def url(self, request: HttpRequest) -> str:
+        return f"{self._root}{request.path}"
+
+    def call(self, request: HttpRequest, deadline: Deadline, policy: RetryPolicy) -> Any:
+        """One plain call (JSON answer) with retries; ``first_audio`` bounds the wait for it."""
+        url = self.url(request)
+        where = Where(request.what, url, self._key, connect_timeout=deadline.timeouts.connect)
+        attempts = Attempts(
+            policy, f"{request.method} {request.path}", total_left=deadline.total_left
+        )
+        while True:
+            attempts.begin()
+            deadline.restart_phase()
+            error = self._once(request, url, where, deadline)
+            if not isinstance(error, BaseException):
+                return error
+            delay = None if out_of_connect_time(error, deadline) else attempts.after(error)
+            if delay is None:
+                raise error
+            time.sleep(delay)
+
+    def _once(self, request: HttpRequest, url: str, where: Where, deadline: Deadline) -> Any:
+        where.deadline = deadline
+        timeout = httpx.Timeout(
+            connect=deadline.connect_limit(),
+            read=None,
+            write=deadline.connect_limit(),
+            pool=deadline.connect_limit(),
+        )
+        try:
+            with _Phase(deadline.remaining):
+                response = self.client().request(
+                    request.method,
+                    url,
+                    params=request.params,
+                    content=request.content,
+                    files=_files(request),
+                    headers=self.dialect.headers(self._key, json_content=request.json_content),
+                    timeout=timeout,
+                )
+                if response.is_success:
+                    return response.json()
+        except Exception as exc:  # noqa: BLE001 - mapped to our typed errors just below
+            return _plain_timeout(map_exception(exc, where), where, deadline)
+        return status_error(
+            response.status_code,
+            response.text,
+            prefix=request.error_prefix(response.status_code),
+            headers=response.headers,
+            secret=self._key,
+        )
+
+    def stream(self, request: HttpRequest, gen: Generation) -> "HttpStreamAttempt":
+        return HttpStreamAttempt(self, request, gen)
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+
+def _plain_timeout(error: BaseException, where: Where, deadline: Deadline) -> BaseException:
+    # A plain call has no audio: a read that ran out is "no answer", unless the total did.
+    from ...errors import CartesiaTimeoutError, ConnectTimeoutError, TotalTimeoutError
+
+    if isinstance(error, CartesiaTimeoutError) and not isinstance(
+        error, (ConnectTimeoutError, TotalTimeoutError)
+    ):
+        return CartesiaTimeoutError(
+            f"{where.what}The server did not answer within {deadline.timeouts.first_audio} s."
+        )
+    return error
+
+
+class HttpStreamAttempt:
+    """One ``POST /audio/stream``: the response's bytes, as events."""
+
+    reused: Optional[bool] = None
+
+    def __init__(self, http: SyncHttp, request: HttpRequest, gen: Generation) -> None:
+        self._gen = gen
+        url = http.url(request)
+        self._where = gen.where(request.what, url)
+        self._phase = _Phase(gen.wait_limit)
+        self._decoder = http.dialect.HttpStreamDecoder(sink=gen.sink)
+        self._response: Optional[httpx.Response] = None
+        limit = gen.connect_limit()
+        timeout = httpx.Timeout(connect=limit, read=None, write=limit, pool=limit)
+        error: Optional[BaseException] = None
+        try:
+            with self._phase:
+                client = http.client()
+                req = client.build_request(
+                    "POST",
+                    url,
+                    content=request.content,
+                    headers=http.dialect.headers(http._key),
+                    timeout=timeout,  # noqa: SLF001
+                )
+                self._response = client.send(req, stream=True)
+                gen.metrics.first_byte()
+                if not self._response.is_success:
+                    self._response.read()
+                    error = status_error(
+                        self._response.status_code,
+                        self._response.text,
+                        prefix=request.what,
+                        headers=self._response.headers,
+                        secret=http._key,  # noqa: SLF001
+                    )
+        except Exception as exc:  # noqa: BLE001
+            error = map_exception(exc, self._where)
+        if error is not None:
+            self.close(False)
+            raise error
+        assert self._response is not None
+        self._chunks: Iterator[bytes] = self._response.iter_bytes()
+
+    def receive(self) -> List[Event]:
+        error: Optional[BaseException] = None
+        try:
+            with self._phase:
+                data = next(self._chunks, b"")
+            if not data:
+                return self._decoder.close()
+            events = self._decoder.feed(data)
+            if not events:
+                self._gen.deadline.check()  # a trickle of bytes without a whole frame
+            return events
+        except Exception as exc:  # noqa: BLE001
+            error = map_exception(exc, self._where)
+        raise error
+
+    def delivered(self) -> None:
+        pass
+
+    def close(self, completed: bool) -> None:
+        response, self._response = self._response, None
+        if response is not None:
+            response.close()

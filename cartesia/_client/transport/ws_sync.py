@@ -1,0 +1,294 @@
+"""Sync websocket over the websockets library: a small pool of multiplexed sockets.
+
+Each socket has one reader thread that routes frames to the contexts open on it (see
+``routing``), so any number of threads can run generations on one client at the same time.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import socket
+import threading
+import time
+from typing import Any, List, Optional, Tuple, cast
+
+from websockets.protocol import State
+from websockets.sync.client import ClientConnection, connect
+
+from ...protocol import Dialect
+from ...protocol.events import Event
+from ..errors import Where, closed_error, map_exception
+from ..generation import Generation
+from ..redact import RedactingFilter
+from ..routing import PoolState, RoutedSocket, SyncSlot
+
+__all__ = ["SyncSocket", "SyncWsPool", "SyncWsAttempt", "ws_logger"]
+
+WHAT = "Failed to generate audio. "
+# websockets >= 17.1 wants `legacy=True` to return a connection outside a `with` block; older
+# versions do not know the argument.
+_CONNECT_EXTRA = {"legacy": True} if "legacy" in inspect.signature(connect).parameters else {}
+_connect: Any = connect  # its overloads depend on `legacy`, which depends on the version
+
+
+def ws_logger() -> logging.Logger:
+    """The logger handed to the websockets library; its records never carry a credential."""
+    logger = logging.getLogger("cartesia.websocket")
+    if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+        logger.addFilter(RedactingFilter())
+    return logger
+
+
+class SyncSocket(RoutedSocket[SyncSlot]):
+    """One websocket, its reader thread and the contexts routed on it."""
+
+    def __init__(self, url: str, secret: Optional[str], queue_size: int, dialect: Dialect) -> None:
+        super().__init__(dialect.context_id_of, lambda cid: SyncSlot(cid, queue_size))
+        self.dialect = dialect
+        self._url = url
+        self._secret = secret
+        self.conn: Optional[ClientConnection] = None
+        self.ready = threading.Event()
+        self._send_lock = threading.Lock()
+        self._reader: Optional[threading.Thread] = None
+
+    def link_open(self) -> bool:
+        conn = self.conn
+        try:
+            return (
+                conn is not None
+                and conn.protocol.state is State.OPEN
+                and conn.socket.fileno() != -1
+            )
+        except (AttributeError, OSError):
+            return False
+
+    def connect(self, gen: Optional[Generation], timeout: Optional[float]) -> None:
+        """Open the connection (the caller that created this socket does it, once)."""
+        where = self._where(gen, timeout)
+        error: Optional[BaseException] = None
+        try:
+            self.conn = _connect(
+                self._url,
+                open_timeout=timeout,
+                # Closing must stay quick even when the peer is gone (a stalled socket).
+                close_timeout=1.0,
+                max_size=self.dialect.MAX_MESSAGE_BYTES,
+                compression=None,
+                logger=ws_logger(),
+                **_CONNECT_EXTRA,
+            )
+        except Exception as exc:  # noqa: BLE001 - mapped (outside the except: no chaining)
+            error = map_exception(exc, where)
+        if error is not None:
+            self.fail(error)
+            self.ready.set()
+            raise error
+        self.connected = True
+        self._reader = threading.Thread(target=self._read, name="cartesia-ws-reader", daemon=True)
+        self._reader.start()
+        self.ready.set()
+
+    def _where(self, gen: Optional[Generation], timeout: Optional[float]) -> Where:
+        if gen is not None:
+            return gen.where(WHAT, self._url, connecting=True)
+        return Where(WHAT, self._url, self._secret, connect_timeout=timeout, connecting=True)
+
+    def wait_ready(self, gen: Optional[Generation], timeout: Optional[float]) -> None:
+        """Wait for another thread's connect of this socket (its failure is ours too)."""
+        if not self.ready.wait(timeout):
+            raise self._where(gen, timeout).connect_timeout_error()
+        if self.failure is not None:
+            raise self.failure
+
+    def _read(self) -> None:
+        conn = self.conn
+        assert conn is not None
+        error: Optional[BaseException] = None
+        try:
+            while True:
+                payload = conn.recv()
+                slot = self.route(payload)
+                if slot is None or slot.put_nowait(payload):
+                    continue
+                # Backpressure: stop reading until the consumer catches up (or lets go).
+                self.router.waiting_on_consumer = True
+                try:
+                    slot.put(payload, alive=lambda: not self.closing)
+                finally:
+                    self.router.waiting_on_consumer = False
+        except Exception as exc:  # noqa: BLE001 - any reader failure fails the contexts
+            error = map_exception(exc, Where(WHAT, self._url, self._secret))
+        if self.closing:
+            error = closed_error(1000, "the client was closed", self._secret)
+        self.fail(error or closed_error(1006, "", self._secret))
+
+    def release(self, slot: SyncSlot, *, cancel: bool) -> None:
+        if self.release_slot(slot) and cancel and self.is_open():
+            try:
+                self.send(self.dialect.ws_cancel(slot.id))
+            except Exception:  # noqa: BLE001 - the socket died; the next generation replaces it
+                ws_logger().debug("could not send the cancel for context %s", slot.id)
+
+    def send(self, text: str) -> None:
+        conn = self.conn
+        error: Optional[BaseException] = None
+        if conn is None:
+            raise self.failure or closed_error(None, "not connected", self._secret)
+        try:
+            with self._send_lock:
+                conn.send(text)
+        except Exception as exc:  # noqa: BLE001
+            error = map_exception(exc, Where(WHAT, self._url, self._secret))
+        if error is not None:
+            raise error
+
+    def close(self) -> None:
+        """Close the connection (bounded by the 1 s close timeout) and let the reader end."""
+        self.closing = True
+        conn = self.conn
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - closing a broken socket can fail; it is gone
+                pass
+        reader = self._reader
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(2.0)
+
+    def close_nowait(self) -> None:
+        """Tear the connection down without waiting for anything (``__del__``, exit, a stall).
+
+        The library's own ``close()`` joins its receive thread, which never returns during
+        interpreter shutdown; shutting the socket down ends both threads on their own.
+        """
+        self.closing = True
+        conn = self.conn
+        if conn is None:
+            return
+        close_socket = getattr(conn, "close_socket", None)
+        try:
+            if close_socket is not None:
+                close_socket()
+            else:  # pragma: no cover - websockets without close_socket()
+                conn.socket.shutdown(socket.SHUT_RDWR)
+                conn.socket.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+class SyncWsPool:
+    """The sync client's websockets: as few as the load needs, at most ``max_sockets``."""
+
+    def __init__(
+        self,
+        url: str,
+        secret: Optional[str],
+        *,
+        queue_size: int,
+        per_socket: int,
+        max_sockets: int,
+        dialect: Dialect,
+    ) -> None:
+        self.url = url
+        self.state: PoolState[SyncSocket] = PoolState(
+            lambda: SyncSocket(url, secret, queue_size, dialect), per_socket, max_sockets
+        )
+        self._cond = threading.Condition()
+
+    @property
+    def sockets(self) -> List[SyncSocket]:
+        return self.state.sockets
+
+    @property
+    def connections_opened(self) -> int:
+        return self.state.connections_opened
+
+    def current(self) -> Optional[SyncSocket]:
+        with self._cond:
+            self._prune()
+            return self.state.current()
+
+    def _prune(self) -> None:
+        for sock in self.state.prune():
+            sock.close_nowait()
+
+    def acquire(
+        self, gen: Optional[Generation], context_id: Optional[str], connect_timeout: Optional[float]
+    ) -> Tuple[SyncSocket, Optional[SyncSlot], bool]:
+        """A socket with room and (with ``context_id``) the context's slot on it; and whether the
+        socket was open already. Waits while the pool is full."""
+        with self._cond:
+            while True:
+                self._prune()
+                pick = self.state.pick(context_id)
+                if pick is not None:
+                    break
+                left = gen.deadline.total_left() if gen is not None else None
+                if gen is not None and left == 0:
+                    raise gen.deadline.expired()
+                self._cond.wait(0.5 if left is None else min(left, 0.5))
+        sock, slot = pick.socket, cast(Optional[SyncSlot], pick.slot)
+        try:
+            if pick.opener:
+                sock.connect(gen, connect_timeout)
+            else:
+                sock.wait_ready(gen, connect_timeout)
+        except BaseException:
+            if slot is not None:
+                self.release(sock, slot, cancel=False)
+            raise
+        return sock, slot, pick.reused
+
+    def release(self, sock: SyncSocket, slot: SyncSlot, *, cancel: bool) -> None:
+        sock.release(slot, cancel=cancel)
+        with self._cond:
+            self._cond.notify()
+
+    def close(self, *, wait: bool = True) -> None:
+        with self._cond:
+            sockets = self.state.take_all()
+            self._cond.notify_all()
+        for sock in sockets:
+            sock.close() if wait else sock.close_nowait()
+
+
+class SyncWsAttempt:
+    """One generation on a pooled socket: send the request, take this context's frames."""
+
+    def __init__(
+        self, pool: SyncWsPool, gen: Generation, context_id: str, message: str, experimental: bool
+    ) -> None:
+        self._pool = pool
+        self._gen = gen
+        self._experimental = experimental
+        self._closed = False
+        self.sock, slot, self.reused = pool.acquire(gen, context_id, gen.connect_limit())
+        assert slot is not None
+        self.slot = slot
+        self.context_id = context_id
+        try:
+            self.sock.send(message)
+        except BaseException:
+            self.close(False)
+            raise
+
+    def receive(self) -> List[Event]:
+        waited_from = time.monotonic()
+        payload = self.slot.get(self._gen.wait_limit())
+        if payload is None:
+            if self.sock.router.stalled_since(waited_from):
+                self.sock.close_nowait()  # nothing at all arrived: the socket is dead
+            raise self._gen.expired()
+        return self.sock.dialect.decode_ws(payload, sink=self._gen.sink)
+
+    def delivered(self) -> None:
+        if self._experimental:
+            self.sock.send(self.sock.dialect.ws_ack(self.context_id))
+
+    def close(self, completed: bool) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._pool.release(self.sock, self.slot, cancel=self._experimental and not completed)
