@@ -11,7 +11,7 @@ from aiohttp import web
 from . import http_api, ws_api
 from .auth import check_key, request_key
 from .config import ServerConfig
-from .connection import BodyTimeout, track_requests
+from .connection import BodyTimeout, closing, track_requests
 from .faults import Fault, FaultController, FaultSpecError, parse_fault_spec
 from .generation import RequestError
 from .http_api import json_error
@@ -61,9 +61,7 @@ async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse
             raise
         return json_error(exc.status, f"{exc.reason}: {request.method} {request.path}")
     except BodyTimeout as exc:
-        resp = json_error(408, str(exc))
-        resp.force_close()  # the rest of the body may still come: never read it as a request
-        return resp
+        return closing(json_error(408, str(exc)))
     except (ConnectionError, asyncio.CancelledError):
         raise
     except Exception as exc:  # a bug or an engine failure: still a JSON answer, and logged

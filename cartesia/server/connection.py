@@ -8,7 +8,7 @@ from typing import Awaitable, Callable, Optional
 
 from aiohttp import web
 
-__all__ = ["BodyTimeout", "GuardedConnection", "track_requests"]
+__all__ = ["BodyTimeout", "GuardedConnection", "closing", "track_requests"]
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -19,6 +19,13 @@ class BodyTimeout(asyncio.TimeoutError):
     A ``TimeoutError``: aiohttp then stops waiting for the rest of the body after the answer and
     closes the connection instead of logging an error.
     """
+
+
+def closing(response: web.Response) -> web.Response:
+    """``response`` (the 408 answer to a :class:`BodyTimeout`) with the connection closed after it:
+    the rest of the body may still come and must never be read as the next request."""
+    response.force_close()
+    return response
 
 
 def _raw_408(message: str) -> bytes:

@@ -197,14 +197,18 @@ class SpeechEngine(Engine):
         # espeak-ng renders the utterance in one locked call; what is held afterwards is its
         # compact int16 output, converted and resampled one block at a time as it is pulled.
         rate = int(round(voice.rate * speed))
-        max_samples = None
-        if max_seconds is not None:
-            # A little extra so the resampler's tail does not reach the kept audio.
-            max_samples = int(max_seconds * self._lib.rate) + 256
+        max_samples = self._max_samples(max_seconds)
         pcm = self._lib.synth(text, voice.espeak, rate, voice.pitch, max_samples)
         for y in iter_upsample(pcm, self._up, divisor=32768.0):
             np.clip(y, -1.0, 1.0, out=y)
             yield y.astype(np.float32)
+
+    def _max_samples(self, max_seconds: Optional[float]) -> Optional[int]:
+        """espeak's sample budget for ``max_seconds`` of output (``None``: unbounded)."""
+        if max_seconds is None:
+            return None
+        # A little extra so the resampler's tail does not reach the kept audio.
+        return int(max_seconds * self._lib.rate) + 256
 
     def render(
         self,
@@ -218,10 +222,7 @@ class SpeechEngine(Engine):
         timestamps: bool = False,
     ) -> Rendering:
         rate = int(round(voice.rate * speed))
-        max_samples = None
-        if max_seconds is not None:
-            # A little extra so the resampler's tail does not reach the kept audio.
-            max_samples = int(max_seconds * self._lib.rate) + 256
+        max_samples = self._max_samples(max_seconds)
         d_pitch, d_range = emotion_shift(emotion)
         pitch = max(0, min(100, voice.pitch + d_pitch))
         events: Optional[List[Tuple[int, int, int, str]]] = [] if timestamps else None

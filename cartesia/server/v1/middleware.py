@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable, Optional
 
 from aiohttp import web
 
-from ..connection import BodyTimeout
+from ..connection import BodyTimeout, closing
 from ..faults import Fault, FaultSpecError
 from ..json_body import JSONInputError
 from ..state import STATE_KEY, ServerState
@@ -112,9 +112,7 @@ def create_middleware(
                 message = f"{exc.reason}: {request.method} {request.path[:200]}"
             return error_response(ApiError(exc.status, message), version)
         except BodyTimeout as exc:
-            resp = error_response(ApiError(408, str(exc)), version)
-            resp.force_close()  # the rest of the body may still come: never read it as a request
-            return resp
+            return closing(error_response(ApiError(408, str(exc)), version))
         except (ConnectionError, asyncio.CancelledError):
             raise
         except Exception as exc:  # a bug or an engine failure: still a JSON answer, and logged
