@@ -182,9 +182,11 @@ def _to_float32(encoding: str, raw: Any) -> np.ndarray:
     if encoding == "pcm_f32le":
         return np.frombuffer(raw, dtype=_FLOAT)
     if encoding == "pcm_s16le":
-        return np.frombuffer(raw, dtype="<i2").astype(np.float32) * np.float32(1.0 / 32768.0)
+        scaled: np.ndarray = np.frombuffer(raw, dtype="<i2").astype(np.float32) * np.float32(1.0 / 32768.0)
+        return scaled
     table = _ULAW if encoding == "pcm_mulaw" else _ALAW
-    return table[np.frombuffer(raw, dtype=np.uint8)]
+    samples: np.ndarray = table[np.frombuffer(raw, dtype=np.uint8)]
+    return samples
 
 
 class _Tail:
@@ -245,7 +247,7 @@ class Message:
         self.context_id = context_id
         self.fields = {} if fields is None else fields
 
-    def _key(self) -> tuple:
+    def _key(self) -> Tuple[Any, ...]:
         return (
             self.type,
             self.audio,
@@ -267,7 +269,7 @@ class Message:
             other.sampling_rate,  # type: ignore[attr-defined]
             other.done,  # type: ignore[attr-defined]
             other.context_id,  # type: ignore[attr-defined]
-            other.fields,  # type: ignore[attr-defined]
+            other.fields,
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -285,9 +287,10 @@ class Message:
 
 def _loads(text: bytes, offset: int) -> Dict[str, Any]:
     try:
-        return json.loads(text)
+        fields: Dict[str, Any] = json.loads(text)  # always an object: the scanner matched its braces
     except (ValueError, RecursionError) as exc:
         raise StreamFormatError(f"invalid JSON in the frame at offset {offset}: {exc}", offset) from None
+    return fields
 
 
 def _deliver(audio: bytes, sink: Any) -> Tuple[bytes, int]:
@@ -568,8 +571,8 @@ class StreamParser:
     """
 
     __slots__ = ("_mode", "_framing", "_sink", "_max", "_buf", "_base", "_pos", "_fed", "_count", "_error",
-                 "_deferred", "_closed", "_scanner", "_lead", "_skip_lf", "_eol_from", "_parts", "_dspan", "_dlines", "_dsize",
-                 "_doff")
+                 "_deferred", "_closed", "_scanner", "_lead", "_skip_lf", "_eol_from", "_parts", "_dspan", "_dlines",
+                 "_dsize", "_doff")
 
     def __init__(self, framing: str = "auto", *, sink: Any = None, max_frame_bytes: int = _DEFAULT_MAX_FRAME) -> None:
         if framing not in ("auto", "json", "sse"):
@@ -1056,7 +1059,7 @@ class PCMRing:
             Number of samples written to ``out``.
         """
         view = np.frombuffer(_writable_f32(out), dtype=np.float32)
-        n = min(view.shape[0], self._w - self._r)
+        n: int = min(view.shape[0], self._w - self._r)
         self._copy_out(view, n)
         return n
 

@@ -1,6 +1,6 @@
 """Every exception the package raises, shared by both streaming twins and both clients."""
 
-from typing import Optional
+from typing import Any, Optional
 
 __all__ = [
     "CartesiaError",
@@ -108,7 +108,7 @@ class RateLimitError(APIStatusError):
         retry_after: Seconds the server asked us to wait, or ``None``.
     """
 
-    def __init__(self, message: str, *, retry_after: Optional[float] = None, **kwargs) -> None:
+    def __init__(self, message: str, *, retry_after: Optional[float] = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
 

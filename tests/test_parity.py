@@ -67,7 +67,7 @@ def frames(draw):
             b64 = b64.replace("/", "\\/")
         elif escape == "unicode" and b64:
             i = draw(st.integers(0, len(b64) - 1))
-            b64 = b64[:i] + "\\u%04x" % ord(b64[i]) + b64[i + 1 :]
+            b64 = b64[:i] + f"\\u{ord(b64[i]):04x}" + b64[i + 1 :]
         text = text.replace(json.dumps(marker, ensure_ascii=style == "ascii"), '"' + b64 + '"')
     return text.encode("utf-8")
 
@@ -206,7 +206,7 @@ def test_b64_kernels_agree(both_twins, b64_backends, text):
     payload = '{"data": "' + text.replace("\n", "\\n") + '"}'
     for mod, backend in b64_backends:
         assert mod._b64_set_backend(backend)
-        for call in (lambda: mod._b64decode(text.encode()), lambda: mod.parse_message(payload).audio):
+        for call in (lambda m=mod: m._b64decode(text.encode()), lambda m=mod: m.parse_message(payload).audio):
             try:
                 results.append(call())
             except Exception as exc:  # noqa: BLE001

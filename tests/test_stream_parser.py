@@ -132,7 +132,7 @@ def test_message_repr_eq(stream_mod):
 
 @pytest.mark.parametrize(
     "b64",
-    [B64.replace("/", "\\/"), B64[:8] + "\\u%04x" % ord(B64[8]) + B64[9:], B64.replace("A", "\\u0041", 3)],
+    [B64.replace("/", "\\/"), B64[:8] + f"\\u{ord(B64[8]):04x}" + B64[9:], B64.replace("A", "\\u0041", 3)],
 )
 def test_escapes_inside_data_decode_right(stream_mod, b64):
     text = '{"data": "' + b64 + '", "sampling_rate": 1}'
