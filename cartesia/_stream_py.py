@@ -750,9 +750,10 @@ class StreamParser:
                 self._dspan = (dspan[0] - keep, dspan[1] - keep)
         pending = len(self._buf) + self._dsize - (self._pos if scanner is None else 0)
         if pending > self._max:
-            raise FrameTooLargeError(
-                f"frame at offset {self._base} exceeds max_frame_bytes ({pending} > {self._max})", self._base
-            )
+            # Where the partial frame (json) or the partial line (sse) starts, as the compiled twin
+            # reports it; _buf may still begin earlier, at the event's first data line.
+            off = self._base + (0 if scanner is not None else self._pos)
+            raise FrameTooLargeError(f"frame at offset {off} exceeds max_frame_bytes ({pending} > {self._max})", off)
 
     def _decide(self) -> None:
         buf, pos, base = self._buf, self._pos, self._base

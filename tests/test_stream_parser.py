@@ -479,3 +479,13 @@ def test_parse_message_bad_frame_leaves_the_sink_untouched(stream_mod, both_twin
         stored = sink.to_bytes() if sink_kind == "buffer" else sink.read(10).tobytes()
         expected = (np.array([0x0201, 0x0403], dtype="<i2") / np.float32(32768)).astype("<f4")
         assert stored == expected.tobytes() and sink.pending_bytes == 0
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r"])
+def test_sse_partial_line_too_large_reports_where_the_line_starts(stream_mod, eol):
+    # Found by hypothesis: the event's first data line is still buffered when the next line grows
+    # too large; both twins name the start of the partial line (the pure one said the event's).
+    parser = stream_mod.StreamParser("sse", max_frame_bytes=40)
+    with pytest.raises(FrameTooLargeError, match="at offset 15 ") as info:
+        parser.feed(b'data: {"a": 1}' + eol + b"x" * 50)
+    assert info.value.offset == 15
