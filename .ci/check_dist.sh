@@ -97,7 +97,7 @@ echo "    $(basename "$wheel")"
 # The sdist must carry the Cython and C sources and the tests, and no generated or compiled files.
 tar -tzf "$sdist" | sed 's|^[^/]*/||' | sort >"$work/sdist.txt"
 required=(src_ext/cartesia/_stream_c.pyx src_ext/cartesia/b64simd.c src_ext/cartesia/b64simd.h
-    tests/conftest.py setup.py pyproject.toml MANIFEST.in README.md)
+    tests/conftest.py setup.py pyproject.toml MANIFEST.in README.md LICENSE)
 if git -C "$repo" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     # Every tracked file under src_ext/ and tests/ too (a new .pxd or test module must not go missing).
     while IFS= read -r path; do required+=("$path"); done < <(git -C "$repo" ls-files src_ext tests)
@@ -116,6 +116,14 @@ fi
 # The wheel must carry the compiled core.
 "$work/tools/bin/python" -m zipfile -l "$wheel" >"$work/wheel.txt"
 grep -Eq 'cartesia/_stream_c\..*(so|pyd)' "$work/wheel.txt" || fail "wheel lacks the compiled cartesia/_stream_c module"
+# A release build carries no debug info (setup.py: -g0, and -s at link on Linux).
+if [ "$platform" = Linux ]; then
+    mkdir "$work/so"
+    "$work/tools/bin/python" -m zipfile -e "$wheel" "$work/so"
+    so="$(ls "$work"/so/cartesia/_stream_c.*.so)"
+    echo "    $(basename "$so"): $(($(wc -c <"$so") / 1024)) KiB"
+    if readelf -S "$so" | grep -q '\.debug_'; then fail "the compiled core carries debug info (a release build must not)"; fi
+fi
 
 # --- 3. repair ------------------------------------------------------------------------------
 if [ "$platform" = Linux ]; then
@@ -187,8 +195,9 @@ shopt -u nullglob
 "$work/tools/bin/python" -m zipfile -l "${pure[0]}" >"$work/pure.txt"
 if grep -Eq '\.(so|pyd)\b' "$work/pure.txt"; then fail "the pure wheel carries compiled modules"; fi
 echo "    $(basename "${pure[0]}")"
-# Without the speech extra: the package must work (and its speech tests skip) without it.
-new_venv "$work/venv-pure" "${pure[0]}[test]"
+# With the speech extra: the local server's espeak-ng engine on the pure twin. (.ci/run's
+# lowest-versions step tests an install without it, where the speech tests skip.)
+new_venv "$work/venv-pure" "${pure[0]}[speech,test]"
 assert_installed_copy "$work/venv-pure"
 CARTESIA_NO_EXTENSIONS=1 run_tests "$work/venv-pure" --no-c-extensions
 

@@ -182,9 +182,11 @@ def _to_float32(encoding: str, raw: Any) -> np.ndarray:
     if encoding == "pcm_f32le":
         return np.frombuffer(raw, dtype=_FLOAT)
     if encoding == "pcm_s16le":
-        return np.frombuffer(raw, dtype="<i2").astype(np.float32) * np.float32(1.0 / 32768.0)
+        scaled: np.ndarray = np.frombuffer(raw, dtype="<i2").astype(np.float32) * np.float32(1.0 / 32768.0)
+        return scaled
     table = _ULAW if encoding == "pcm_mulaw" else _ALAW
-    return table[np.frombuffer(raw, dtype=np.uint8)]
+    samples: np.ndarray = table[np.frombuffer(raw, dtype=np.uint8)]
+    return samples
 
 
 class _Tail:
@@ -245,7 +247,7 @@ class Message:
         self.context_id = context_id
         self.fields = {} if fields is None else fields
 
-    def _key(self) -> tuple:
+    def _key(self) -> Tuple[Any, ...]:
         return (
             self.type,
             self.audio,
@@ -267,7 +269,7 @@ class Message:
             other.sampling_rate,  # type: ignore[attr-defined]
             other.done,  # type: ignore[attr-defined]
             other.context_id,  # type: ignore[attr-defined]
-            other.fields,  # type: ignore[attr-defined]
+            other.fields,
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -285,9 +287,10 @@ class Message:
 
 def _loads(text: bytes, offset: int) -> Dict[str, Any]:
     try:
-        return json.loads(text)
+        fields: Dict[str, Any] = json.loads(text)  # always an object: the scanner matched its braces
     except (ValueError, RecursionError) as exc:
         raise StreamFormatError(f"invalid JSON in the frame at offset {offset}: {exc}", offset) from None
+    return fields
 
 
 def _deliver(audio: bytes, sink: Any) -> Tuple[bytes, int]:
@@ -540,6 +543,12 @@ class StreamParser:
     complete messages. After any error the parser is unusable: every later call raises the same
     exception class.
 
+    Nothing before an error is lost: when a read completes good frames and then hits a malformed
+    one, ``feed`` returns the good frames (their audio already in the sink, exactly once) and
+    the error itself (same class, same offset) is raised by the next ``feed`` or ``close``
+    call, as a short ``read()`` reports an error on the next call. So always call ``close`` at
+    the end of the stream: it also reports a stream cut short.
+
     Framings:
         ``"json"``: JSON objects back to back, whitespace allowed between them.
         ``"sse"``: Server-Sent Events; each event's joined ``data`` is one JSON object. Comment
@@ -562,8 +571,8 @@ class StreamParser:
     """
 
     __slots__ = ("_mode", "_framing", "_sink", "_max", "_buf", "_base", "_pos", "_fed", "_count", "_error",
-                 "_closed", "_scanner", "_lead", "_skip_lf", "_eol_from", "_parts", "_dspan", "_dlines", "_dsize",
-                 "_doff")
+                 "_deferred", "_closed", "_scanner", "_lead", "_skip_lf", "_eol_from", "_parts", "_dspan", "_dlines",
+                 "_dsize", "_doff")
 
     def __init__(self, framing: str = "auto", *, sink: Any = None, max_frame_bytes: int = _DEFAULT_MAX_FRAME) -> None:
         if framing not in ("auto", "json", "sse"):
@@ -580,6 +589,7 @@ class StreamParser:
         self._fed = 0
         self._count = 0
         self._error: Optional[BaseException] = None
+        self._deferred: Optional[BaseException] = None  # error found after good frames, raised next call
         self._closed = False
         self._scanner: Optional[_Scanner] = None
         self._lead: Optional[int] = None  # stream offset of blanks that start the current line (auto)
@@ -613,7 +623,9 @@ class StreamParser:
             data: The bytes that just arrived (any length, including 0).
 
         Returns:
-            The messages completed by these bytes, in order.
+            The messages completed by these bytes, in order. If the bytes also hold a malformed
+            frame after good ones, the good ones are returned and the error is raised by the next
+            call.
 
         Raises:
             StreamFormatError: Junk in the stream (the message says where), or a bad frame.
@@ -622,6 +634,7 @@ class StreamParser:
             RingOverflowError: The sink ring had no room for a frame's audio.
         """
         if self._error is not None or self._closed:
+            self._raise_deferred()
             self._check_usable()
             raise StreamFormatError("feed() after close()", self._fed)
         if type(data) is not bytes:
@@ -643,11 +656,14 @@ class StreamParser:
             if self._mode == _SSE and not self._skip_lf and buf.find(b"\n", old) < 0 and buf.find(b"\r", old) < 0:
                 self._eol_from = len(buf)
                 return []
+        out: List[Message] = []
         try:
-            out = self._run()
+            self._run(out)
         except Exception as exc:
             self._error = exc
-            raise
+            if not out:
+                raise
+            self._deferred = exc
         self._count += len(out)
         return out
 
@@ -659,7 +675,10 @@ class StreamParser:
 
         Raises:
             TruncatedStreamError: The stream ended inside a frame or an event.
+            StreamFormatError: (or the other ``feed`` errors) A malformed frame that the last
+                ``feed`` found after the good frames it returned.
         """
+        self._raise_deferred()
         self._check_usable()
         if self._closed:
             return []
@@ -670,6 +689,12 @@ class StreamParser:
             self._error = exc
             raise
         return []
+
+    def _raise_deferred(self) -> None:
+        exc = self._deferred
+        if exc is not None:
+            self._deferred = None
+            raise exc
 
     def _check_usable(self) -> None:
         exc = self._error
@@ -685,8 +710,8 @@ class StreamParser:
 
     # -- driver --
 
-    def _run(self) -> List[Message]:
-        out: List[Message] = []
+    def _run(self, out: List[Message]) -> None:
+        # ``out`` is the caller's list, so the frames completed before an error are not lost.
         mode = self._mode
         if mode == _JSON:
             self._run_json(out)
@@ -696,7 +721,7 @@ class StreamParser:
             buf = self._buf
             if mode == _START:
                 if len(buf) < 3 and _BOM.startswith(bytes(buf)):
-                    return out
+                    return
                 if buf.startswith(_BOM):
                     self._pos = 3
                 mode = self._mode = {"auto": _DECIDE, "json": _JSON, "sse": _SSE}[self._framing]
@@ -707,7 +732,6 @@ class StreamParser:
             elif self._mode == _SSE:
                 self._run_sse(out)
         self._compact()
-        return out
 
     def _compact(self) -> None:
         scanner = self._scanner
@@ -726,9 +750,10 @@ class StreamParser:
                 self._dspan = (dspan[0] - keep, dspan[1] - keep)
         pending = len(self._buf) + self._dsize - (self._pos if scanner is None else 0)
         if pending > self._max:
-            raise FrameTooLargeError(
-                f"frame at offset {self._base} exceeds max_frame_bytes ({pending} > {self._max})", self._base
-            )
+            # Where the partial frame (json) or the partial line (sse) starts, as the compiled twin
+            # reports it; _buf may still begin earlier, at the event's first data line.
+            off = self._base + (0 if scanner is not None else self._pos)
+            raise FrameTooLargeError(f"frame at offset {off} exceeds max_frame_bytes ({pending} > {self._max})", off)
 
     def _decide(self) -> None:
         buf, pos, base = self._buf, self._pos, self._base
@@ -1035,7 +1060,7 @@ class PCMRing:
             Number of samples written to ``out``.
         """
         view = np.frombuffer(_writable_f32(out), dtype=np.float32)
-        n = min(view.shape[0], self._w - self._r)
+        n: int = min(view.shape[0], self._w - self._r)
         self._copy_out(view, n)
         return n
 

@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 pytestmark = pytest.mark.hypothesis
@@ -67,7 +67,7 @@ def frames(draw):
             b64 = b64.replace("/", "\\/")
         elif escape == "unicode" and b64:
             i = draw(st.integers(0, len(b64) - 1))
-            b64 = b64[:i] + "\\u%04x" % ord(b64[i]) + b64[i + 1 :]
+            b64 = b64[:i] + f"\\u{ord(b64[i]):04x}" + b64[i + 1 :]
         text = text.replace(json.dumps(marker, ensure_ascii=style == "ascii"), '"' + b64 + '"')
     return text.encode("utf-8")
 
@@ -206,7 +206,7 @@ def test_b64_kernels_agree(both_twins, b64_backends, text):
     payload = '{"data": "' + text.replace("\n", "\\n") + '"}'
     for mod, backend in b64_backends:
         assert mod._b64_set_backend(backend)
-        for call in (lambda: mod._b64decode(text.encode()), lambda: mod.parse_message(payload).audio):
+        for call in (lambda m=mod: m._b64decode(text.encode()), lambda m=mod: m.parse_message(payload).audio):
             try:
                 results.append(call())
             except Exception as exc:  # noqa: BLE001
@@ -307,3 +307,46 @@ def test_same_constructor_signatures(both_twins, name, good, bad):
         cls(*good[0], **good[1])
         with pytest.raises(TypeError):
             cls(*bad[0], **bad[1])
+
+
+# --- nothing before a malformed frame is lost ----------------------------------------------------
+
+BIG_FRAME = b'{"data": "' + b"A" * 70000 + b'"}'
+MALFORMED = {
+    "json": [b"x", b"]", b'{"data": "AAA!"}', b'{"a": tru}', b'{"data": "AAAA", "data": ""}', b'{"data": 5}',
+             b'{"a" 1}', BIG_FRAME],
+    "sse": [b"date: 1\n\n", b'data: {"data": "AA=A"}\n\n', b"data: [1]\n\n", b" data: {}\n\n", b"data: {\n\n",
+            b"data: " + BIG_FRAME + b"\n\n", b'data: {"data": "A"}\n\n'],
+}
+
+
+@st.composite
+def good_then_malformed(draw):
+    """(framing, the good part alone, the whole wire: good frames, a malformed part, maybe more frames)."""
+    framing, good = draw(streams().filter(lambda s: s[1].strip(b" \t\r\n\xef\xbb\xbf")))
+    kind = "json" if good.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{" else "sse"
+    if kind == "sse" and not good.endswith((b"\n", b"\r")):
+        good += b"\n"  # the bad part must start on a line of its own
+    bad = draw(st.sampled_from(MALFORMED[kind]))
+    after = draw(streams())[1] if draw(st.booleans()) else b""
+    return framing, good, good + bad + after
+
+
+@SETTINGS
+@given(good_then_malformed(), st.lists(st.integers(0, 10**6), max_size=20), st.sampled_from([None, "buffer", "ring"]))
+def test_good_frames_before_a_malformed_one_are_delivered_once(both_twins, case, cuts, sink_kind):
+    """Any read split: every good frame before the bad one comes out once (and its audio reaches the
+    sink once), then the error; both twins alike, down to the error's class, call and offset."""
+    framing, good, wire = case
+    expected_msgs, expected_sink, error = run(both_twins[-1], framing, [good], sink_kind)
+    assert error is None
+    assume(expected_msgs)  # a stream of comments only has no frame to lose
+    classes = set()
+    for pieces in ([wire], split(wire, cuts)):
+        results = [run(mod, framing, pieces, sink_kind) for mod in both_twins]
+        assert all(r == results[0] for r in results), results
+        msgs, sink_state, error = results[0]
+        assert msgs == expected_msgs and sink_state == expected_sink
+        assert error is not None and error[0] in EXPECTED_ERRORS, error
+        classes.add(error[0])
+    assert len(classes) == 1, classes  # where the reads end never changes what the error is

@@ -209,7 +209,8 @@ def test_ring_two_threads_every_sample_in_order(stream_mod):
 def test_parser_sinks_of_both_twins(stream_mod, both_twins):
     values = np.linspace(-1, 1, 1000, dtype="<f4")
     wire = b"".join(
-        b'{"data": "' + base64.b64encode(values[i : i + 250].tobytes()) + b'", "done": false}' for i in range(0, 1000, 250)
+        b'{"data": "' + base64.b64encode(values[i : i + 250].tobytes()) + b'", "done": false}'
+        for i in range(0, 1000, 250)
     )
     for sink_mod in both_twins:
         for sink in (sink_mod.AudioBuffer(), sink_mod.PCMRing(1000)):

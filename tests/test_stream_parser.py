@@ -13,6 +13,7 @@ import pytest
 from cartesia.errors import (
     Base64DecodeError,
     FrameTooLargeError,
+    RingOverflowError,
     StreamFormatError,
     TruncatedStreamError,
 )
@@ -131,7 +132,7 @@ def test_message_repr_eq(stream_mod):
 
 @pytest.mark.parametrize(
     "b64",
-    [B64.replace("/", "\\/"), B64[:8] + "\\u%04x" % ord(B64[8]) + B64[9:], B64.replace("A", "\\u0041", 3)],
+    [B64.replace("/", "\\/"), B64[:8] + f"\\u{ord(B64[8]):04x}" + B64[9:], B64.replace("A", "\\u0041", 3)],
 )
 def test_escapes_inside_data_decode_right(stream_mod, b64):
     text = '{"data": "' + b64 + '", "sampling_rate": 1}'
@@ -357,3 +358,134 @@ def test_awkward_inputs(awkward_results, case):
         assert result[0] == "StreamFormatError" and "invalid JSON in the frame at offset 0" in result[1]
     else:
         assert result == EXPECTED[case]
+
+
+# --- nothing before an error is lost (issue 9, defect 9) ------------------------------------------
+
+GOOD = [chunk(0), chunk(1, context_id="c1"), frame(type="done", done=True)]
+BIG = b'{"data": "' + b"A" * 6000 + b'"}'
+
+
+def framed(framing, frames):
+    if framing == "sse":
+        return b"".join(b"data: " + f + b"\n\n" for f in frames)
+    return b"\n".join(frames) + b"\n"
+
+
+# (framing, malformed part, error class, offset of the error within that part)
+MALFORMED_AFTER_GOOD = [
+    ("json", b"x{}", StreamFormatError, 0),
+    ("json", b'{"data": "AAA!"}', Base64DecodeError, 13),
+    ("json", b'{"data": "AAAA", "n": tru}', StreamFormatError, 0),
+    ("json", b'{"data": "AAAA", "data": "AAAA"}', StreamFormatError, 0),
+    ("json", b'  {"a": 1 "b"}', StreamFormatError, 2),
+    ("json", BIG, FrameTooLargeError, 0),
+    ("sse", b"date: {}\n\n", StreamFormatError, 0),
+    ("sse", b'data: {"data": "AAA!"}\n\n', Base64DecodeError, 19),
+    ("sse", b"data: [1]\n\n", StreamFormatError, 6),
+    ("sse", b"data: " + BIG + b"\n\n", FrameTooLargeError, 6),
+]
+
+
+@pytest.mark.parametrize("then", ["feed", "close"])
+@pytest.mark.parametrize("framing, bad, error, rel", MALFORMED_AFTER_GOOD)
+def test_good_frames_before_a_malformed_one_come_first(stream_mod, framing, bad, error, rel, then):
+    """One read holds good frames and then a bad one: feed returns the good ones, the next call raises."""
+    prefix = framed(framing, GOOD)
+    parser = stream_mod.StreamParser("auto", max_frame_bytes=4096)
+    out = parser.feed(prefix + bad)
+    assert out == [stream_mod.parse_message(f) for f in GOOD]
+    assert parser.messages == 3 and parser.bytes_fed == len(prefix + bad)
+    with pytest.raises(error) as info:
+        parser.feed(chunk()) if then == "feed" else parser.close()
+    # The original error, unchanged: same class, same offset, same message as without good frames.
+    assert type(info.value) is error and info.value.offset == len(prefix) + rel
+    assert f"offset {len(prefix) + rel}" in str(info.value) and "failed earlier" not in str(info.value)
+    # From then on the parser is dead, as after any error.
+    for call in (lambda: parser.feed(b""), parser.close):
+        with pytest.raises(error, match="the parser failed earlier") as again:
+            call()
+        assert again.value.offset == len(prefix) + rel
+    assert parser.messages == 3
+
+
+@pytest.mark.parametrize("framing, bad, error, rel", MALFORMED_AFTER_GOOD[:2] + MALFORMED_AFTER_GOOD[6:8])
+def test_malformed_frame_without_good_ones_still_raises_at_once(stream_mod, framing, bad, error, rel):
+    prefix = framed(framing, GOOD)
+    parser = stream_mod.StreamParser("auto", max_frame_bytes=4096)
+    assert len(parser.feed(prefix)) == 3
+    with pytest.raises(error) as info:
+        parser.feed(bad)
+    assert info.value.offset == len(prefix) + rel and "failed earlier" not in str(info.value)
+
+
+@pytest.mark.parametrize("size", [1, 5, 333, 1 << 20])
+@pytest.mark.parametrize("sink_kind", ["buffer", "ring"])
+@pytest.mark.parametrize("framing", ["json", "sse"])
+def test_sink_gets_the_audio_of_good_frames_exactly_once(stream_mod, both_twins, framing, sink_kind, size):
+    bad = b'{"data": "AAAA", "data": "AAAA"}'
+    wire = framed(framing, GOOD) + (b"data: " + bad + b"\n\n" if framing == "sse" else bad)
+    for sink_mod in both_twins:
+        sink = sink_mod.AudioBuffer() if sink_kind == "buffer" else sink_mod.PCMRing(10_000)
+        parser = stream_mod.StreamParser(framing, sink=sink)
+        out = []
+        with pytest.raises(StreamFormatError, match="duplicate 'data'"):
+            for i in range(0, len(wire), size):
+                out += parser.feed(wire[i : i + size])
+            parser.close()
+        assert [(m.type, m.audio, m.samples) for m in out] == [("chunk", b"", 441)] * 2 + [("done", b"", 0)]
+        stored = sink.to_bytes() if sink_kind == "buffer" else sink.read(20_000).tobytes()
+        assert stored == PCM * 2 and sink.pending_bytes == 0
+
+
+def test_ring_overflow_after_good_frames_delivers_them_first(stream_mod):
+    ring = stream_mod.PCMRing(441 * 2 + 100)
+    parser = stream_mod.StreamParser(sink=ring)
+    out = parser.feed(chunk(0) + chunk(1) + chunk(2))
+    assert [m.samples for m in out] == [441, 441]
+    with pytest.raises(RingOverflowError, match="441 samples do not fit in 100 free samples"):
+        parser.close()
+    assert len(ring) == 882 and ring.read(2000).tobytes() == PCM * 2
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        '{"data": "AAA!"}',
+        '{"data": "AAAA", "n": tru}',
+        '{"data": "AAAA", "data": "AAAA"}',
+        '{"data": "AAAA"} x',
+        '{"data": "AA\\/A\\q"}',
+        '{"data": "AAAA=AAA"}',
+    ],
+)
+@pytest.mark.parametrize("sink_kind", ["buffer", "ring"])
+def test_parse_message_bad_frame_leaves_the_sink_untouched(stream_mod, both_twins, sink_kind, bad):
+    """Between good messages, a bad one writes nothing, not even into a pending partial sample."""
+    odd = base64.b64encode(bytes([1, 2, 3])).decode()  # one s16 sample and one byte left over
+    last = base64.b64encode(bytes([4])).decode()
+    for sink_mod in both_twins:
+        sink = (
+            sink_mod.AudioBuffer(encoding="pcm_s16le")
+            if sink_kind == "buffer"
+            else sink_mod.PCMRing(64, encoding="pcm_s16le")
+        )
+        assert stream_mod.parse_message('{"data": "' + odd + '"}', sink=sink).samples == 1
+        assert sink.pending_bytes == 1
+        with pytest.raises((StreamFormatError, Base64DecodeError)):
+            stream_mod.parse_message(bad, sink=sink)
+        assert len(sink) == 1 and sink.pending_bytes == 1
+        assert stream_mod.parse_message('{"data": "' + last + '"}', sink=sink).samples == 1
+        stored = sink.to_bytes() if sink_kind == "buffer" else sink.read(10).tobytes()
+        expected = (np.array([0x0201, 0x0403], dtype="<i2") / np.float32(32768)).astype("<f4")
+        assert stored == expected.tobytes() and sink.pending_bytes == 0
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r"])
+def test_sse_partial_line_too_large_reports_where_the_line_starts(stream_mod, eol):
+    # Found by hypothesis: the event's first data line is still buffered when the next line grows
+    # too large; both twins name the start of the partial line (the pure one said the event's).
+    parser = stream_mod.StreamParser("sse", max_frame_bytes=40)
+    with pytest.raises(FrameTooLargeError, match="at offset 15 ") as info:
+        parser.feed(b'data: {"a": 1}' + eol + b"x" * 50)
+    assert info.value.offset == 15

@@ -80,6 +80,7 @@ cdef class StreamParser:
     cdef Py_ssize_t _fed
     cdef Py_ssize_t _count
     cdef object _error
+    cdef object _deferred     # error found after good frames in one read, raised by the next call
     cdef bint _closed
     cdef Bytes _pend          # BOM prefix, partial frame or partial SSE line
     cdef Py_ssize_t _pbase    # stream offset of _pend.p[0]
@@ -95,7 +96,7 @@ cdef class StreamParser:
     cdef Py_ssize_t _dsize
     cdef Py_ssize_t _doff
 
-    cdef list _run(self, const unsigned char *p, Py_ssize_t n)
+    cdef int _run(self, const unsigned char *p, Py_ssize_t n, list out) except -1
     cdef int _process(self, const unsigned char *p, Py_ssize_t n, Py_ssize_t base, list out) except -1
     cdef Py_ssize_t _decide(self, const unsigned char *p, Py_ssize_t n, Py_ssize_t base) except -1
     cdef int _run_json(self, const unsigned char *p, Py_ssize_t n, Py_ssize_t base, list out) except -1

@@ -766,6 +766,12 @@ cdef class StreamParser:
     complete messages. After any error the parser is unusable: every later call raises the same
     exception class.
 
+    Nothing before an error is lost: when a read completes good frames and then hits a malformed
+    one, ``feed`` returns the good frames (their audio already in the sink, exactly once) and
+    the error itself (same class, same offset) is raised by the next ``feed`` or ``close``
+    call, as a short ``read()`` reports an error on the next call. So always call ``close`` at
+    the end of the stream: it also reports a stream cut short.
+
     Framings:
         ``"json"``: JSON objects back to back, whitespace allowed between them.
         ``"sse"``: Server-Sent Events; each event's joined ``data`` is one JSON object. Comment
@@ -800,6 +806,7 @@ cdef class StreamParser:
         self._fed = 0
         self._count = 0
         self._error = None
+        self._deferred = None
         self._closed = False
         self._pend.len = 0
         self._pbase = 0
@@ -839,7 +846,9 @@ cdef class StreamParser:
             data: The bytes that just arrived (any length, including 0).
 
         Returns:
-            The messages completed by these bytes, in order.
+            The messages completed by these bytes, in order. If the bytes also hold a malformed
+            frame after good ones, the good ones are returned and the error is raised by the next
+            call.
 
         Raises:
             StreamFormatError: Junk in the stream (the message says where), or a bad frame.
@@ -848,18 +857,21 @@ cdef class StreamParser:
             RingOverflowError: The sink ring had no room for a frame's audio.
         """
         cdef Py_buffer view
-        cdef list out
+        cdef list out = []
         if self._error is not None or self._closed:
+            self._raise_deferred()
             self._check_usable()
             raise StreamFormatError("feed() after close()", self._fed)
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"feed() takes bytes, bytearray or memoryview, not {type(data).__name__}")
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         try:
-            out = self._run(<const unsigned char *>view.buf, view.len)
+            self._run(<const unsigned char *>view.buf, view.len, out)
         except Exception as exc:
             self._error = exc
-            raise
+            if not out:
+                raise
+            self._deferred = exc
         finally:
             PyBuffer_Release(&view)
         self._count += len(out)
@@ -873,7 +885,10 @@ cdef class StreamParser:
 
         Raises:
             TruncatedStreamError: The stream ended inside a frame or an event.
+            StreamFormatError: (or the other ``feed`` errors) A malformed frame that the last
+                ``feed`` found after the good frames it returned.
         """
+        self._raise_deferred()
         self._check_usable()
         if self._closed:
             return []
@@ -884,6 +899,12 @@ cdef class StreamParser:
             self._error = exc
             raise
         return []
+
+    def _raise_deferred(self):
+        exc = self._deferred
+        if exc is not None:
+            self._deferred = None
+            raise exc
 
     def _check_usable(self):
         exc = self._error
@@ -918,8 +939,8 @@ cdef class StreamParser:
                     self._doff,
                 )
 
-    cdef list _run(self, const unsigned char *p, Py_ssize_t n):
-        cdef list out = []
+    cdef int _run(self, const unsigned char *p, Py_ssize_t n, list out) except -1:
+        # ``out`` is the caller's list, so the frames completed before an error are not lost.
         cdef Py_ssize_t base = self._fed
         cdef Py_ssize_t pos = 0
         cdef bytes head
@@ -929,7 +950,7 @@ cdef class StreamParser:
                 bytes_append(&self._pend, p + pos, 1)
                 pos += 1
             if self._pend.len < 3 and pos == n:
-                return out  # still a possible byte-order mark
+                return 0  # still a possible byte-order mark
             head = None
             if 0 < self._pend.len < 3:
                 # Not a byte-order mark after all: those bytes are data.
@@ -939,7 +960,7 @@ cdef class StreamParser:
             if head is not None:
                 self._process(<const unsigned char *>PyBytes_AS_STRING(head), len(head), 0, out)
         self._process(p + pos, n - pos, base + pos, out)
-        return out
+        return 0
 
     cdef int _process(self, const unsigned char *p, Py_ssize_t n, Py_ssize_t base, list out) except -1:
         cdef Py_ssize_t pos = 0
