@@ -42,7 +42,7 @@ class RawServer:
         # An explicit scheme: plain HTTP whatever rule a client applies to a bare host.
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "RawServer":
+    def __enter__(self) -> RawServer:
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
         return self

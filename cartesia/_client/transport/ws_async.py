@@ -84,7 +84,11 @@ class AsyncSocket(RoutedSocket[AsyncSlot]):
         token = _HANDSHAKE_BODY.set(holder)
         error: Optional[BaseException] = None
         try:
-            self.ws = await bounded(session.ws_connect(self._url, **kwargs), timeout)
+            # aiohttp >= 3.12 types the socket by its text decoding (ClientWebSocketResponse[bool]).
+            self.ws = cast(
+                aiohttp.ClientWebSocketResponse,
+                await bounded(session.ws_connect(self._url, **kwargs), timeout),
+            )
         except aiohttp.WSServerHandshakeError as exc:
             error = status_error(
                 exc.status,
