@@ -15,6 +15,8 @@ from .faults import FaultController, FaultSpecError, parse_fault_spec
 from .generation import RequestError
 from .http_api import json_error
 from .state import REQUEST_FAULTS_KEY, STATE_KEY, ServerState
+from .v1 import voices_api
+from .v1.voice_store import VOICE_STORE_KEY, VoiceStore
 
 __all__ = ["create_app", "FAULT_HEADER"]
 
@@ -113,5 +115,7 @@ def create_app(
     app[STATE_KEY] = ServerState.create(config, faults)
     app.add_routes(http_api.routes())
     app.add_routes(ws_api.routes())
+    app[VOICE_STORE_KEY] = VoiceStore.from_config(config)
+    app.add_routes(voices_api.routes())
     app.on_shutdown.append(ws_api.close_all)
     return app

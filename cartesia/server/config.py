@@ -30,6 +30,10 @@ class ServerConfig:
         ws_idle_timeout: Close websockets idle this long (code 1000), ``None`` = never.
         cache_bytes: Memory budget of the rendered-frames cache.
         transcription_memory: Generations remembered for ``/audio/transcriptions``.
+        voices_file: A JSON file of voice objects added to the current API's catalogue
+            (``--voices``); read when the app is created.
+        any_voice: An unknown voice id speaks with a voice derived from the id instead of
+            answering 404 (``--any-voice``).
     """
 
     engine: Optional[str] = None
@@ -42,6 +46,8 @@ class ServerConfig:
     ws_idle_timeout: Optional[float] = None
     cache_bytes: int = 64 * 1024 * 1024
     transcription_memory: int = 512
+    voices_file: Optional[str] = None
+    any_voice: bool = False
 
     def __post_init__(self) -> None:
         if self.pace not in PACES:

@@ -17,6 +17,9 @@ __all__ = [
     "VOICES_BY_ID",
     "embedding_from_bytes",
     "voice_for_embedding",
+    "check_embedding",
+    "espeak_language",
+    "speaking",
 ]
 
 #: Length of a v0 voice embedding.
@@ -172,3 +175,48 @@ def voice_for_embedding(embedding: Sequence[float]) -> Voice:
         f0=(170.0 if female else 95.0) * math.pow(2.0, (digest[3] % 12) / 12.0),
         brightness=0.2 + (digest[4] % 70) / 100.0,
     )
+
+
+def check_embedding(value: Any, field: str = "embedding") -> List[float]:
+    """``value`` as an embedding: exactly 192 finite numbers.
+
+    Raises:
+        ValueError: Naming ``field`` and what is wrong.
+    """
+    if not isinstance(value, list):
+        raise ValueError(f"`{field}` must be a list of {EMBEDDING_SIZE} numbers")
+    if len(value) != EMBEDDING_SIZE:
+        raise ValueError(f"`{field}` must have {EMBEDDING_SIZE} numbers, got {len(value)}")
+    for x in value:
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+            raise ValueError(f"`{field}` must contain only finite numbers")
+    return [float(x) for x in value]
+
+
+# espeak-ng voice names where they differ from the ISO 639-1 code of the current API.
+_ESPEAK_NAMES = {"en": "en-us", "zh": "cmn", "no": "nb", "pt": "pt-br"}
+# Languages of the current API that the bundled espeak-ng speaks (checked against its voices).
+_ESPEAK_LANGUAGES = frozenset(
+    "en fr de es it pt nl pl ru sv tr ja zh hi ko ar he cs da fi el hu ro uk vi id ms bg hr sk "
+    "ta te no th bn ka gu kn ml mr pa or ur".split()
+)
+
+
+def espeak_language(code: str) -> Optional[str]:
+    """The espeak-ng voice name for an ISO 639-1 code (``fr`` -> ``fr``), ``None`` if unspoken."""
+    code = code.lower()
+    if code not in _ESPEAK_LANGUAGES:
+        return None
+    return _ESPEAK_NAMES.get(code, code)
+
+
+def speaking(voice: Voice, language: str) -> Voice:
+    """``voice`` speaking ``language``: same variant, pitch and rate, espeak-ng language swapped.
+
+    Unchanged when the language is unknown to espeak-ng or already the voice's own.
+    """
+    name = espeak_language(language)
+    base, sep, variant = voice.espeak.partition("+")
+    if name is None or base == name or (language == "en" and base.startswith("en")):
+        return voice
+    return dataclasses.replace(voice, espeak=name + sep + variant)
