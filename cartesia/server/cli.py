@@ -17,6 +17,7 @@ from .embed import bind_sockets
 from .engines import ENGINE_NAMES
 from .faults import Fault, parse_fault_spec
 from .state import STATE_KEY
+from .tls import TLSError, TLSMaterial, server_tls
 
 __all__ = ["build_parser", "main"]
 
@@ -48,12 +49,31 @@ def build_parser(prog: str = "cartesia serve") -> argparse.ArgumentParser:
         help="close websockets idle this long with code 1000 (default: never)")
     add("--fault", action="append", default=[], metavar="SPEC",
         help="queue a server-wide fault at start, e.g. 'drop;after_frames=2' (repeatable)")
+    add("--voices", default=None, metavar="FILE", dest="voices_file",
+        help="JSON array of voice objects added to the catalogue of the current API "
+             "(your production voice ids; omitted fields get defaults)")
+    add("--any-voice", action="store_true",
+        help="an unknown voice id speaks with a voice derived from the id instead of 404")
+    add("--tls", action="store_true",
+        help="serve https/wss; without --cert/--key a throwaway CA and a localhost "
+             "certificate are made (needs the `tls` extra: pip install 'cartesia[tls]')")
+    add("--cert", default=None, metavar="PEM", help="certificate (chain) to serve with --tls")
+    add("--key", default=None, metavar="PEM", help="private key of --cert")
+    add("--ca-out", default=None, metavar="PATH",
+        help="with --tls and no --cert: write the generated CA certificate here "
+             "(for clients: SSL_CERT_FILE=PATH)")
     add("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
         help="logging level (default: warning)")
     return parser
 
 
-async def _serve(config: ServerConfig, host: str, port: int, faults: List[Fault]) -> None:
+async def _serve(
+    config: ServerConfig,
+    host: str,
+    port: int,
+    faults: List[Fault],
+    tls: Optional[TLSMaterial] = None,
+) -> None:
     app = create_app(config)
     app[STATE_KEY].faults.extend(faults)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
@@ -72,14 +92,16 @@ async def _serve(config: ServerConfig, host: str, port: int, faults: List[Fault]
         sockets = bind_sockets(host, port)
         bound = sockets[0].getsockname()[1]
         try:
+            ssl_context = tls.server_context if tls is not None else None
             for sock in sockets:
-                await web.SockSite(runner, sock).start()
+                await web.SockSite(runner, sock, ssl_context=ssl_context).start()
         except BaseException:
             for sock in sockets:
                 sock.close()
             raise
         shown = f"[{host}]" if ":" in host else host
-        sys.stdout.write(f"listening on http://{shown}:{bound}\n")
+        scheme = "https" if tls is not None else "http"
+        sys.stdout.write(f"listening on {scheme}://{shown}:{bound}\n")
         sys.stdout.flush()
         await stop.wait()
     finally:
@@ -107,12 +129,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             api_keys=tuple(args.api_keys),
             voices_embedding_style=args.voices_embedding_style,
             ws_idle_timeout=args.ws_idle_timeout,
+            voices_file=args.voices_file,
+            any_voice=args.any_voice,
         )
         faults = [fault for spec in args.fault for fault in parse_fault_spec(spec)]
     except ValueError as exc:
         parser.error(str(exc))
+    if not args.tls and (args.cert or args.key or args.ca_out):
+        parser.error("--cert, --key and --ca-out need --tls")
+    tls = None
+    if args.tls:
+        try:
+            tls = server_tls(args.cert, args.key, args.ca_out)
+        except TLSError as exc:
+            sys.stderr.write(f"cartesia serve: {exc}\n")
+            return 2
     try:
-        asyncio.run(_serve(config, args.host, args.port, faults))
+        asyncio.run(_serve(config, args.host, args.port, faults, tls))
     except OSError as exc:
         sys.stderr.write(f"cartesia serve: cannot listen on {args.host}:{args.port}: {exc}\n")
         return 2

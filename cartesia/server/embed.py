@@ -6,7 +6,10 @@ import asyncio
 import collections
 import errno
 import socket
+import ssl
+import tempfile
 import threading
+from pathlib import Path
 from types import TracebackType
 from typing import Iterable, List, Optional, Tuple, Type
 
@@ -16,6 +19,7 @@ from .app import create_app
 from .config import DEFAULT_API_KEY, ServerConfig
 from .faults import FaultController
 from .state import STATE_KEY, ServerState
+from .tls import TLSMaterial, server_tls
 
 __all__ = ["LocalServer", "bind_sockets"]
 
@@ -87,8 +91,16 @@ class LocalServer:
         pace: ``none`` or ``realtime``.
         api_keys: Accepted API keys; ``None``/empty accepts any non-empty key.
         first_chunk_latency: Seconds before the first chunk of each generation.
+        tls: Serve https/wss. Without ``cert``/``key`` a throwaway CA and a certificate for
+            localhost are made (needs the ``tls`` extra); clients trust it through
+            :attr:`ca_path` or :meth:`client_ssl_context`.
+        cert: PEM certificate (chain) file to serve with (with ``key``).
+        key: PEM private key file of ``cert``.
+        ca_out: Where to write the generated CA's PEM (default: a temporary file removed at
+            :meth:`stop`).
         **options: Further :class:`~cartesia.server.config.ServerConfig` fields
-            (``voices_embedding_style``, ``max_body_bytes``, ``ws_idle_timeout``, ...).
+            (``voices_file``, ``any_voice``, ``voices_embedding_style``, ``max_body_bytes``,
+            ``ws_idle_timeout``, ...).
 
     Attributes:
         faults: The server-wide :class:`~cartesia.server.faults.FaultController`.
@@ -103,6 +115,10 @@ class LocalServer:
         pace: str = "none",
         api_keys: Optional[Iterable[str]] = None,
         first_chunk_latency: float = 0.0,
+        tls: bool = False,
+        cert: Optional[str] = None,
+        key: Optional[str] = None,
+        ca_out: Optional[str] = None,
         **options,
     ) -> None:
         self.config = ServerConfig(
@@ -123,6 +139,10 @@ class LocalServer:
         self._stopped: Optional[asyncio.Event] = None
         self._ready = threading.Event()
         self._error: Optional[BaseException] = None
+        self._tls_wanted = tls or cert is not None or key is not None
+        self._tls_files = (cert, key, ca_out)
+        self._tls: Optional[TLSMaterial] = None
+        self._tls_dir: Optional[tempfile.TemporaryDirectory] = None
 
     # --- addresses -------------------------------------------------------------------------
 
@@ -141,13 +161,28 @@ class LocalServer:
 
     @property
     def base_url(self) -> str:
-        """``http://host:port`` (no ``/v0``)."""
-        return f"http://{self.host_for_env}"
+        """``http://host:port`` (``https://`` with TLS; no ``/v0``)."""
+        return f"{'https' if self._tls_wanted else 'http'}://{self.host_for_env}"
 
     @property
     def ws_url(self) -> str:
-        """``ws://host:port`` (no ``/v0``)."""
-        return f"ws://{self.host_for_env}"
+        """``ws://host:port`` (``wss://`` with TLS; no ``/v0``)."""
+        return f"{'wss' if self._tls_wanted else 'ws'}://{self.host_for_env}"
+
+    @property
+    def ca_path(self) -> Optional[Path]:
+        """The PEM file of the generated CA (for ``SSL_CERT_FILE``), while running with TLS."""
+        return self._tls.ca_path if self._tls is not None else None
+
+    def client_ssl_context(self) -> ssl.SSLContext:
+        """An ``ssl.SSLContext`` that trusts this server's generated certificate.
+
+        Raises:
+            RuntimeError: The server is not running with a generated certificate.
+        """
+        if self._tls is None or self._tls.ca_pem is None:
+            raise RuntimeError("the server is not running with a generated TLS certificate")
+        return self._tls.client_context()
 
     @property
     def api_key(self) -> str:
@@ -182,6 +217,8 @@ class LocalServer:
         """
         if self._thread is not None:
             raise RuntimeError("LocalServer already started")
+        if self._tls_wanted and self._tls is None:
+            self._tls = self._make_tls()
         self._ready.clear()
         self._error = None
         self._thread = threading.Thread(target=self._run, name="cartesia-local-server", daemon=True)
@@ -190,6 +227,7 @@ class LocalServer:
         if self._error is not None:
             self._thread.join()
             self._thread = None
+            self._drop_tls()
             raise self._error
         return self
 
@@ -206,6 +244,21 @@ class LocalServer:
         thread.join()
         self._thread = None
         self._port = None
+        self._drop_tls()
+
+    def _drop_tls(self) -> None:
+        # A generated CA lives as long as one run: the next start() makes a fresh one.
+        if self._tls_dir is not None:
+            self._tls_dir.cleanup()
+            self._tls_dir = None
+            self._tls = None
+
+    def _make_tls(self) -> TLSMaterial:
+        cert, key, ca_out = self._tls_files
+        if cert is None and key is None and ca_out is None:
+            self._tls_dir = tempfile.TemporaryDirectory(prefix="cartesia-tls-")
+            ca_out = str(Path(self._tls_dir.name) / "ca.pem")
+        return server_tls(cert, key, ca_out)
 
     def __enter__(self) -> "LocalServer":
         return self.start()
@@ -256,8 +309,9 @@ class LocalServer:
         try:
             sockets = bind_sockets(self.host, self._requested_port)
             self._port = sockets[0].getsockname()[1]
+            ssl_context = self._tls.server_context if self._tls is not None else None
             for sock in sockets:
-                await web.SockSite(runner, sock).start()
+                await web.SockSite(runner, sock, ssl_context=ssl_context).start()
             self._ready.set()
             await self._stopped.wait()
         finally:
