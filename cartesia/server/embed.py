@@ -20,6 +20,7 @@ from .config import DEFAULT_API_KEY, ServerConfig
 from .faults import FaultController
 from .state import STATE_KEY, ServerState
 from .tls import TLSMaterial, server_tls
+from .v1.voice_store import VOICE_STORE_KEY, VoiceStore
 
 __all__ = ["LocalServer", "bind_sockets"]
 
@@ -136,6 +137,7 @@ class LocalServer:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._runner: Optional[web.AppRunner] = None
         self._state: Optional[ServerState] = None
+        self._voice_store: Optional[VoiceStore] = None
         self._stopped: Optional[asyncio.Event] = None
         self._ready = threading.Event()
         self._error: Optional[BaseException] = None
@@ -200,6 +202,13 @@ class LocalServer:
         if self._state is None:
             raise RuntimeError("the server is not running")
         return self._state
+
+    @property
+    def voice_store(self) -> VoiceStore:
+        """The voices of the current API (built-in, ``voices_file`` and owned ones)."""
+        if self._voice_store is None:
+            raise RuntimeError("the server is not running")
+        return self._voice_store
 
     @property
     def stats(self) -> "collections.Counter[str]":
@@ -304,6 +313,7 @@ class LocalServer:
         self._stopped = asyncio.Event()
         app = create_app(self.config, self.faults)
         self._state = app[STATE_KEY]
+        self._voice_store = app[VOICE_STORE_KEY]
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         try:

@@ -78,10 +78,11 @@ def server_tls(
             raise TLSError("--cert and --key go together: give both PEM files, or neither")
         if ca_out is not None:
             raise TLSError("--ca-out only applies to the generated certificate (no --cert/--key)")
+        for flag, path in (("--cert", cert), ("--key", key)):
+            if not Path(path).is_file():
+                raise TLSError(f"cannot read {flag} {path}: no such file")
         try:
             ctx.load_cert_chain(str(cert), str(key))
-        except FileNotFoundError as exc:
-            raise TLSError(f"cannot read {exc.filename}: no such file") from None
         except (OSError, ssl.SSLError) as exc:
             raise TLSError(f"cannot use --cert {cert} / --key {key}: {exc}") from None
         return TLSMaterial(ctx)

@@ -179,6 +179,7 @@ def _from_v0(voice: Voice) -> VoiceRecord:
 # Ids of production voices that official examples and apps hard-code (4.2.0's examples use
 # Tessa; its README uses Brooke), so those apps run unchanged. Each speaks with its own
 # engine parameters: espeak voice, pitch, rate (speech engine); f0 and brightness (tone).
+# fmt: off
 _PRODUCTION = (
     # id, name, tagline, description, gender, locale, accent, (espeak, pitch, rate, f0, bright)
     ("6ccbfb76-1fc6-48f7-b71d-91ac6298247b", "Tessa", "Warm, emotive",
@@ -231,9 +232,9 @@ _PRODUCTION = (
      "A clear Brazilian Portuguese female voice.",
      "feminine", "pt-BR", "brazilian-portuguese", ("pt-br+f1", 60, 170, 202.0, 0.54)),
 )
+# fmt: on
 
 #: Every built-in voice, in listing order: production ids first, then the v0 catalogue.
 BUILTIN_VOICES: Tuple[VoiceRecord, ...] = tuple(_record(*row) for row in _PRODUCTION) + tuple(
     _from_v0(v) for v in voices_mod.CATALOGUE
 )
-

@@ -45,7 +45,9 @@ class VoicesFileError(ValueError):
 def check_language(value: Any, field: str = "language") -> str:
     """A language code (``en``, ``fr``, ...), lower-cased; :class:`ValueError` naming ``field``."""
     if not isinstance(value, str) or not _LANGUAGE.match(value.strip().lower()):
-        raise ValueError(f"`{field}` must be an ISO 639-1 language code such as 'en', got {value!r:.40}")
+        raise ValueError(
+            f"`{field}` must be an ISO 639-1 language code such as 'en', got {value!r:.40}"
+        )
     return value.strip().lower()
 
 
@@ -76,8 +78,21 @@ def _created_at(value: Any) -> str:
 # Fields of a current-API voice object; the derived ones (access, visibility, ...) are accepted
 # and ignored so that a page saved from the real service (`GET /voices`) loads as it is.
 _ENTRY_FIELDS = frozenset(
-    {"id", "name", "description", "language", "gender", "tagline", "locale", "locales",
-     "country", "accent", "created_at", "is_owner", "engine_voice"}
+    {
+        "id",
+        "name",
+        "description",
+        "language",
+        "gender",
+        "tagline",
+        "locale",
+        "locales",
+        "country",
+        "accent",
+        "created_at",
+        "is_owner",
+        "engine_voice",
+    }
 )
 _IGNORED_FIELDS = frozenset(
     {"access", "visibility", "preview_file_url", "user_id", "is_public", "embedding", "is_starred"}
@@ -116,7 +131,9 @@ def _engine_voice(
     changes: Dict[str, Any] = {}
     if "espeak" in spec:
         if not isinstance(spec["espeak"], str) or not spec["espeak"].strip():
-            raise ValueError("`engine_voice.espeak` must be an espeak-ng voice name like 'en-us+f3'")
+            raise ValueError(
+                "`engine_voice.espeak` must be an espeak-ng voice name like 'en-us+f3'"
+            )
         changes["espeak"] = spec["espeak"].strip()
     for key, (low, high, kind) in _ENGINE_LIMITS.items():
         if key not in spec:
@@ -124,7 +141,9 @@ def _engine_voice(
         value = spec[key]
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not ok or not (low <= value <= high) or (kind is int and value != int(value)):
-            raise ValueError(f"`engine_voice.{key}` must be a number in {low}..{high}, got {value!r:.40}")
+            raise ValueError(
+                f"`engine_voice.{key}` must be a number in {low}..{high}, got {value!r:.40}"
+            )
         changes[key] = kind(value)
     return dataclasses.replace(derived, **changes)
 
@@ -154,7 +173,9 @@ def record_from_entry(entry: Any, known: Mapping[str, VoiceRecord]) -> VoiceReco
     locales = entry.get("locales")
     if locale is None and isinstance(locales, list):
         # A saved production object: the native locale comes first.
-        native = [loc.get("locale") for loc in locales if isinstance(loc, dict) and loc.get("is_native")]
+        native = [
+            loc.get("locale") for loc in locales if isinstance(loc, dict) and loc.get("is_native")
+        ]
         locale = native[0] if native and isinstance(native[0], str) else None
     if locale is not None and not _LOCALE.match(locale):
         raise ValueError(f"`locale` must be a BCP-47 tag such as 'en-US', got {locale!r:.40}")
@@ -178,8 +199,10 @@ def record_from_entry(entry: Any, known: Mapping[str, VoiceRecord]) -> VoiceReco
     )
 
 
-def load_voices_file(path: "str | Path", known: Iterable[VoiceRecord] = BUILTIN_VOICES) -> List[VoiceRecord]:
-    """Read a ``--voices`` file: a JSON array of voice objects (or a saved ``{"data": [...]}`` page).
+def load_voices_file(
+    path: "str | Path", known: Iterable[VoiceRecord] = BUILTIN_VOICES
+) -> List[VoiceRecord]:
+    """Read a ``--voices`` file: a JSON array of voice objects, or a saved ``{"data": [...]}`` page.
 
     Omitted fields get defaults; ``engine_voice`` (a built-in voice id, a v0 voice name, or
     ``{"espeak", "pitch", "rate", "f0", "brightness"}``) says how the voice speaks, else the engine
@@ -370,7 +393,7 @@ class VoiceStore:
         if cursor is None:
             window = order
         elif starting_after is not None:
-            window = order[order.index(cursor) + 1:]
+            window = order[order.index(cursor) + 1 :]
         else:
             window = order[: order.index(cursor)]
         matching = [records[i] for i in window if _matches(records[i], **filters)]
@@ -427,7 +450,9 @@ class VoiceStore:
             record = _adhoc(voice_id)  # a made-up public voice: as read-only as the catalogue
         if record is None:
             raise ApiError(
-                404, f"voice {voice_id[:64]!r} not found", title="Voice not found",
+                404,
+                f"voice {voice_id[:64]!r} not found",
+                title="Voice not found",
                 error_code="voice_not_found",
             )
         if not record.is_owner:
@@ -441,7 +466,9 @@ class VoiceStore:
 
 def _check_id(voice_id: Any) -> None:
     if not isinstance(voice_id, str) or not voice_id or len(voice_id) > MAX_ID_CHARS:
-        raise ApiError(400, f"voice id must be a non-empty string of at most {MAX_ID_CHARS} characters")
+        raise ApiError(
+            400, f"voice id must be a non-empty string of at most {MAX_ID_CHARS} characters"
+        )
 
 
 def _matches(

@@ -14,7 +14,14 @@ from aiohttp import web
 from .. import voices as voices_mod
 from ..json_body import JSONInputError, loads
 from .errors import ApiError, error_response
-from .versions import LATEST, embeddings_allowed, paged_voices, request_version
+from .versions import (
+    LATEST,
+    VERSION_HEADER,
+    VERSION_QUERY,
+    embeddings_allowed,
+    paged_voices,
+    resolve,
+)
 from .voice_catalogue import VoiceRecord
 from .voice_store import (
     MAX_TAGLINE_CHARS,
@@ -38,8 +45,12 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _version(request: web.Request) -> str:
-    """The request's version; an unknown one has already been answered by :func:`_api`."""
-    return request_version(request)
+    """The request's version (see :func:`.versions.resolve`).
+
+    Resolved from the headers each time rather than with ``versions.request_version``: that one
+    remembers the version under a plain string key, which aiohttp >= 3.13 warns about.
+    """
+    return resolve(request.headers.get(VERSION_HEADER), request.query.get(VERSION_QUERY))
 
 
 def _api(handler: _Handler) -> _Handler:
@@ -48,17 +59,17 @@ def _api(handler: _Handler) -> _Handler:
     @functools.wraps(handler)
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
-            request_version(request)
+            _version(request)
             return await handler(request)
         except ApiError as err:
             try:
-                version = request_version(request)
+                version = _version(request)
             except ApiError:
                 version = LATEST  # the version itself was the problem
             return error_response(err, version)
         except web.HTTPRequestEntityTooLarge as exc:
             err = ApiError(413, f"request body too large ({exc.text or 'over the limit'})")
-            return error_response(err, request_version(request))
+            return error_response(err, _version(request))
 
     return wrapped
 
@@ -146,9 +157,13 @@ def _expand(request: web.Request) -> Tuple[str, ...]:
             if not item:
                 continue
             if item not in _EXPANDABLE:
-                raise _bad("expand[]", f"has unknown value {item[:40]!r}; known: {', '.join(_EXPANDABLE)}")
+                raise _bad(
+                    "expand[]", f"has unknown value {item[:40]!r}; known: {', '.join(_EXPANDABLE)}"
+                )
             if item == "embedding" and not embeddings_allowed(_version(request)):
-                raise _bad("expand[]", "cannot include `embedding` from Cartesia-Version 2026-03-01")
+                raise _bad(
+                    "expand[]", "cannot include `embedding` from Cartesia-Version 2026-03-01"
+                )
             out.append(item)
     return tuple(out)
 
@@ -176,7 +191,12 @@ def _filters(request: web.Request) -> Dict[str, Any]:
     q = query.get("q")
     if q is not None and len(q) > _MAX_TEXT:
         raise _bad("q", f"must be at most {_MAX_TEXT} characters")
-    return {"q": q or None, "gender": gender, "language": language, "is_owner": _bool_query(request, "is_owner")}
+    return {
+        "q": q or None,
+        "gender": gender,
+        "language": language,
+        "is_owner": _bool_query(request, "is_owner"),
+    }
 
 
 def _limit(request: web.Request) -> int:
@@ -202,7 +222,9 @@ async def _json_object(request: web.Request) -> Dict[str, Any]:
     return body
 
 
-def _string(body: Dict[str, Any], key: str, *, required: bool = False, limit: int = _MAX_TEXT) -> Optional[str]:
+def _string(
+    body: Dict[str, Any], key: str, *, required: bool = False, limit: int = _MAX_TEXT
+) -> Optional[str]:
     value = body.get(key)
     if value is None:
         if required:
@@ -220,14 +242,17 @@ def _string(body: Dict[str, Any], key: str, *, required: bool = False, limit: in
 def _only(body: Dict[str, Any], allowed: Tuple[str, ...], what: str) -> None:
     unknown = sorted(set(body) - set(allowed))
     if unknown:
-        raise ApiError(400, f"unknown field(s) for {what}: {', '.join(unknown)}; known: {', '.join(allowed)}")
+        raise ApiError(
+            400, f"unknown field(s) for {what}: {', '.join(unknown)}; known: {', '.join(allowed)}"
+        )
 
 
 async def _form(request: web.Request, allowed: Tuple[str, ...]) -> Tuple[Dict[str, str], bytes]:
     """The text fields and the ``clip`` file of a multipart upload."""
     if not request.content_type.startswith("multipart/"):
         raise ApiError(
-            400, f"expected a multipart/form-data upload with a `clip` file, got {request.content_type}"
+            400,
+            f"expected a multipart/form-data upload with a `clip` file, got {request.content_type}",
         )
     try:
         form = await request.post()
@@ -371,9 +396,16 @@ async def delete_voice(request: web.Request) -> web.Response:
 
 
 _CLONE_FIELDS = (
-    "clip", "name", "description", "language", "base_voice_id", "accent",
+    "clip",
+    "name",
+    "description",
+    "language",
+    "base_voice_id",
+    "accent",
     # 2024-06-10 clients also send these.
-    "mode", "enhance", "transcript",
+    "mode",
+    "enhance",
+    "transcript",
 )
 
 
@@ -502,8 +534,15 @@ async def mix_voices(request: web.Request) -> web.Response:
 
 
 _LOCALIZE_FIELDS = (
-    "voice_id", "name", "description", "language", "original_speaker_gender", "dialect",
-    "accent", "tagline", "embedding",
+    "voice_id",
+    "name",
+    "description",
+    "language",
+    "original_speaker_gender",
+    "dialect",
+    "accent",
+    "tagline",
+    "embedding",
 )
 
 
@@ -516,7 +555,9 @@ async def localize_voice(request: web.Request) -> web.Response:
     _only(body, _LOCALIZE_FIELDS, "POST /voices/localize")
     gender = body.get("original_speaker_gender")
     if gender is not None and gender not in ("male", "female"):
-        raise _bad("original_speaker_gender", f"must be 'male' or 'female', got {str(gender)[:20]!r}")
+        raise _bad(
+            "original_speaker_gender", f"must be 'male' or 'female', got {str(gender)[:20]!r}"
+        )
     dialect = _string(body, "dialect", limit=32)
     accent = _string(body, "accent", limit=64)
     try:
@@ -533,7 +574,9 @@ async def localize_voice(request: web.Request) -> web.Response:
             raise _bad("language", "is required (the target language)")
         seed = np.round(np.asarray(embedding, dtype="<f8"), 4).tobytes()
         seed += f"|{target}|{dialect}|{gender}".encode()
-        return web.json_response({"embedding": voices_mod.embedding_from_bytes(seed, salt=b"localize")})
+        return web.json_response(
+            {"embedding": voices_mod.embedding_from_bytes(seed, salt=b"localize")}
+        )
     voice_id = _string(body, "voice_id", required=True, limit=200)
     source = store.get(voice_id)
     name = _string(body, "name", required=True, limit=200)
