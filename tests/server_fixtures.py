@@ -78,12 +78,40 @@ def speech_server() -> Iterator[LocalServer]:
         yield server
 
 
-def _seed_cache_dir() -> Path:
+def cache_dir(name: str) -> Path:
+    """``~/.cache/cartesia-tests/<name>-pyXY`` (``$CARTESIA_TEST_CACHE`` overrides the base)."""
     base = os.environ.get("CARTESIA_TEST_CACHE") or os.path.join(
         os.path.expanduser("~"), ".cache", "cartesia-tests"
     )
     tag = f"py{sys.version_info[0]}{sys.version_info[1]}"
-    return Path(base) / f"seed-{SEED_VERSION}-{tag}"
+    return Path(base) / f"{name}-{tag}"
+
+
+def install_once(target: Path, build: Callable[[Path], None]) -> Path:
+    """Build a cached directory once, atomically.
+
+    ``build(scratch)`` fills a scratch directory next to ``target`` (it fails the test on
+    error); the scratch directory is marked complete and renamed into place, so concurrent or
+    interrupted runs never see half an install. Later calls return ``target`` at once.
+    """
+    if (target / ".complete").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=str(target.parent)))
+    try:
+        build(scratch)
+        (scratch / ".complete").write_text(target.name)
+        try:
+            scratch.rename(target)
+        except OSError:
+            # Another run finished first (or a stale partial directory is in the way).
+            if not (target / ".complete").exists():
+                shutil.rmtree(target, ignore_errors=True)
+                scratch.rename(target)
+    finally:
+        if scratch.exists():
+            shutil.rmtree(scratch, ignore_errors=True)
+    return target
 
 
 @pytest.fixture(scope="session")
@@ -95,12 +123,8 @@ def seed_client_path() -> Path:
     never see half an install. A failed install fails the test: the compatibility check must not
     silently disappear.
     """
-    target = _seed_cache_dir()
-    if (target / ".complete").exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=str(target.parent)))
-    try:
+
+    def build(scratch: Path) -> None:
         cmd = [
             sys.executable,
             "-m",
@@ -124,7 +148,7 @@ def seed_client_path() -> Path:
             [sys.executable, "-S", "-c", "import cartesia.tts, cartesia.version as v; print(v.__version__)"],
             capture_output=True,
             text=True,
-            cwd=str(target.parent),
+            cwd=str(scratch.parent),
             env={**os.environ, "PYTHONPATH": str(scratch)},
         )
         if check.returncode != 0 or check.stdout.strip() != SEED_VERSION:
@@ -133,18 +157,8 @@ def seed_client_path() -> Path:
                 f"{check.stdout}{check.stderr}",
                 pytrace=False,
             )
-        (scratch / ".complete").write_text(SEED_VERSION)
-        try:
-            scratch.rename(target)
-        except OSError:
-            # Another run finished first (or a stale partial directory is in the way).
-            if not (target / ".complete").exists():
-                shutil.rmtree(target, ignore_errors=True)
-                scratch.rename(target)
-    finally:
-        if scratch.exists():
-            shutil.rmtree(scratch, ignore_errors=True)
-    return target
+
+    return install_once(cache_dir(f"seed-{SEED_VERSION}"), build)
 
 
 def split_json_objects(body: bytes) -> list:
