@@ -245,6 +245,18 @@ def test_error_handling_example(client, server, tmp_path):
     assert "Bad request (expected):" in run.stdout, run.stdout
 
 
+@pytest.mark.parametrize(
+    "file, function",
+    [
+        pytest.param(file, name, marks=pytest.mark.skip(reason=reason))
+        for file, names in SKIPPED.items()
+        for name, reason in names.items()
+    ],
+)
+def test_out_of_scope_example(file, function):
+    raise AssertionError("skipped by its mark")  # pragma: no cover
+
+
 def test_every_example_function_is_run_or_skipped_by_name(client):
     covered: Dict[str, List[str]] = {
         "examples.py": [*SYNC_TTS, *VOICES, *ERRORS],
