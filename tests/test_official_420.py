@@ -80,11 +80,11 @@ SYNC_TTS: Dict[str, Tuple[Tuple[str, Tuple[str, ...]], ...]] = {
 ASYNC_TTS: Dict[str, Tuple[Tuple[str, Tuple[str, ...]], ...]] = {
     "tts_generate_async": (("output_async.wav", (HELLO,)),),
     "tts_bytes_async": (("output_bytes_async.wav", (HELLO,)),),
-    "tts_sse_basic_async": (("tts_sse_basic_async_*.pcm", (HELLO,)),),
-    "tts_sse_with_timestamps_async": (("tts_sse_with_timestamps_async_*.pcm", (HELLO,)),),
-    "tts_websocket_basic_async": (("tts_websocket_basic_async_*.pcm", (HELLO,)),),
+    "tts_sse_basic_async": (("tts_sse_async_*.pcm", (HELLO,)),),
+    "tts_sse_with_timestamps_async": (("tts_sse_timestamps_async_*.pcm", (HELLO,)),),
+    "tts_websocket_basic_async": (("tts_ws_basic_async_*.pcm", (HELLO,)),),
     "tts_websocket_continuations_async": (
-        ("tts_websocket_continuations_async_*.pcm", ("The road goes ever on and on.",)),
+        ("tts_ws_continuations_async_*.pcm", ("The only thing we have to fear is fear itself.",)),
     ),
     "tts_websocket_flushing_async": (
         ("tts_flush_async_*.pcm", ("First transcript.", "Second transcript.")),
