@@ -486,3 +486,19 @@ def test_v0_voice_routes_are_unchanged(server):
         server.base_url + "/v0/voices", headers={"X-API-Key": server.api_key}, timeout=10
     )
     assert [v["id"] for v in v0.json()] == [v.id for v in CATALOGUE]
+
+
+@pytest.mark.speech
+def test_every_builtin_voice_speaks_distinctly_on_the_speech_engine():
+    pytest.importorskip(
+        "espeakng_loader", reason="espeakng-loader (the `speech` extra) is not installed"
+    )
+    from cartesia.server.engines.speech import SpeechEngine
+
+    engine = SpeechEngine()
+    digests = set()
+    for record in BUILTIN_VOICES:
+        samples = engine.synthesize("One, two.", record.engine)  # an unknown espeak name raises
+        assert len(samples) > 0.2 * 44100 and float(np.abs(samples).max()) > 0.05, record.name
+        digests.add(hashlib.sha256(samples.tobytes()).hexdigest())
+    assert len(digests) == len(BUILTIN_VOICES)
