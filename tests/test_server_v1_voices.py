@@ -502,3 +502,38 @@ def test_every_builtin_voice_speaks_distinctly_on_the_speech_engine():
         assert len(samples) > 0.2 * 44100 and float(np.abs(samples).max()) > 0.05, record.name
         digests.add(hashlib.sha256(samples.tobytes()).hexdigest())
     assert len(digests) == len(BUILTIN_VOICES)
+
+
+def test_oversized_and_malformed_uploads_are_4xx_in_the_versions_shape(make_server):
+    server = make_server(max_body_bytes=4096)
+    with client(server) as api:
+        big = api.post(
+            "/voices/clone",
+            files={"clip": ("c.wav", b"x" * 10_000)},
+            data={"name": "Big", "language": "en"},
+        )
+        assert big.status_code == 413 and big.json()["error_code"], big.text
+        broken = api.post(
+            "/voices/clone",
+            content=b"--nope\r\ngarbage",
+            headers={"Content-Type": "multipart/form-data; boundary=zzz"},
+        )
+        assert broken.status_code == 400, broken.text
+    with client(server, OLD) as old:
+        big = old.post(
+            "/voices/clone", files={"clip": ("c.wav", b"x" * 10_000)}, data={"name": "B"}
+        )
+        assert big.status_code == 413 and big.json()["status_code"] == 413
+        made = old.post("/voices/clone", files={"clip": ("c.wav", b"RIFF")}, data={"name": "Old"})
+        assert made.status_code == 200, made.text
+        assert set(made.json()) == {
+            "id",
+            "user_id",
+            "is_public",
+            "name",
+            "description",
+            "created_at",
+            "embedding",
+            "language",
+        }
+        assert made.json()["language"] == "en"  # 2024-06-10 clients may leave it out
