@@ -8,7 +8,7 @@ import re
 import threading
 import uuid
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from aiohttp import web
@@ -18,6 +18,9 @@ from ..json_body import JSONInputError, loads
 from ..voices import Voice
 from .errors import ApiError
 from .voice_catalogue import BUILTIN_VOICES, GENDERS, VoiceRecord, derived_engine_voice
+
+if TYPE_CHECKING:
+    from ..config import ServerConfig
 
 __all__ = [
     "VOICE_STORE_KEY",
@@ -278,15 +281,14 @@ class VoiceStore:
         self._embeddings: Optional[Tuple[Tuple[str, ...], np.ndarray]] = None
 
     @classmethod
-    def from_config(cls, config: Any) -> "VoiceStore":
-        """The store for a :class:`~cartesia.server.config.ServerConfig` (reads ``voices_file``).
+    def from_config(cls, config: "ServerConfig") -> "VoiceStore":
+        """The store for a server's settings (reads ``config.voices_file``).
 
         Raises:
             VoicesFileError: The file cannot be used.
         """
-        path = getattr(config, "voices_file", None)
-        extra = load_voices_file(path) if path else []
-        return cls(extra, any_voice=bool(getattr(config, "any_voice", False)))
+        extra = load_voices_file(config.voices_file) if config.voices_file else []
+        return cls(extra, any_voice=config.any_voice)
 
     # --- lookups ---------------------------------------------------------------------------
 
