@@ -309,13 +309,7 @@ class VoiceStore:
             return record
         if self.any_voice:
             return _adhoc(voice_id)
-        raise ApiError(
-            404,
-            f"voice {voice_id[:64]!r} not found (start the server with --voices FILE to add "
-            "your own voice ids, or --any-voice)",
-            title="Voice not found",
-            error_code="voice_not_found",
-        )
+        raise _not_found(voice_id)
 
     def resolve(self, voice_id: str) -> Voice:
         """The engine voice that speaks ``voice_id`` (every TTS voice goes through here).
@@ -451,12 +445,7 @@ class VoiceStore:
         if record is None and self.any_voice:
             record = _adhoc(voice_id)  # a made-up public voice: as read-only as the catalogue
         if record is None:
-            raise ApiError(
-                404,
-                f"voice {voice_id[:64]!r} not found",
-                title="Voice not found",
-                error_code="voice_not_found",
-            )
+            raise _not_found(voice_id)
         if not record.is_owner:
             raise ApiError(
                 403,
@@ -464,6 +453,16 @@ class VoiceStore:
                 f"(cloned or localized) can be changed; cannot {action} it",
             )
         return record
+
+
+def _not_found(voice_id: str) -> ApiError:
+    return ApiError(
+        404,
+        f"voice {voice_id[:64]!r} not found (start the server with --voices FILE to add your "
+        "own voice ids, or --any-voice)",
+        title="Voice not found",
+        error_code="voice_not_found",
+    )
 
 
 def _check_id(voice_id: Any) -> None:
