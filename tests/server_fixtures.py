@@ -114,6 +114,29 @@ def install_once(target: Path, build: Callable[[Path], None]) -> Path:
     return target
 
 
+def pip_install_target(target: Path, requirements: List[str], what: str) -> None:
+    """``pip install --target`` from PyPI; a failure fails the test (the check must not vanish)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--target",
+        str(target),
+        *requirements,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        pytest.fail(
+            f"could not install {what} from PyPI (needed for the compatibility test):\n"
+            f"{proc.stdout}\n{proc.stderr}",
+            pytrace=False,
+        )
+
+
 @pytest.fixture(scope="session")
 def seed_client_path() -> Path:
     """A directory with the official cartesia 0.0.5 client, for ``PYTHONPATH`` of subprocesses.
@@ -125,25 +148,7 @@ def seed_client_path() -> Path:
     """
 
     def build(scratch: Path) -> None:
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--target",
-            str(scratch),
-            *SEED_REQUIREMENTS,
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        if proc.returncode != 0:
-            pytest.fail(
-                f"could not install the official cartesia=={SEED_VERSION} client from PyPI "
-                f"(needed for the compatibility test):\n{proc.stdout}\n{proc.stderr}",
-                pytrace=False,
-            )
+        pip_install_target(scratch, SEED_REQUIREMENTS, f"the official cartesia=={SEED_VERSION} client")
         check = subprocess.run(
             [sys.executable, "-S", "-c", "import cartesia.tts, cartesia.version as v; print(v.__version__)"],
             capture_output=True,

@@ -395,6 +395,8 @@ async def delete_voice(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+# 1.x clients name how a clone is made: `clip` (an embedding), `similarity` or `stability`.
+_CLONE_MODES = ("clip", "similarity", "stability")
 _CLONE_FIELDS = (
     "clip",
     "name",
@@ -424,8 +426,8 @@ async def clone_voice(request: web.Request) -> web.Response:
     except ValueError as exc:
         raise _field_error(exc) from None
     mode = fields.get("mode")
-    if mode is not None and mode not in ("similarity", "stability"):
-        raise _bad("mode", f"must be 'similarity' or 'stability', got {mode[:20]!r}")
+    if mode is not None and mode not in _CLONE_MODES:
+        raise _bad("mode", f"must be one of {', '.join(_CLONE_MODES)}, got {mode[:20]!r}")
     base_voice_id = fields.get("base_voice_id") or None
     if base_voice_id is not None and store.find(base_voice_id) is None:
         raise _bad("base_voice_id", f"names no known voice ({base_voice_id[:64]!r})")
@@ -447,8 +449,10 @@ async def clone_voice(request: web.Request) -> web.Response:
 async def clone_clip(request: web.Request) -> web.Response:
     """``POST /voices/clone/clip`` (up to 2025-11-04): ``{"embedding": [...]}`` from the clip."""
     _embedding_route(request, "POST /voices/clone/clip")
-    fields, clip = await _form(request, ("clip", "enhance"))
-    # 1.x clients send enhance=true unless told otherwise.
+    # 1.x clients send `mode: clip` here (and enhance=true unless told otherwise).
+    fields, clip = await _form(request, ("clip", "enhance", "mode"))
+    if fields.get("mode", "clip") not in _CLONE_MODES:
+        raise _bad("mode", f"must be one of {', '.join(_CLONE_MODES)}, got {fields['mode'][:20]!r}")
     embedding = _clip_embedding(clip, _form_bool(fields, "enhance", True))
     return web.json_response({"embedding": embedding})
 
