@@ -40,7 +40,8 @@ with open("clip.wav", "wb") as f:
 out["clip_embedding"] = client.voices.clone(filepath="clip.wav", enhance=False)
 made = client.voices.create(name="Mine", description="from a clip", embedding=out["clip_embedding"])
 out["made"] = made
-out["mixed"] = client.voices.mix([{"id": sys.argv[1], "weight": 0.5}, {"id": made["id"], "weight": 0.5}])
+halves = [{"id": sys.argv[1], "weight": 0.5}, {"id": made["id"], "weight": 0.5}]
+out["mixed"] = client.voices.mix(halves)
 clone = client.voices.clone(filepath="clip.wav", mode="stability", name="Direct", description="d")
 out["clone"] = clone
 client.voices.delete(id=made["id"])
