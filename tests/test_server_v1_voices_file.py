@@ -101,7 +101,7 @@ def test_an_entry_can_replace_a_builtin_voice_in_place(make_server, tmp_path):
     assert len(get(server, "/voices", limit=100).json()["data"]) == len(BUILTIN_VOICES)
 
 
-def test_a_saved_production_page_loads_as_it_is(tmp_path):
+def test_a_saved_production_page_loads_as_it_is(make_server, tmp_path):
     page = {
         "data": [
             {
@@ -114,7 +114,10 @@ def test_a_saved_production_page_loads_as_it_is(tmp_path):
                 "visibility": "owner",
                 "created_at": "2025-01-02T03:04:05.123Z",
                 "tagline": "",
-                "locales": [{"locale": "en-GB", "is_native": True}],
+                "locales": [
+                    {"locale": "en-GB", "is_native": True},
+                    {"locale": "fr-FR", "is_native": False},
+                ],
                 "gender": "feminine",
                 "accent": "british",
                 "country": "GB",
@@ -126,6 +129,12 @@ def test_a_saved_production_page_loads_as_it_is(tmp_path):
     }
     (record,) = load_voices_file(write(tmp_path, page))
     assert record.is_owner and record.native_locale == "en-GB" and record.accent == "british"
+    assert record.extra_locales == ("fr-FR",)
+    server = make_server(voices_file=write(tmp_path, page))
+    served = get(server, f"/voices/{PROD}", **{"expand[]": "preview_file_url"}).json()
+    assert {k: served[k] for k in page["data"][0]} == page["data"][0]  # round trip
+    french = [v["id"] for v in get(server, "/voices", language="fr", limit=100).json()["data"]]
+    assert PROD in french  # speaks French as a cross-lingual locale
 
 
 def test_any_voice_lets_unknown_ids_speak(make_server):
@@ -155,6 +164,7 @@ def test_any_voice_lets_unknown_ids_speak(make_server):
         ([{"id": "a", "tagline": "x" * 40}], ["`tagline`"]),
         ([{"id": "a", "created_at": "yesterday"}], ["`created_at`"]),
         ([{"id": "a", "engine_voice": "Nobody"}], ["`engine_voice`"]),
+        ([{"id": "a", "locales": ["en-US"]}], ["`locales`"]),
         ([{"id": "a", "engine_voice": {"pitch": 500}}], ["engine_voice.pitch"]),
         ([{"id": "a", "engine_voice": {"volume": 1}}], ["engine_voice", "volume"]),
         (["just a string"], ["entry 0", "voice object"]),

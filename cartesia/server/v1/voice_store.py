@@ -173,13 +173,8 @@ def record_from_entry(entry: Any, known: Mapping[str, VoiceRecord]) -> VoiceReco
     if len(tagline) > MAX_TAGLINE_CHARS:
         raise ValueError(f"`tagline` must be at most {MAX_TAGLINE_CHARS} characters")
     locale = _text(entry, "locale", None)
-    locales = entry.get("locales")
-    if locale is None and isinstance(locales, list):
-        # A saved production object: the native locale comes first.
-        native = [
-            loc.get("locale") for loc in locales if isinstance(loc, dict) and loc.get("is_native")
-        ]
-        locale = native[0] if native and isinstance(native[0], str) else None
+    native, extra = _locales(entry.get("locales"))
+    locale = locale or native
     if locale is not None and not _LOCALE.match(locale):
         raise ValueError(f"`locale` must be a BCP-47 tag such as 'en-US', got {locale!r:.40}")
     language = check_language(entry.get("language", (locale or "en").split("-")[0]))
@@ -199,7 +194,23 @@ def record_from_entry(entry: Any, known: Mapping[str, VoiceRecord]) -> VoiceReco
         accent=_text(entry, "accent", None),
         created_at=_created_at(entry.get("created_at", "2025-06-02T00:00:00Z")),
         is_owner=is_owner,
+        extra_locales=extra,
     )
+
+
+def _locales(value: Any) -> Tuple[Optional[str], Tuple[str, ...]]:
+    """``locales`` of a saved production object: the native locale and the others."""
+    if value is None:
+        return None, ()
+    items = value if isinstance(value, list) else None
+    if items is None or not all(
+        isinstance(i, dict) and isinstance(i.get("locale"), str) and _LOCALE.match(i["locale"])
+        for i in items
+    ):
+        raise ValueError('`locales` must be a list of {"locale": "en-US", "is_native": true}')
+    native = [i["locale"] for i in items if i.get("is_native")]
+    others = tuple(i["locale"] for i in items if not i.get("is_native"))
+    return (native[0] if native else None), others
 
 
 def load_voices_file(
