@@ -11,10 +11,12 @@ from aiohttp import web
 from . import http_api, ws_api
 from .auth import check_key, request_key
 from .config import ServerConfig
-from .faults import FaultController, FaultSpecError, parse_fault_spec
+from .faults import Fault, FaultController, FaultSpecError, parse_fault_spec
 from .generation import RequestError
 from .http_api import json_error
 from .state import REQUEST_FAULTS_KEY, STATE_KEY, ServerState
+from .v1 import middleware as current_api
+from .v1 import routes as current_routes
 from .v1 import voices_api
 from .v1.voice_store import VOICE_STORE_KEY, VoiceStore
 
@@ -30,8 +32,10 @@ _PUBLIC = frozenset({"/", "/status"})
 
 def _target(path: str) -> str:
     """Which fault target a path belongs to."""
-    if path.endswith("/audio/websocket"):
+    if path.endswith("/audio/websocket") or path == "/tts/websocket":
         return "ws"
+    if path in ("/tts/bytes", "/tts/sse"):
+        return "stream"
     if path.endswith("/audio/stream"):
         return "stream"
     if path.endswith("/audio/transcriptions"):
@@ -44,6 +48,8 @@ def _target(path: str) -> str:
 @web.middleware
 async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse:
     """Turn every refusal into a JSON body that names the problem."""
+    if current_api.applies(request.path):  # shaped per version by its own middleware
+        return await handler(request)
     try:
         return await handler(request)
     except RequestError as exc:
@@ -62,12 +68,35 @@ async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse
         return json_error(500, f"internal server error: {type(exc).__name__}: {exc}")
 
 
+def _status_fault(request: web.Request) -> Optional[Fault]:
+    """Read the request's own fault spec (kept on the request for its generation) and take the
+    ``status`` fault due for it, per-request faults first.
+
+    Raises:
+        FaultSpecError: The ``X-Cartesia-Fault`` header (or ``fault`` query) is malformed.
+    """
+    spec = request.headers.get(FAULT_HEADER) or request.query.get("fault")
+    if spec:
+        local = FaultController()
+        local.extend(parse_fault_spec(spec))
+        request[REQUEST_FAULTS_KEY] = local
+    target = _target(request.path)
+    fault = None
+    if REQUEST_FAULTS_KEY in request:
+        fault = request[REQUEST_FAULTS_KEY].take_status(target)
+    if fault is None:
+        fault = request.app[STATE_KEY].faults.take_status(target)
+    return fault
+
+
 @web.middleware
 async def _guard(request: web.Request, handler: _Handler) -> web.StreamResponse:
     """Auth, per-request fault selection and injected status answers."""
     state: ServerState = request.app[STATE_KEY]
     path = request.path
     if path in _PUBLIC and request.method == "GET":
+        return await handler(request)
+    if current_api.applies(path):  # its own version-aware auth and faults
         return await handler(request)
     state.stats["http_requests"] += 1
     problem = check_key(request_key(request), state.config.api_keys)
@@ -78,20 +107,10 @@ async def _guard(request: web.Request, handler: _Handler) -> web.StreamResponse:
         return json_error(401, problem)
     if path.startswith("/_emulator/"):
         return await handler(request)
-    spec = request.headers.get(FAULT_HEADER) or request.query.get("fault")
-    if spec:
-        local = FaultController()
-        try:
-            local.extend(parse_fault_spec(spec))
-        except FaultSpecError as exc:
-            return json_error(400, f"bad {FAULT_HEADER} spec: {exc}")
-        request[REQUEST_FAULTS_KEY] = local
-    target = _target(path)
-    fault = None
-    if REQUEST_FAULTS_KEY in request:
-        fault = request[REQUEST_FAULTS_KEY].take_status(target)
-    if fault is None:
-        fault = state.faults.take_status(target)
+    try:
+        fault = _status_fault(request)
+    except FaultSpecError as exc:
+        return json_error(400, f"bad {FAULT_HEADER} spec: {exc}")
     if fault is not None:
         state.stats["faults_fired"] += 1
         headers = {}
@@ -111,11 +130,15 @@ def create_app(
         faults: A fault controller to share (the embeddable server passes its own).
     """
     config = config or ServerConfig()
-    app = web.Application(middlewares=[_errors, _guard], client_max_size=config.max_body_bytes)
+    middlewares = [_errors, _guard, current_api.create_middleware(_status_fault)]
+    app = web.Application(middlewares=middlewares, client_max_size=config.max_body_bytes)
     app[STATE_KEY] = ServerState.create(config, faults)
-    app.add_routes(http_api.routes())
+    # The current API serves the health routes (a superset of the v0 answer).
+    app.add_routes([r for r in http_api.routes() if r.path not in current_routes.REPLACED])
     app.add_routes(ws_api.routes())
+    app.add_routes(current_routes.routes())
     app[VOICE_STORE_KEY] = VoiceStore.from_config(config)
     app.add_routes(voices_api.routes())
     app.on_shutdown.append(ws_api.close_all)
+    app.on_shutdown.append(current_routes.close_all)
     return app

@@ -47,6 +47,18 @@ def build_parser(prog: str = "cartesia serve") -> argparse.ArgumentParser:
         help="how GET /voices serves embeddings (default: string, as the v0 API did)")
     add("--ws-idle-timeout", type=float, default=None, metavar="SECONDS",
         help="close websockets idle this long with code 1000 (default: never)")
+    add("--concurrency-limit", type=int, default=None, metavar="N",
+        help="current API: concurrent generations per API key, 429 above (default: unlimited)")
+    add("--max-sockets", type=int, default=None, metavar="N",
+        help="current API: open /tts/websocket sockets per API key (default: 10 x the "
+             "concurrency limit, else unlimited)")
+    add("--tts-ws-idle-timeout", type=float, default=300.0, metavar="SECONDS",
+        help="current API: close an idle /tts/websocket with 1000 after this long (default: 300)")
+    add("--max-buffer-delay-ms", type=int, default=3000, metavar="MS",
+        help="current API: default text buffering of websocket contexts (default: 3000)")
+    add("--context-expiry", type=float, default=1.0, metavar="SECONDS",
+        help="current API: a websocket context waiting for input ends this long after its "
+             "last output (default: 1)")
     add("--fault", action="append", default=[], metavar="SPEC",
         help="queue a server-wide fault at start, e.g. 'drop;after_frames=2' (repeatable)")
     add("--voices", default=None, metavar="FILE", dest="voices_file",
@@ -129,6 +141,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             api_keys=tuple(args.api_keys),
             voices_embedding_style=args.voices_embedding_style,
             ws_idle_timeout=args.ws_idle_timeout,
+            concurrency_limit=args.concurrency_limit,
+            max_sockets=args.max_sockets,
+            tts_ws_idle_timeout=args.tts_ws_idle_timeout,
+            max_buffer_delay_ms=args.max_buffer_delay_ms,
+            context_expiry=args.context_expiry,
             voices_file=args.voices_file,
             any_voice=args.any_voice,
         )

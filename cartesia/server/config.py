@@ -30,6 +30,17 @@ class ServerConfig:
         ws_idle_timeout: Close websockets idle this long (code 1000), ``None`` = never.
         cache_bytes: Memory budget of the rendered-frames cache.
         transcription_memory: Generations remembered for ``/audio/transcriptions``.
+        concurrency_limit: Current API: generations one API key may run at once (active
+            websocket contexts plus HTTP generations); more get 429 ``concurrency_limited``.
+            ``None`` = unlimited.
+        max_sockets: Current API: open ``/tts/websocket`` sockets per API key (429 at the
+            upgrade above it); ``None`` = 10 x ``concurrency_limit`` (unlimited without one).
+        tts_ws_idle_timeout: Current API: close a ``/tts/websocket`` socket after this many
+            seconds without a message or a running context (code 1000); ``None`` = never.
+        max_buffer_delay_ms: Current API: default ``max_buffer_delay_ms`` of websocket contexts
+            (text waits for a sentence end or this long; 0 = generate at once).
+        context_expiry: Current API: seconds a websocket context that is waiting for more input
+            lives after its last output before it is ended with ``done``.
         voices_file: A JSON file of voice objects added to the current API's catalogue
             (``--voices``); read when the app is created.
         any_voice: An unknown voice id speaks with a voice derived from the id instead of
@@ -46,6 +57,11 @@ class ServerConfig:
     ws_idle_timeout: Optional[float] = None
     cache_bytes: int = 64 * 1024 * 1024
     transcription_memory: int = 512
+    concurrency_limit: Optional[int] = None
+    max_sockets: Optional[int] = None
+    tts_ws_idle_timeout: Optional[float] = 300.0
+    max_buffer_delay_ms: int = 3000
+    context_expiry: float = 1.0
     voices_file: Optional[str] = None
     any_voice: bool = False
 
@@ -58,3 +74,13 @@ class ServerConfig:
             raise ValueError("first_chunk_latency must be >= 0")
         if any(not k for k in self.api_keys):
             raise ValueError("api keys must be non-empty strings")
+        for name in ("concurrency_limit", "max_sockets"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 (or None for unlimited)")
+        if self.tts_ws_idle_timeout is not None and self.tts_ws_idle_timeout <= 0:
+            raise ValueError("tts_ws_idle_timeout must be > 0 (or None for never)")
+        if not 0 <= self.max_buffer_delay_ms <= 5000:
+            raise ValueError("max_buffer_delay_ms must be between 0 and 5000")
+        if self.context_expiry <= 0:
+            raise ValueError("context_expiry must be > 0")

@@ -13,6 +13,7 @@ from .engines import Engine, create_engine
 from .faults import FaultController
 from .generation import Renderer
 from .transcribe import TranscriptionRegistry
+from .v1.service import CurrentApi
 
 __all__ = ["ServerState", "STATE_KEY", "REQUEST_FAULTS_KEY"]
 
@@ -41,6 +42,8 @@ class ServerState:
     #: Live websocket connections and HTTP stream handler tasks, ended at shutdown.
     connections: set = dataclasses.field(default_factory=set)
     streams: set = dataclasses.field(default_factory=set)
+    #: Tokens, limits and sockets of the current (versioned) API.
+    current: Optional[CurrentApi] = None
 
     @classmethod
     def create(
@@ -56,6 +59,7 @@ class ServerState:
             transcripts=transcripts,
             faults=faults if faults is not None else FaultController(),
             stats=collections.Counter(),
+            current=CurrentApi.create(config),
         )
 
 

@@ -2,19 +2,125 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 if TYPE_CHECKING:
     import numpy as np
 
     from ..voices import Voice
 
-__all__ = ["Engine", "ENGINE_NAMES", "speech_available", "default_engine_name", "create_engine"]
+__all__ = [
+    "Engine",
+    "Rendering",
+    "ENGINE_NAMES",
+    "LANGUAGES",
+    "emotion_shift",
+    "speech_available",
+    "default_engine_name",
+    "create_engine",
+]
 
 #: Engine names accepted by ``--engine``.
 ENGINE_NAMES = ("speech", "tone")
 #: Native sample rate of every engine's output (what v0 clients expect).
 OUTPUT_RATE = 44100
+
+
+#: ISO 639-1 codes the engines speak, with the espeak-ng voice (in ``espeakng-loader``'s data)
+#: that speaks each: every one is a real espeak-ng language, checked by the test suite.
+LANGUAGES: Dict[str, str] = {
+    "en": "en-us",
+    "fr": "fr",
+    "de": "de",
+    "es": "es",
+    "pt": "pt-br",
+    "it": "it",
+    "nl": "nl",
+    "pl": "pl",
+    "ru": "ru",
+    "sv": "sv",
+    "tr": "tr",
+    "ja": "ja",
+    "zh": "cmn",
+    "ko": "ko",
+    "hi": "hi",
+    "ar": "ar",
+    "bg": "bg",
+    "cs": "cs",
+    "da": "da",
+    "el": "el",
+    "fi": "fi",
+    "he": "he",
+    "hr": "hr",
+    "hu": "hu",
+    "id": "id",
+    "ms": "ms",
+    "no": "nb",
+    "ro": "ro",
+    "sk": "sk",
+    "uk": "uk",
+    "vi": "vi",
+    "bn": "bn",
+    "ta": "ta",
+    "te": "te",
+    "ka": "ka",
+    "gu": "gu",
+    "kn": "kn",
+    "ml": "ml",
+    "mr": "mr",
+    "pa": "pa",
+}
+
+# Emotion -> (pitch shift in espeak pitch units of 0..100, pitch range shift). Small on purpose:
+# the engines have no emotional prosody, so an emotion only lifts or lowers the voice a little.
+_EMOTION_GROUPS: Tuple[Tuple[Tuple[str, ...], Tuple[int, int]], ...] = (
+    (("happy", "excited", "enthusiastic", "elated", "euphoric", "triumphant", "amazed",
+      "surprised", "flirtatious", "curious", "positivity", "surprise", "curiosity"), (8, 20)),
+    (("angry", "mad", "outraged", "frustrated", "agitated", "threatened", "disgusted",
+      "contempt", "envious", "sarcastic", "ironic", "anger"), (3, 25)),
+    (("anxious", "panicked", "alarmed", "scared", "hesitant", "insecure", "confused"), (10, 10)),
+    (("sad", "dejected", "melancholic", "disappointed", "hurt", "guilty", "bored", "tired",
+      "rejected", "nostalgic", "wistful", "apologetic", "resigned", "sadness"), (-8, -20)),
+    (("content", "peaceful", "serene", "calm", "grateful", "affectionate", "trust",
+      "sympathetic", "distant", "contemplative", "skeptical", "mysterious"), (-3, -10)),
+    (("proud", "confident", "determined", "anticipation"), (4, 10)),
+)
+_EMOTIONS = {name: shift for names, shift in _EMOTION_GROUPS for name in names}
+# Intensity suffixes of the legacy ``"anger:high"`` form.
+_INTENSITY = {"lowest": 0.25, "low": 0.5, "": 1.0, "high": 1.5, "highest": 2.0}
+
+
+def emotion_shift(emotion: Optional[Sequence[str]]) -> Tuple[int, int]:
+    """``(pitch, range)`` offsets (espeak units) for a list of emotions.
+
+    Accepts current names (``"happy"``) and the legacy ``"name:intensity"`` form; names
+    without a mapping (``"neutral"``, unknown ones) have no effect.
+    """
+    pitch = rng = 0.0
+    for item in emotion or ():
+        name, _, level = str(item).lower().partition(":")
+        p, r = _EMOTIONS.get(name.strip(), (0, 0))
+        k = _INTENSITY.get(level.strip(), 1.0)
+        pitch += p * k
+        rng += r * k
+    return int(round(max(-20.0, min(20.0, pitch)))), int(round(max(-40.0, min(40.0, rng))))
+
+
+@dataclass
+class Rendering:
+    """One synthesis with the engine's own timing.
+
+    Attributes:
+        samples: float32 mono at the engine's rate.
+        words: ``(text_index, sample_start, sample_end)`` per spoken word, where
+            ``text_index`` is where the word starts in the text.
+        phonemes: ``(phoneme, sample_start, sample_end)``, IPA for the speech engine.
+    """
+
+    samples: "np.ndarray"
+    words: List[Tuple[int, int, int]] = field(default_factory=list)
+    phonemes: List[Tuple[str, int, int]] = field(default_factory=list)
 
 
 class Engine:
@@ -43,6 +149,31 @@ class Engine:
             1-D float32 array in -1..1 at :attr:`sample_rate`.
         """
         raise NotImplementedError
+
+    def render(
+        self,
+        text: str,
+        voice: "Voice",
+        *,
+        language: Optional[str] = None,
+        speed: float = 1.0,
+        emotion: Optional[Sequence[str]] = None,
+        max_seconds: Optional[float] = None,
+        timestamps: bool = False,
+    ) -> Rendering:
+        """Render with the current API's controls (same audio as :meth:`synthesize` when the
+        extra controls are left at their defaults).
+
+        Args:
+            text: The transcript (non-empty).
+            voice: Catalogue or derived voice.
+            language: A key of :data:`LANGUAGES` (``None`` = the voice's own language).
+            speed: Speaking-speed factor.
+            emotion: Emotion names (see :func:`emotion_shift`).
+            max_seconds: As for :meth:`synthesize`.
+            timestamps: Collect word and phoneme timing.
+        """
+        return Rendering(self.synthesize(text, voice, speed, max_seconds))
 
 
 def speech_available() -> bool:

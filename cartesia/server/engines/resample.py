@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-__all__ = ["design_lowpass", "resample_poly"]
+__all__ = ["design_lowpass", "resample_poly", "Resampler"]
 
 
 @functools.lru_cache(maxsize=16)
@@ -91,3 +91,101 @@ def _resample_full(x: np.ndarray, up: int, down: int, h: np.ndarray) -> np.ndarr
         branch = np.convolve(x, h[p::up])
         y_full[p : p + up * len(branch) : up] = branch[: len(y_full[p::up])]
     return y_full[delay : delay + n_out * down : down][:n_out]
+
+
+class Resampler:
+    """Streaming form of :func:`resample_poly`: feed blocks, get the resampled signal as it becomes
+    computable.
+
+    Every output sample is computed from the same inputs with the same operations in the same
+    order whatever the block sizes, so the concatenated output is *bitwise* independent of how
+    the input is split; it equals :func:`resample_poly` of the whole signal (same filter, same
+    alignment, same length ``ceil(n * up / down)``) up to float64 rounding.
+
+    Args:
+        up: Interpolation factor (>= 1).
+        down: Decimation factor (>= 1).
+    """
+
+    #: Output samples computed per vectorised pass (bounds the temporaries).
+    _PASS = 8192
+
+    def __init__(self, up: int, down: int = 1) -> None:
+        if up < 1 or down < 1:
+            raise ValueError("up and down must be positive integers")
+        g = math.gcd(up, down)
+        self.up, self.down = up // g, down // g
+        self._identity = self.up == self.down == 1
+        h = design_lowpass(self.up, self.down) if not self._identity else np.ones(1)
+        self._delay = (len(h) - 1) // 2
+        taps = -(-len(h) // self.up)
+        padded = np.zeros(taps * self.up, dtype=np.float64)
+        padded[: len(h)] = h
+        # _phase_taps[t][r] = h[r + up * t]: output j with m = delay + j*down, q = m // up,
+        # r = m % up is sum_t h[r + up*t] * x[q - t].
+        self._phase_taps = padded.reshape(taps, self.up)
+        self._taps = taps
+        # Samples before the signal start are zeros, as in a full convolution.
+        self._buf = np.zeros(taps - 1, dtype=np.float64)
+        self._base = -(taps - 1)  # absolute index of self._buf[0]
+        self._received = 0
+        self._next = 0  # next output index
+        self._finished = False
+
+    def output_length(self, n_input: int) -> int:
+        """Samples :meth:`feed` + :meth:`finish` produce in total for ``n_input`` input samples."""
+        return -(-n_input * self.up // self.down)
+
+    def feed(self, x: np.ndarray) -> np.ndarray:
+        """Add input samples; return the output samples that no later input can change (float64)."""
+        if self._finished:
+            raise RuntimeError("feed() after finish()")
+        x = np.asarray(x, dtype=np.float64).ravel()
+        if self._identity:
+            self._received += len(x)
+            return x.copy()
+        self._buf = np.concatenate((self._buf, x))
+        self._received += len(x)
+        # Output j is final once its newest input q_j = (delay + j*down) // up has arrived.
+        top = self._received * self.up - 1 - self._delay
+        end = top // self.down + 1 if top >= 0 else 0
+        return self._produce(end)
+
+    def finish(self) -> np.ndarray:
+        """The remaining output (the filter tail over the zeros after the signal's end)."""
+        if self._finished:
+            return np.zeros(0, dtype=np.float64)
+        self._finished = True
+        if self._identity:
+            return np.zeros(0, dtype=np.float64)
+        end = self.output_length(self._received)
+        if end > self._next:
+            last_q = (self._delay + (end - 1) * self.down) // self.up
+            need = last_q + 1 - (self._base + len(self._buf))
+            if need > 0:
+                self._buf = np.concatenate((self._buf, np.zeros(need, dtype=np.float64)))
+        return self._produce(end)
+
+    def _produce(self, end: int) -> np.ndarray:
+        start = self._next
+        if end <= start:
+            return np.zeros(0, dtype=np.float64)
+        out = np.empty(end - start, dtype=np.float64)
+        for a in range(start, end, self._PASS):
+            b = min(a + self._PASS, end)
+            m = self._delay + np.arange(a, b, dtype=np.int64) * self.down
+            q = m // self.up - self._base
+            r = m % self.up
+            acc = np.zeros(b - a, dtype=np.float64)
+            buf, taps = self._buf, self._phase_taps
+            for t in range(self._taps):
+                acc += taps[t][r] * buf[q - t]
+            out[a - start : b - start] = acc
+        self._next = end
+        # Drop the inputs no future output reaches.
+        first_q = (self._delay + end * self.down) // self.up
+        keep_from = first_q - (self._taps - 1) - self._base
+        if keep_from > 0:
+            self._buf = self._buf[keep_from:].copy()
+            self._base += keep_from
+        return out

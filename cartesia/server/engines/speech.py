@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from typing import List, Optional
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..voices import Voice
-from . import OUTPUT_RATE, Engine
+from . import LANGUAGES, OUTPUT_RATE, Engine, Rendering, emotion_shift
 from .resample import resample_poly
 
 __all__ = ["SpeechEngine"]
@@ -17,13 +17,18 @@ __all__ = ["SpeechEngine"]
 # Constants from espeak-ng's speak_lib.h.
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INITIALIZE_DONT_EXIT = 0x8000
+# Report a PHONEME event per phoneme, named in IPA.
+_INITIALIZE_PHONEME_EVENTS = 0x0001
+_INITIALIZE_PHONEME_IPA = 0x0002
+_EVENT_LIST_TERMINATED, _EVENT_WORD, _EVENT_PHONEME = 0, 1, 7
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _RATE, _VOLUME, _PITCH, _RANGE = 1, 2, 3, 4
 
 
 class _Event(ctypes.Structure):
-    # espeak_EVENT; only the leading fields are read, the union is kept for the right size.
+    # espeak_EVENT. ``sample`` is the event's position in samples from the start of the
+    # synthesis; ``id`` is a union whose ``char string[8]`` holds a PHONEME event's name.
     _fields_ = [
         ("type", ctypes.c_int),
         ("unique_identifier", ctypes.c_uint),
@@ -32,7 +37,7 @@ class _Event(ctypes.Structure):
         ("audio_position", ctypes.c_int),
         ("sample", ctypes.c_int),
         ("user_data", ctypes.c_void_p),
-        ("id", ctypes.c_uint64),
+        ("id", ctypes.c_char * 8),
     ]
 
 
@@ -74,7 +79,10 @@ class _Library:
         lib.espeak_Synchronize.restype = ctypes.c_int
         data_path = espeakng_loader.get_data_path().encode()
         rate = lib.espeak_Initialize(
-            _AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path, _INITIALIZE_DONT_EXIT
+            _AUDIO_OUTPUT_SYNCHRONOUS,
+            0,
+            data_path,
+            _INITIALIZE_DONT_EXIT | _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_PHONEME_IPA,
         )
         if rate <= 0:
             raise RuntimeError(f"espeak_Initialize failed (data path {data_path!r})")
@@ -84,6 +92,8 @@ class _Library:
         self._chunks: List[bytes] = []
         self._collected = 0
         self._limit: Optional[int] = None
+        # (type, text_position, sample, phoneme name) while a synthesis wants events, else None.
+        self._events: Optional[List[Tuple[int, int, int, str]]] = None
         # Keep a reference: if the callback object were collected the process would crash.
         self._callback = _CALLBACK(self._on_audio)
         lib.espeak_SetSynthCallback(self._callback)
@@ -99,15 +109,34 @@ class _Library:
         if numsamples > 0 and wav:
             self._chunks.append(ctypes.string_at(wav, numsamples * 2))
             self._collected += numsamples
+        if self._events is not None and events:
+            i = 0
+            while events[i].type != _EVENT_LIST_TERMINATED:
+                ev = events[i]
+                if ev.type in (_EVENT_WORD, _EVENT_PHONEME):
+                    # A name can be cut inside a UTF-8 sequence at 8 bytes: drop the stub.
+                    name = ev.id.decode("utf-8", "ignore") if ev.type == _EVENT_PHONEME else ""
+                    self._events.append((ev.type, ev.text_position, ev.sample, name))
+                i += 1
         # Returning 1 makes espeak-ng stop: enough audio for the request's duration cap.
         return 1 if self._limit is not None and self._collected >= self._limit else 0
 
     def synth(
-        self, text: str, voice: str, rate: int, pitch: int, max_samples: Optional[int] = None
+        self,
+        text: str,
+        voice: str,
+        rate: int,
+        pitch: int,
+        max_samples: Optional[int] = None,
+        *,
+        pitch_range: int = 50,
+        events: Optional[List[Tuple[int, int, int, str]]] = None,
     ) -> np.ndarray:
         """int16 samples at :attr:`rate` for ``text`` (serialised by the process-wide lock).
 
-        Synthesis stops early once ``max_samples`` have been produced.
+        Synthesis stops early once ``max_samples`` have been produced. When ``events`` is a
+        list, WORD and PHONEME events are appended to it as
+        ``(type, 1-based text position, sample position, IPA name)``.
         """
         encoded = text.encode("utf-8") + b"\0"
         with self.lock:
@@ -117,16 +146,18 @@ class _Library:
             self.lib.espeak_SetParameter(_RATE, rate, 0)
             self.lib.espeak_SetParameter(_PITCH, pitch, 0)
             self.lib.espeak_SetParameter(_VOLUME, 100, 0)
-            self.lib.espeak_SetParameter(_RANGE, 50, 0)
+            self.lib.espeak_SetParameter(_RANGE, pitch_range, 0)
             self._chunks = []
             self._collected = 0
             self._limit = max_samples
+            self._events = events
             buf = ctypes.create_string_buffer(encoded)
             status = self.lib.espeak_Synth(
                 buf, len(encoded), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
             )
             self.lib.espeak_Synchronize()
             chunks, self._chunks = self._chunks, []
+            self._events = None
         if status != 0:
             raise RuntimeError(f"espeak_Synth failed with status {status}")
         return np.frombuffer(b"".join(chunks), dtype="<i2")
@@ -153,15 +184,85 @@ class SpeechEngine(Engine):
         speed: float = 1.0,
         max_seconds: Optional[float] = None,
     ) -> np.ndarray:
+        return self.render(text, voice, speed=speed, max_seconds=max_seconds).samples
+
+    def render(
+        self,
+        text: str,
+        voice: Voice,
+        *,
+        language: Optional[str] = None,
+        speed: float = 1.0,
+        emotion: Optional[Sequence[str]] = None,
+        max_seconds: Optional[float] = None,
+        timestamps: bool = False,
+    ) -> Rendering:
         rate = int(round(voice.rate * speed))
         max_samples = None
         if max_seconds is not None:
             # A little extra so the resampler's tail does not reach the kept audio.
             max_samples = int(max_seconds * self._lib.rate) + 256
-        pcm = self._lib.synth(text, voice.espeak, rate, voice.pitch, max_samples)
+        d_pitch, d_range = emotion_shift(emotion)
+        pitch = max(0, min(100, voice.pitch + d_pitch))
+        events: Optional[List[Tuple[int, int, int, str]]] = [] if timestamps else None
+        pcm = self._lib.synth(
+            text,
+            espeak_voice(voice, language),
+            rate,
+            pitch,
+            max_samples,
+            pitch_range=max(0, min(100, 50 + d_range)),
+            events=events,
+        )
+        samples = self._to_output(pcm)
+        if events is None:
+            return Rendering(samples)
+        words, phonemes = _timing(events, self._up, len(samples))
+        return Rendering(samples, words, phonemes)
+
+    def _to_output(self, pcm: np.ndarray) -> np.ndarray:
         x = pcm.astype(np.float64) / 32768.0
         del pcm
         y = resample_poly(x, self._up) if self._up > 1 else x
         del x
         np.clip(y, -1.0, 1.0, out=y)
         return y.astype(np.float32)
+
+
+def espeak_voice(voice: Voice, language: Optional[str]) -> str:
+    """The espeak-ng voice that speaks ``voice`` in ``language``: the language's espeak voice
+    with the catalogue voice's variant (``+f3``); English (or no language) keeps the voice's own
+    accent (``en-gb-x-rp``).
+    """
+    if language is None or language == "en":
+        return voice.espeak
+    base = LANGUAGES.get(language)
+    if base is None:
+        raise ValueError(f"language {language!r} is not supported")
+    _, plus, variant = voice.espeak.partition("+")
+    return base + plus + variant
+
+
+def _timing(
+    events: List[Tuple[int, int, int, str]], up: int, n: int
+) -> Tuple[List[Tuple[int, int, int]], List[Tuple[str, int, int]]]:
+    """Word and phoneme spans (output-rate samples) from espeak's event list.
+
+    A phoneme lasts until the next phoneme event (unnamed ones are pauses and are not
+    reported); a word runs from its WORD event to the end of its last phoneme.
+    """
+    phon = [(sample * up, name) for kind, _, sample, name in events if kind == _EVENT_PHONEME]
+    phonemes: List[Tuple[str, int, int]] = []
+    for i, (start, name) in enumerate(phon):
+        end = min(phon[i + 1][0] if i + 1 < len(phon) else n, n)
+        # "(en)"-style names mark a switch of language, not a sound.
+        if name and not name.startswith("(") and end > start:
+            phonemes.append((name, start, end))
+    word_events = [(pos - 1, sample * up) for kind, pos, sample, _ in events if kind == _EVENT_WORD]
+    words: List[Tuple[int, int, int]] = []
+    for i, (pos, start) in enumerate(word_events):
+        nxt = word_events[i + 1][1] if i + 1 < len(word_events) else n
+        inside = [e for _, s, e in phonemes if start <= s < max(nxt, start + 1)]
+        end = max(inside) if inside else nxt
+        words.append((pos, start, end))
+    return words, phonemes

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Optional
+import dataclasses
+import re
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..voices import Voice
-from . import OUTPUT_RATE, Engine
+from . import OUTPUT_RATE, Engine, Rendering, emotion_shift
 
 __all__ = ["ToneEngine"]
 
@@ -18,6 +20,10 @@ _COMMA = 0.09
 _STOP = 0.18
 _EDGE = 0.02
 _RAMP = 0.005
+# Octaves per espeak pitch unit (espeak's pitch 20 -> 90 spans about 0.85 octave).
+_OCTAVE_PER_PITCH_UNIT = 0.012
+# A word of the tone engine's timing: letters, digits and inner apostrophes.
+_WORD = re.compile(r"[\w'’]+")
 
 
 class ToneEngine(Engine):
@@ -37,6 +43,43 @@ class ToneEngine(Engine):
         speed: float = 1.0,
         max_seconds: Optional[float] = None,
     ) -> np.ndarray:
+        pieces, _ = self._layout(text, voice, speed, max_seconds)
+        return np.concatenate(pieces)
+
+    def render(
+        self,
+        text: str,
+        voice: Voice,
+        *,
+        language: Optional[str] = None,
+        speed: float = 1.0,
+        emotion: Optional[Sequence[str]] = None,
+        max_seconds: Optional[float] = None,
+        timestamps: bool = False,
+    ) -> Rendering:
+        """As :meth:`synthesize`; ``language`` does not change the tones, an emotion shifts the
+        base frequency like the speech engine's pitch, and the timing is the text layout: each
+        letter is a phoneme, each run of letters/digits a word."""
+        d_pitch, _ = emotion_shift(emotion)
+        if d_pitch:
+            voice = dataclasses.replace(voice, f0=voice.f0 * 2.0 ** (d_pitch * _OCTAVE_PER_PITCH_UNIT))
+        pieces, spans = self._layout(text, voice, speed, max_seconds)
+        samples = np.concatenate(pieces)
+        if not timestamps:
+            return Rendering(samples)
+        tones = {i: span for i, span in spans.items() if _is_tone(text[i])}
+        phonemes = [(text[i].lower(), a, b) for i, (a, b) in sorted(tones.items())]
+        words: List[Tuple[int, int, int]] = []
+        for m in _WORD.finditer(text):
+            inside = [tones[i] for i in range(m.start(), m.end()) if i in tones]
+            if inside:
+                words.append((m.start(), inside[0][0], inside[-1][1]))
+        return Rendering(samples, words, phonemes)
+
+    def _layout(
+        self, text: str, voice: Voice, speed: float, max_seconds: Optional[float]
+    ) -> Tuple[List[np.ndarray], dict]:
+        """The pieces to concatenate, and each rendered character's ``(start, end)`` sample."""
         rate = OUTPUT_RATE
         limit = None if max_seconds is None else int(max_seconds * rate) + 1
         scale = 1.0 / speed
@@ -58,7 +101,8 @@ class ToneEngine(Engine):
             for kind, seconds in (("space", _SPACE), ("comma", _COMMA), ("stop", _STOP))
         }
         tones = {}
-        for ch in text:
+        spans = {}
+        for index, ch in enumerate(text):
             if limit is not None and total >= limit:
                 break
             if ch.isspace():
@@ -81,6 +125,12 @@ class ToneEngine(Engine):
                     tone *= env * norm * (1.3 if ch.isupper() else 1.0)
                     piece = tones[ch] = tone.astype(np.float32)
             pieces.append(piece)
+            spans[index] = (total, total + len(piece))
             total += len(piece)
         pieces.append(edge)
-        return np.concatenate(pieces)
+        return pieces, spans
+
+
+def _is_tone(ch: str) -> bool:
+    """Whether the tone engine renders ``ch`` as a tone (not a pause)."""
+    return not ch.isspace() and ch not in ",;:.!?"

@@ -7,6 +7,7 @@ from typing import Optional, Tuple
 from aiohttp import web
 
 from .errors import ApiError
+from .keys import request_key
 
 __all__ = [
     "KNOWN_VERSIONS",
@@ -37,7 +38,7 @@ LATEST = KNOWN_VERSIONS[-1]
 VERSION_HEADER = "Cartesia-Version"
 VERSION_QUERY = "cartesia_version"
 #: Where a handler finds the resolved version of its request.
-VERSION_KEY = "cartesia.version"
+VERSION_KEY = request_key("cartesia_version", str)
 
 
 def resolve(header: Optional[str], query: Optional[str], *, websocket: bool = False) -> str:
