@@ -238,6 +238,18 @@ def test_mp3_frames_carry_the_requested_rate_and_bit_rate(rate, bit_rate):
     assert len(data) / seconds == pytest.approx(bit_rate / 8, rel=0.08)
 
 
+@pytest.mark.parametrize("container", ["raw", "mp3"])
+def test_finish_is_final(container):
+    if container == "mp3":
+        pytest.importorskip("lameenc", reason="lameenc (the `mp3` extra) is in the test extra")
+    obj = {"container": container, "encoding": "pcm_s16le", "sample_rate": 16000}
+    enc = StreamEncoder(parse_output_format(obj, route="bytes"), SOURCE)
+    enc.feed(SPEECH[:5000])
+    assert enc.finish() and enc.finish() == b""
+    with pytest.raises(RuntimeError, match="after finish"):
+        enc.feed(SPEECH[:10])
+
+
 def test_mp3_does_not_depend_on_the_block_split():
     pytest.importorskip("lameenc", reason="lameenc (the `mp3` extra) is in the test extra")
     fmt = parse_output_format({"container": "mp3", "sample_rate": 24000, "bit_rate": 64000}, route="bytes")

@@ -31,7 +31,7 @@ from typing import Optional
 import numpy as np
 
 from ..engines.resample import Resampler
-from .formats import FormatError, OutputFormat
+from .formats import MP3_HINT, FormatError, OutputFormat
 
 __all__ = ["encode_pcm", "to_int16", "wav_header", "StreamEncoder", "UNKNOWN_SIZE"]
 
@@ -144,6 +144,7 @@ class StreamEncoder:
             self._resampler = Resampler(fmt.sample_rate // g, source_rate // g)
         self._total = total_source_samples
         self._mp3 = _mp3_encoder(fmt) if fmt.container == "mp3" else None
+        self._finished = False
 
     def output_samples(self, source_samples: int) -> int:
         """Samples at the output rate that ``source_samples`` input samples become."""
@@ -160,12 +161,21 @@ class StreamEncoder:
         return wav_header(self.fmt.encoding, self.fmt.sample_rate, frames)
 
     def feed(self, samples: np.ndarray) -> bytes:
-        """Encode the next block of float32 mono samples at ``source_rate``."""
+        """Encode the next block of float32 mono samples at ``source_rate``.
+
+        Raises:
+            RuntimeError: After :meth:`finish`.
+        """
+        if self._finished:
+            raise RuntimeError("StreamEncoder.feed() after finish()")
         x = samples if self._resampler is None else self._resampler.feed(samples)
         return self._encode(x)
 
     def finish(self) -> bytes:
-        """The resampler's tail and, for MP3, the last frames."""
+        """The resampler's tail and, for MP3, the last frames (``b""`` when called again)."""
+        if self._finished:
+            return b""
+        self._finished = True
         out = b""
         if self._resampler is not None:
             out = self._encode(self._resampler.finish())
@@ -182,11 +192,11 @@ class StreamEncoder:
         return encode_pcm(x, self.fmt.encoding)
 
 
-def _mp3_encoder(fmt: OutputFormat):  # noqa: ANN202 - lameenc has no type stubs
+def _mp3_encoder(fmt: OutputFormat):  # lameenc has no type stubs: the encoder is untyped
     try:
         import lameenc
     except ImportError as exc:  # parse_output_format checks first; this is the backstop
-        raise FormatError("output_format.container 'mp3' needs the MP3 encoder: pip install 'cartesia[mp3]'") from exc
+        raise FormatError(f"output_format.container 'mp3' needs the MP3 encoder: {MP3_HINT}") from exc
     enc = lameenc.Encoder()
     enc.set_channels(1)
     enc.set_in_sample_rate(fmt.sample_rate)

@@ -15,6 +15,7 @@ __all__ = [
     "SAMPLE_RATES",
     "MP3_BIT_RATES",
     "ROUTES",
+    "MP3_HINT",
 ]
 
 #: Containers by route: ``wav`` and ``mp3`` only exist on ``/tts/bytes``.
@@ -33,7 +34,8 @@ _MP3_DEFAULT_BIT_RATE = 128000
 # above that the encoder would silently write another rate, so such requests are refused.
 _MP3_MAX_BIT_RATE = {8000: 64000, 16000: 160000, 22050: 160000, 24000: 160000}
 _CONTENT_TYPES = {"raw": "application/octet-stream", "wav": "audio/wav", "mp3": "audio/mpeg"}
-_MP3_HINT = "pip install 'cartesia[mp3]'"
+#: How to get the optional MP3 encoder.
+MP3_HINT = "pip install 'cartesia[mp3]'"
 
 
 class FormatError(ValueError):
@@ -129,5 +131,5 @@ def parse_output_format(obj: Any, *, route: str) -> OutputFormat:
                 f"{sample_rate} (at most {max_rate})"
             )
     if not mp3_available():
-        raise FormatError(f"output_format.container 'mp3' needs the MP3 encoder: {_MP3_HINT}")
+        raise FormatError(f"output_format.container 'mp3' needs the MP3 encoder: {MP3_HINT}")
     return OutputFormat("mp3", None, sample_rate, bit_rate)

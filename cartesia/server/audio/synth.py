@@ -2,10 +2,13 @@
 
 Timestamps are in seconds, sorted, non-overlapping and within the audio. ``words`` are the
 transcript's own whitespace-separated tokens exactly as written (``"Hello,"``), each timed from
-the first to the last engine word inside it (tokens the engine does not speak, such as a lone
-``"-"``, are left out). ``normalized_words`` (what ``use_normalized_timestamps`` selects) are
-the words as the engine segmented and spoke them, without surrounding punctuation
-(``"Hello"``): one entry per spoken word, so hyphenated or joined tokens may split.
+the first to the last engine word inside it; tokens the engine speaks as one word (espeak says
+"of the" in one go) share its span in proportion to their length, and tokens with nothing to
+say (a lone ``"-"``) are left out. ``normalized_words`` (what ``use_normalized_timestamps``
+selects) are the spoken words without punctuation: a token splits at anything but letters,
+digits, inner apostrophes and number separators (``"Smith-Jones,"`` gives ``Smith`` and
+``Jones``; ``"1,234"`` stays one word). Neither spells numbers out: the engines' text
+normalisation is internal to them.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -24,6 +27,8 @@ __all__ = ["Speech", "synthesize", "supported_languages"]
 
 Timed = Tuple[str, float, float]
 _TOKEN = re.compile(r"\S+")
+# Tokens without a word of their own that one engine word may absorb ("of the").
+_MAX_JOINED = 3
 # A spoken word: a number with its separators ("1,234.5"), or letters/digits with inner
 # apostrophes ("o'clock").
 _WORD = re.compile(r"\d+(?:[.,]\d+)*(?![^\W_])|[^\W_]+(?:['’][^\W_]+)*")
@@ -75,7 +80,7 @@ def synthesize(
     language: Optional[str] = None,
     speed: float = 1.0,
     volume: float = 1.0,
-    emotion: Optional[Sequence[str]] = None,
+    emotion: Union[str, Sequence[str], None] = None,
     max_seconds: Optional[float] = None,
     timestamps: bool = False,
 ) -> Speech:
@@ -89,7 +94,7 @@ def synthesize(
         speed: Speaking-rate factor (the API allows 0.6-1.5; 0.25-4 is accepted here).
         volume: Gain factor (the API allows 0.5-2.0; 0-4 accepted); the result is clipped to
             -1..1.
-        emotion: Emotion names; they shift the pitch a little (see
+        emotion: An emotion name or a list of them; they shift the pitch a little (see
             :func:`cartesia.server.engines.emotion_shift`).
         max_seconds: Cut the audio (and the engine's work) at this length.
         timestamps: Fill ``words``, ``phonemes`` and ``normalized_words``.
@@ -100,7 +105,7 @@ def synthesize(
     """
     if not isinstance(text, str) or not text.strip():
         raise ValueError("transcript must be a non-empty string")
-    if language is not None and language not in LANGUAGES:
+    if language is not None and (not isinstance(language, str) or language not in LANGUAGES):
         raise ValueError(
             f"language {str(language)[:20]!r} is not supported; choose one of {', '.join(LANGUAGES)}"
         )
@@ -108,6 +113,8 @@ def synthesize(
     volume = _check_factor("volume", volume, 0.0, 4.0)
     if max_seconds is not None:
         max_seconds = _check_factor("max_seconds", max_seconds, 0.0, 24 * 3600.0)
+    if isinstance(emotion, str):
+        emotion = [emotion]  # the current API sends one name, the legacy controls a list
     rendering = engine.render(
         text,
         voice,
@@ -125,7 +132,9 @@ def synthesize(
         samples = np.clip(samples * np.float32(volume), -1.0, 1.0).astype(np.float32)
     speech = Speech(samples, rate)
     if timestamps:
-        _fill_timestamps(speech, text, rendering)
+        # Cut short: the engine stopped (or the audio was trimmed) before the end of the text.
+        complete = max_seconds is None or len(rendering.samples) < max_seconds * rate
+        _fill_timestamps(speech, text, rendering, complete)
     return speech
 
 
@@ -145,7 +154,7 @@ def _monotone(items: List[Tuple[str, int, int]], n: int, rate: int) -> List[Time
     return out
 
 
-def _fill_timestamps(speech: Speech, text: str, rendering: Rendering) -> None:
+def _fill_timestamps(speech: Speech, text: str, rendering: Rendering, complete: bool) -> None:
     n, rate = len(speech.samples), speech.sample_rate
     toks = list(_TOKEN.finditer(text))
     # Engine words by token. espeak may place a word on a neighbouring unspoken token
@@ -162,13 +171,36 @@ def _fill_timestamps(speech: Speech, text: str, rendering: Rendering) -> None:
         if j < len(toks):
             # Keep the text index inside the owning token for _spoken_words.
             owned[j].append((max(i, toks[j].start()), s, e))
+    # espeak can speak a few tokens as one word ("of the"): a speakable token without a word
+    # of its own joins the group before it, and a group's span is split by the tokens' lengths.
+    # After the last engine word, tokens join only when the audio was not cut short.
+    last = max((j for j in range(len(toks)) if owned[j]), default=-1)
+    groups: List[List[int]] = []
+    for j in range(len(toks)):
+        if owned[j]:
+            groups.append([j])
+        elif (
+            speakable[j]
+            and groups
+            and groups[-1][-1] == j - 1
+            and len(groups[-1]) <= _MAX_JOINED
+            and (j < last or complete)
+        ):
+            groups[-1].append(j)
     tokens: List[Tuple[str, int, int]] = []
     spoken: List[Tuple[str, int, int]] = []
-    for tok, inside in zip(toks, owned):
-        if not inside:
-            continue  # not spoken (a lone dash, say)
-        tokens.append((tok.group(), min(s for _, s, _ in inside), max(e for _, _, e in inside)))
-        spoken.extend(_spoken_words(tok, inside))
+    for group in groups:
+        events = [ev for j in group for ev in owned[j]]
+        start, end = min(s for _, s, _ in events), max(e for _, _, e in events)
+        weights = [len(toks[j].group()) for j in group]
+        total, at = sum(weights), 0
+        for j, w in zip(group, weights):
+            a = start + (end - start) * at // total
+            at += w
+            b = start + (end - start) * at // total
+            inside = owned[j] if len(group) == 1 else [(toks[j].start(), a, b)]
+            tokens.append((toks[j].group(), a, b))
+            spoken.extend(_spoken_words(toks[j], inside))
     speech.words = _monotone(tokens, n, rate)
     speech.normalized_words = _monotone(spoken, n, rate)
     speech.phonemes = _monotone(list(rendering.phonemes), n, rate)

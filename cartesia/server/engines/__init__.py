@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple, Union
 
 if TYPE_CHECKING:
     import numpy as np
@@ -74,29 +74,42 @@ LANGUAGES: Dict[str, str] = {
 
 # Emotion -> (pitch shift in espeak pitch units of 0..100, pitch range shift). Small on purpose:
 # the engines have no emotional prosody, so an emotion only lifts or lowers the voice a little.
-_EMOTION_GROUPS: Tuple[Tuple[Tuple[str, ...], Tuple[int, int]], ...] = (
-    (("happy", "excited", "enthusiastic", "elated", "euphoric", "triumphant", "amazed",
-      "surprised", "flirtatious", "curious", "positivity", "surprise", "curiosity"), (8, 20)),
-    (("angry", "mad", "outraged", "frustrated", "agitated", "threatened", "disgusted",
-      "contempt", "envious", "sarcastic", "ironic", "anger"), (3, 25)),
-    (("anxious", "panicked", "alarmed", "scared", "hesitant", "insecure", "confused"), (10, 10)),
-    (("sad", "dejected", "melancholic", "disappointed", "hurt", "guilty", "bored", "tired",
-      "rejected", "nostalgic", "wistful", "apologetic", "resigned", "sadness"), (-8, -20)),
-    (("content", "peaceful", "serene", "calm", "grateful", "affectionate", "trust",
-      "sympathetic", "distant", "contemplative", "skeptical", "mysterious"), (-3, -10)),
-    (("proud", "confident", "determined", "anticipation"), (4, 10)),
+_EMOTION_GROUPS: Tuple[Tuple[Tuple[int, int], str], ...] = (
+    (
+        (8, 20),
+        "happy excited enthusiastic elated euphoric triumphant amazed surprised flirtatious "
+        "curious positivity surprise curiosity",
+    ),
+    (
+        (3, 25),
+        "angry mad outraged frustrated agitated threatened disgusted contempt envious sarcastic ironic anger",
+    ),
+    ((10, 10), "anxious panicked alarmed scared hesitant insecure confused"),
+    (
+        (-8, -20),
+        "sad dejected melancholic disappointed hurt guilty bored tired rejected nostalgic "
+        "wistful apologetic resigned sadness",
+    ),
+    (
+        (-3, -10),
+        "content peaceful serene calm grateful affectionate trust sympathetic distant "
+        "contemplative skeptical mysterious",
+    ),
+    ((4, 10), "proud confident determined anticipation"),
 )
-_EMOTIONS = {name: shift for names, shift in _EMOTION_GROUPS for name in names}
+_EMOTIONS = {name: shift for shift, names in _EMOTION_GROUPS for name in names.split()}
 # Intensity suffixes of the legacy ``"anger:high"`` form.
 _INTENSITY = {"lowest": 0.25, "low": 0.5, "": 1.0, "high": 1.5, "highest": 2.0}
 
 
-def emotion_shift(emotion: Optional[Sequence[str]]) -> Tuple[int, int]:
+def emotion_shift(emotion: Union[str, Sequence[str], None]) -> Tuple[int, int]:
     """``(pitch, range)`` offsets (espeak units) for a list of emotions.
 
     Accepts current names (``"happy"``) and the legacy ``"name:intensity"`` form; names
     without a mapping (``"neutral"``, unknown ones) have no effect.
     """
+    if isinstance(emotion, str):
+        emotion = [emotion]
     pitch = rng = 0.0
     for item in emotion or ():
         name, _, level = str(item).lower().partition(":")

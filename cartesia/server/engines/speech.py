@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import threading
 from typing import List, Optional, Sequence, Tuple
@@ -259,10 +260,12 @@ def _timing(
         if name and not name.startswith("(") and end > start:
             phonemes.append((name, start, end))
     word_events = [(pos - 1, sample * up) for kind, pos, sample, _ in events if kind == _EVENT_WORD]
+    starts = [s for _, s, _ in phonemes]
     words: List[Tuple[int, int, int]] = []
     for i, (pos, start) in enumerate(word_events):
         nxt = word_events[i + 1][1] if i + 1 < len(word_events) else n
-        inside = [e for _, s, e in phonemes if start <= s < max(nxt, start + 1)]
-        end = max(inside) if inside else nxt
+        # The word's phonemes start in [start, nxt); phoneme spans are sorted and disjoint.
+        lo, hi = bisect.bisect_left(starts, start), bisect.bisect_left(starts, max(nxt, start + 1))
+        end = phonemes[hi - 1][2] if hi > lo else nxt
         words.append((pos, start, end))
     return words, phonemes

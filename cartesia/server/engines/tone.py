@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -78,7 +78,7 @@ class ToneEngine(Engine):
 
     def _layout(
         self, text: str, voice: Voice, speed: float, max_seconds: Optional[float]
-    ) -> Tuple[List[np.ndarray], dict]:
+    ) -> Tuple[List[np.ndarray], Dict[int, Tuple[int, int]]]:
         """The pieces to concatenate, and each rendered character's ``(start, end)`` sample."""
         rate = OUTPUT_RATE
         limit = None if max_seconds is None else int(max_seconds * rate) + 1
@@ -100,8 +100,8 @@ class ToneEngine(Engine):
             kind: np.zeros(int(round(seconds * scale * rate)), dtype=np.float32)
             for kind, seconds in (("space", _SPACE), ("comma", _COMMA), ("stop", _STOP))
         }
-        tones = {}
-        spans = {}
+        tones: Dict[str, np.ndarray] = {}
+        spans: Dict[int, Tuple[int, int]] = {}
         for index, ch in enumerate(text):
             if limit is not None and total >= limit:
                 break
@@ -112,8 +112,10 @@ class ToneEngine(Engine):
             elif ch in ".!?":
                 piece = pauses["stop"]
             else:
-                piece = tones.get(ch)
-                if piece is None:
+                cached = tones.get(ch)
+                if cached is not None:
+                    piece = cached
+                else:
                     code = ord(ch.lower())
                     # A pentatonic-ish step per character keeps pitches in a voice-like range.
                     step = (code * 7) % 19
