@@ -26,7 +26,9 @@ from official_420 import (
     serve_tls,
 )
 
+from cartesia.server.audio import StreamEncoder, parse_output_format, synthesize
 from cartesia.server.engines.tone import ToneEngine
+from cartesia.server.v1.pipeline import segments
 from cartesia.server.v1.voice_store import VoiceStore
 
 pytestmark = pytest.mark.slow
@@ -106,6 +108,25 @@ ASYNC_TTS: Dict[str, Tuple[Tuple[str, Tuple[str, ...]], ...]] = {
         (f"tts_concurrent_{i}_*.pcm", (quote,)) for i, quote in enumerate(QUOTES)
     ),
 }
+# One request for HELLO in s16le at 44.1 kHz: the audio must be byte for byte the tone engine's
+# rendering of it with Tessa's voice (the id the examples hard-code), encoded as the server does.
+EXACT = frozenset(
+    {
+        "tts_generate_to_file",
+        "tts_bytes_to_file",
+        "tts_sse_basic",
+        "tts_sse_with_timestamps",
+        "tts_sse_with_phoneme_timestamps",
+        "tts_sse_with_match",
+        "tts_websocket_basic",
+        "tts_websocket_response_handling",
+        "tts_generate_async",
+        "tts_bytes_async",
+        "tts_sse_basic_async",
+        "tts_sse_with_timestamps_async",
+        "tts_websocket_basic_async",
+    }
+)
 # The voices functions need arguments and an order (clone -> get -> update -> delete): one test.
 VOICES = ("voices_list", "voices_get", "voices_clone", "voices_update", "voices_delete")
 ERRORS = ("error_handling_example",)
@@ -145,6 +166,15 @@ def tone_seconds(text: str) -> float:
     return len(ToneEngine().synthesize(text, voice)) / RATE
 
 
+def expected_pcm(text: str) -> bytes:
+    """The s16le bytes the server must send for ``text`` with the examples' voice."""
+    engine, voice = ToneEngine(), VoiceStore().resolve(TESSA)
+    raw = {"container": "raw", "encoding": "pcm_s16le", "sample_rate": RATE}
+    encoder = StreamEncoder(parse_output_format(raw, route="sse"), engine.sample_rate)
+    pieces = [synthesize(engine, p, voice, language="en").samples for p in segments(text)]
+    return b"".join(encoder.feed(p) for p in pieces) + encoder.finish()
+
+
 def samples_of(path: Path) -> np.ndarray:
     """The int16 samples of a WAV (checked: mono, 16-bit, 44.1 kHz) or raw s16le file."""
     data = path.read_bytes()
@@ -167,8 +197,12 @@ def check_audio(path: Path, transcripts: Sequence[str]) -> float:
     return seconds
 
 
-def check_tts(run, expected_files: Tuple[Tuple[str, Tuple[str, ...]], ...]) -> None:
+def check_tts(run, function: str, expected_files: Tuple[Tuple[str, Tuple[str, ...]], ...]) -> None:
     assert run.returncode == 0, f"exit {run.returncode}\n{run.stdout}\n{run.stderr}"
+    if function in EXACT:
+        ((pattern, (text,)),) = expected_files
+        (path,) = run.outputs(pattern)
+        assert samples_of(path).tobytes() == expected_pcm(text), f"{path.name}: not Tessa's audio"
     contents = []
     for pattern, transcripts in expected_files:
         files = run.outputs(pattern)
@@ -187,7 +221,7 @@ def check_tts(run, expected_files: Tuple[Tuple[str, Tuple[str, ...]], ...]) -> N
 @pytest.mark.parametrize("function", sorted(SYNC_TTS))
 def test_sync_tts_example(client, server, tmp_path, function):
     run = run_example(client, server, "examples.py", function, cwd=tmp_path)
-    check_tts(run, SYNC_TTS[function])
+    check_tts(run, function, SYNC_TTS[function])
     if function == "tts_sse_with_timestamps":
         assert re.search(r"^Words: \[.*world.*\], Starts: \[", run.stdout, re.M), run.stdout
     if function == "tts_sse_with_phoneme_timestamps":
@@ -200,7 +234,7 @@ def test_sync_tts_example(client, server, tmp_path, function):
 @pytest.mark.parametrize("function", sorted(ASYNC_TTS))
 def test_async_tts_example(client, server, tmp_path, function):
     run = run_example(client, server, "async_examples.py", function, cwd=tmp_path)
-    check_tts(run, ASYNC_TTS[function])
+    check_tts(run, function, ASYNC_TTS[function])
     assert "error:" not in run.stdout, run.stdout
 
 
@@ -258,6 +292,7 @@ def test_out_of_scope_example(file, function):
 
 
 def test_every_example_function_is_run_or_skipped_by_name(client):
+    assert EXACT <= set(SYNC_TTS) | set(ASYNC_TTS)
     covered: Dict[str, List[str]] = {
         "examples.py": [*SYNC_TTS, *VOICES, *ERRORS],
         "async_examples.py": [*ASYNC_TTS],

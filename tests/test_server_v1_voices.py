@@ -537,3 +537,20 @@ def test_oversized_and_malformed_uploads_are_4xx_in_the_versions_shape(make_serv
             "language",
         }
         assert made.json()["language"] == "en"  # 2024-06-10 clients may leave it out
+
+
+def test_injected_faults_and_token_grants_apply_to_the_voice_routes(server, api):
+    busy = api.get("/voices", headers={"X-Cartesia-Fault": "429;retry_after=2"})
+    assert busy.status_code == 429 and busy.headers["Retry-After"] == "2"
+    assert busy.json()["error_code"] and busy.headers["x-should-retry"] == "true"
+    assert api.get("/voices").status_code == 200  # the fault was for that request only
+    stt_only = api.post("/access-token", json={"grants": {"stt": True}, "expires_in": 60})
+    tts = api.post("/access-token", json={"grants": {"tts": True}, "expires_in": 60})
+    assert stt_only.status_code == tts.status_code == 200
+    for token, status in ((stt_only.json()["token"], 403), (tts.json()["token"], 200)):
+        resp = httpx.get(
+            server.base_url + f"/voices/{TESSA}",
+            timeout=10,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert resp.status_code == status, resp.text

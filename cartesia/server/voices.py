@@ -18,7 +18,6 @@ __all__ = [
     "embedding_from_bytes",
     "voice_for_embedding",
     "check_embedding",
-    "espeak_language",
     "speaking",
 ]
 
@@ -193,30 +192,15 @@ def check_embedding(value: Any, field: str = "embedding") -> List[float]:
     return [float(x) for x in value]
 
 
-# espeak-ng voice names where they differ from the ISO 639-1 code of the current API.
-_ESPEAK_NAMES = {"en": "en-us", "zh": "cmn", "no": "nb", "pt": "pt-br"}
-# Languages of the current API that the bundled espeak-ng speaks (checked against its voices).
-_ESPEAK_LANGUAGES = frozenset(
-    "en fr de es it pt nl pl ru sv tr ja zh hi ko ar he cs da fi el hu ro uk vi id ms bg hr sk "
-    "ta te no th bn ka gu kn ml mr pa or ur".split()
-)
-
-
-def espeak_language(code: str) -> Optional[str]:
-    """The espeak-ng voice name for an ISO 639-1 code (``fr`` -> ``fr``), ``None`` if unspoken."""
-    code = code.lower()
-    if code not in _ESPEAK_LANGUAGES:
-        return None
-    return _ESPEAK_NAMES.get(code, code)
-
-
 def speaking(voice: Voice, language: str) -> Voice:
-    """``voice`` speaking ``language``: same variant, pitch and rate, espeak-ng language swapped.
+    """``voice`` speaking ``language`` by default: the same variant, pitch and rate with the
+    language's espeak-ng voice (the engines' own rule, ``engines.speech.espeak_voice``).
 
-    Unchanged when the language is unknown to espeak-ng or already the voice's own.
+    Unchanged for English (a voice keeps its accent) and for languages the engines do not speak.
     """
-    name = espeak_language(language)
-    base, sep, variant = voice.espeak.partition("+")
-    if name is None or base == name or (language == "en" and base.startswith("en")):
+    from .engines import LANGUAGES
+    from .engines.speech import espeak_voice
+
+    if language not in LANGUAGES:
         return voice
-    return dataclasses.replace(voice, espeak=name + sep + variant)
+    return dataclasses.replace(voice, espeak=espeak_voice(voice, language))

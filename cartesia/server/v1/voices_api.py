@@ -1,27 +1,23 @@
-"""Voice routes of the current API (``/voices``...), with each version's own routes and shapes."""
+"""Voice routes of the current API (``/voices``...), with each version's own routes and shapes.
+
+Auth, version resolution and the per-version error bodies (of the :class:`ApiError` these
+handlers raise) come from the current API's middleware (:mod:`.middleware`).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-import functools
 import hashlib
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 from aiohttp import web
 
 from .. import voices as voices_mod
-from ..json_body import JSONInputError, loads
-from .errors import ApiError, error_response
-from .versions import (
-    LATEST,
-    VERSION_HEADER,
-    VERSION_QUERY,
-    embeddings_allowed,
-    paged_voices,
-    resolve,
-)
+from ..json_body import loads
+from .errors import ApiError
+from .versions import embeddings_allowed, paged_voices, request_version
 from .voice_catalogue import VoiceRecord
 from .voice_store import (
     MAX_TAGLINE_CHARS,
@@ -41,37 +37,6 @@ LOCAL_USER_ID = "local-user"
 _EXPANDABLE = ("preview_file_url", "embedding")
 _MAX_MIX = 32
 _MAX_TEXT = 1000
-_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _version(request: web.Request) -> str:
-    """The request's version (see :func:`.versions.resolve`).
-
-    Resolved from the headers each time rather than with ``versions.request_version``: that one
-    remembers the version under a plain string key, which aiohttp >= 3.13 warns about.
-    """
-    return resolve(request.headers.get(VERSION_HEADER), request.query.get(VERSION_QUERY))
-
-
-def _api(handler: _Handler) -> _Handler:
-    """Answer :class:`ApiError` (and bad JSON, oversized bodies) in the request version's shape."""
-
-    @functools.wraps(handler)
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            _version(request)
-            return await handler(request)
-        except ApiError as err:
-            try:
-                version = _version(request)
-            except ApiError:
-                version = LATEST  # the version itself was the problem
-            return error_response(err, version)
-        except web.HTTPRequestEntityTooLarge as exc:
-            err = ApiError(413, f"request body too large ({exc.text or 'over the limit'})")
-            return error_response(err, _version(request))
-
-    return wrapped
 
 
 def _store(request: web.Request) -> VoiceStore:
@@ -136,7 +101,7 @@ def voice_object(record: VoiceRecord, version: str, expand: Tuple[str, ...] = ()
 
 def _embedding_route(request: web.Request, what: str) -> None:
     """Embedding routes exist up to 2025-11-04 (embeddings were removed in 2026-03-01)."""
-    version = _version(request)
+    version = request_version(request)
     if not embeddings_allowed(version):
         raise ApiError(
             404,
@@ -160,7 +125,7 @@ def _expand(request: web.Request) -> Tuple[str, ...]:
                 raise _bad(
                     "expand[]", f"has unknown value {item[:40]!r}; known: {', '.join(_EXPANDABLE)}"
                 )
-            if item == "embedding" and not embeddings_allowed(_version(request)):
+            if item == "embedding" and not embeddings_allowed(request_version(request)):
                 raise _bad(
                     "expand[]", "cannot include `embedding` from Cartesia-Version 2026-03-01"
                 )
@@ -213,10 +178,8 @@ def _limit(request: web.Request) -> int:
 
 
 async def _json_object(request: web.Request) -> Dict[str, Any]:
-    try:
-        body = loads(await request.read())
-    except JSONInputError as exc:
-        raise ApiError(400, f"request body: {exc}") from None
+    # Bad or deeply nested JSON raises JSONInputError: the middleware answers it with a 400.
+    body = loads(await request.read())
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
     return body
@@ -328,10 +291,9 @@ def _now() -> str:
 # --- handlers ------------------------------------------------------------------------------
 
 
-@_api
 async def list_voices(request: web.Request) -> web.Response:
     """``GET /voices``: a page object (bare array for 2024-06-10), filtered and cursor-paged."""
-    version = _version(request)
+    version = request_version(request)
     store = _store(request)
     filters = _filters(request)
     expand = _expand(request)
@@ -352,17 +314,15 @@ async def list_voices(request: web.Request) -> web.Response:
     )
 
 
-@_api
 async def get_voice(request: web.Request) -> web.Response:
     """``GET /voices/{id}``: the voice, or 404 JSON."""
     record = _store(request).get(request.match_info["voice_id"])
-    return web.json_response(voice_object(record, _version(request), _expand(request)))
+    return web.json_response(voice_object(record, request_version(request), _expand(request)))
 
 
 _UPDATABLE = ("name", "description", "gender", "accent", "tagline")
 
 
-@_api
 async def update_voice(request: web.Request) -> web.Response:
     """``PATCH /voices/{id}``: name, description, gender, accent, tagline of an owned voice."""
     voice_id = request.match_info["voice_id"]
@@ -385,10 +345,9 @@ async def update_voice(request: web.Request) -> web.Response:
         except ValueError as exc:
             raise _field_error(exc) from None
     record = store.update(voice_id, **changes)
-    return web.json_response(voice_object(record, _version(request)))
+    return web.json_response(voice_object(record, request_version(request)))
 
 
-@_api
 async def delete_voice(request: web.Request) -> web.Response:
     """``DELETE /voices/{id}``: 204 for an owned voice; 403 catalogue, 404 unknown."""
     _store(request).delete(request.match_info["voice_id"])
@@ -411,10 +370,9 @@ _CLONE_FIELDS = (
 )
 
 
-@_api
 async def clone_voice(request: web.Request) -> web.Response:
     """``POST /voices/clone``: an owned voice whose engine voice is derived from the clip."""
-    version = _version(request)
+    version = request_version(request)
     store = _store(request)
     fields, clip = await _form(request, _CLONE_FIELDS)
     name = _string(fields, "name", required=True, limit=200)
@@ -445,7 +403,6 @@ async def clone_voice(request: web.Request) -> web.Response:
     return web.json_response(voice_object(record, version))
 
 
-@_api
 async def clone_clip(request: web.Request) -> web.Response:
     """``POST /voices/clone/clip`` (up to 2025-11-04): ``{"embedding": [...]}`` from the clip."""
     _embedding_route(request, "POST /voices/clone/clip")
@@ -457,7 +414,6 @@ async def clone_clip(request: web.Request) -> web.Response:
     return web.json_response({"embedding": embedding})
 
 
-@_api
 async def voice_embedding(request: web.Request) -> web.Response:
     """``GET /voices/{id}/embedding`` (up to 2025-11-04)."""
     _embedding_route(request, "GET /voices/{id}/embedding")
@@ -468,7 +424,6 @@ async def voice_embedding(request: web.Request) -> web.Response:
 _CREATE_FIELDS = ("name", "description", "embedding", "language", "base_voice_id")
 
 
-@_api
 async def create_voice(request: web.Request) -> web.Response:
     """``POST /voices`` (up to 2025-11-04): an owned voice from an embedding (201)."""
     _embedding_route(request, "POST /voices (create from an embedding)")
@@ -493,10 +448,9 @@ async def create_voice(request: web.Request) -> web.Response:
         language=language,
         base_voice_id=base_voice_id,
     )
-    return web.json_response(voice_object(record, _version(request)), status=201)
+    return web.json_response(voice_object(record, request_version(request)), status=201)
 
 
-@_api
 async def mix_voices(request: web.Request) -> web.Response:
     """``POST /voices/mix`` (up to 2025-11-04): the weighted mix of ids/embeddings."""
     _embedding_route(request, "POST /voices/mix")
@@ -550,10 +504,9 @@ _LOCALIZE_FIELDS = (
 )
 
 
-@_api
 async def localize_voice(request: web.Request) -> web.Response:
     """``POST /voices/localize``: a localized owned voice (an embedding for old requests)."""
-    version = _version(request)
+    version = request_version(request)
     store = _store(request)
     body = await _json_object(request)
     _only(body, _LOCALIZE_FIELDS, "POST /voices/localize")
