@@ -554,3 +554,24 @@ def test_injected_faults_and_token_grants_apply_to_the_voice_routes(server, api)
             headers={"Authorization": f"Bearer {token}"},
         )
         assert resp.status_code == status, resp.text
+
+
+def test_owned_voices_are_capped():
+    from cartesia.server.v1.voice_catalogue import VoiceRecord
+
+    store = VoiceStore(max_owned=2)
+    engine = store.resolve(TESSA)
+
+    def record(i: int) -> VoiceRecord:
+        return VoiceRecord(
+            id=f"mine-{i}", name="m", description="", language="en", engine=engine, is_owner=True
+        )
+
+    store.add(record(1))
+    store.add(record(2))
+    with pytest.raises(ApiError) as info:
+        store.add(record(3))
+    assert info.value.status == 403 and info.value.error_code == "voice_limit_reached"
+    store.delete("mine-1")
+    store.add(record(3))  # deleting makes room again
+    assert [r.id for r in store.listing(is_owner=True)] == ["mine-2", "mine-3"]

@@ -35,6 +35,8 @@ __all__ = [
 #: Longest voice id the server accepts (production ids are 36-character UUIDs).
 MAX_ID_CHARS = 200
 MAX_TAGLINE_CHARS = 32
+#: Owned voices one server keeps (clones and localizations); more are refused, not swapped out.
+MAX_OWNED = 10_000
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 _LOCALE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 # Cosine similarity above which an embedding is taken to *be* a known voice.
@@ -283,8 +285,16 @@ class VoiceStore:
         any_voice: Unknown ids speak with a voice derived from the id instead of a 404.
     """
 
-    def __init__(self, extra: Sequence[VoiceRecord] = (), *, any_voice: bool = False) -> None:
+    def __init__(
+        self,
+        extra: Sequence[VoiceRecord] = (),
+        *,
+        any_voice: bool = False,
+        max_owned: int = MAX_OWNED,
+    ) -> None:
         self.any_voice = any_voice
+        self.max_owned = max_owned
+        self._added: set = set()  # ids of voices made on this server (what max_owned counts)
         self._lock = threading.Lock()
         self._voices: Dict[str, VoiceRecord] = {r.id: r for r in BUILTIN_VOICES}
         for record in extra:
@@ -415,11 +425,23 @@ class VoiceStore:
     # --- owned voices ----------------------------------------------------------------------
 
     def add(self, record: VoiceRecord) -> VoiceRecord:
-        """Store a new owned voice (its id must be new)."""
+        """Store a new owned voice (its id must be new).
+
+        Raises:
+            ApiError: 403 ``voice_limit_reached`` when :attr:`max_owned` voices are stored.
+        """
         with self._lock:
             if record.id in self._voices:
                 raise ApiError(409, f"a voice with id {record.id!r} already exists")
+            if len(self._added) >= self.max_owned:
+                # A client looping over clone must not grow the server without bound.
+                raise ApiError(
+                    403,
+                    f"this server keeps at most {self.max_owned} voices of your own: delete some",
+                    error_code="voice_limit_reached",
+                )
             self._voices[record.id] = record
+            self._added.add(record.id)
             self._embeddings = None
         return record
 
@@ -448,6 +470,7 @@ class VoiceStore:
         with self._lock:
             self._owned(voice_id, "delete")
             del self._voices[voice_id]
+            self._added.discard(voice_id)
             self._embeddings = None
 
     def _owned(self, voice_id: str, action: str) -> VoiceRecord:
