@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -122,6 +123,7 @@ class TLSServer:
         )
 
 
+@contextlib.contextmanager
 def serve_tls(ca: Path, *args: str) -> Iterator[TLSServer]:
     """Run ``cartesia serve --tls --engine tone`` on an ephemeral port until the generator ends."""
     proc = subprocess.Popen(
@@ -185,13 +187,14 @@ def run_example(
     *args: str,
     cwd: Path,
     timeout: float = 90,
+    env: Optional[Dict[str, str]] = None,
 ) -> ExampleRun:
     """Run one example function in ``cwd`` (its output files land there), bounded by ``timeout``."""
     cwd.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
         [str(client.python), str(client.example(file)), function, *args],
         cwd=str(cwd),
-        env=server.env(),
+        env=server.env() if env is None else env,
         capture_output=True,
         text=True,
         timeout=timeout,

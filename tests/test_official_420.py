@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 import wave
 from pathlib import Path
-from typing import Dict, Iterator, List, Sequence, Tuple
+import json
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pytest
@@ -30,6 +31,7 @@ from cartesia.server.audio import StreamEncoder, parse_output_format, synthesize
 from cartesia.server.engines.tone import ToneEngine
 from cartesia.server.v1.pipeline import segments
 from cartesia.server.v1.voice_store import VoiceStore
+from cartesia.server.voices import VOICES_BY_NAME, Voice
 
 pytestmark = pytest.mark.slow
 
@@ -157,7 +159,8 @@ def client() -> OfficialClient:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[TLSServer]:
-    yield from serve_tls(tmp_path_factory.mktemp("tls") / "ca.pem")
+    with serve_tls(tmp_path_factory.mktemp("tls") / "ca.pem") as tls_server:
+        yield tls_server
 
 
 def tone_seconds(text: str) -> float:
@@ -166,9 +169,9 @@ def tone_seconds(text: str) -> float:
     return len(ToneEngine().synthesize(text, voice)) / RATE
 
 
-def expected_pcm(text: str) -> bytes:
-    """The s16le bytes the server must send for ``text`` with the examples' voice."""
-    engine, voice = ToneEngine(), VoiceStore().resolve(TESSA)
+def expected_pcm(text: str, voice: Optional[Voice] = None) -> bytes:
+    """The s16le bytes the server must send for ``text`` (default: the examples' voice)."""
+    engine, voice = ToneEngine(), voice or VoiceStore().resolve(TESSA)
     raw = {"container": "raw", "encoding": "pcm_s16le", "sample_rate": RATE}
     encoder = StreamEncoder(parse_output_format(raw, route="sse"), engine.sample_rate)
     pieces = [synthesize(engine, p, voice, language="en").samples for p in segments(text)]
@@ -301,3 +304,26 @@ def test_every_example_function_is_run_or_skipped_by_name(client):
         offered = example_functions(client.example(file))
         assert sorted(offered) == sorted(names + list(SKIPPED[file])), file
         assert not set(names) & set(SKIPPED[file])
+
+
+def test_without_the_ca_the_client_refuses_the_server(client, server, tmp_path):
+    env = server.env()
+    del env["SSL_CERT_FILE"]  # the system CAs do not know the throwaway CA
+    run = run_example(client, server, "examples.py", "voices_list", cwd=tmp_path, env=env)
+    assert run.returncode == 1 and "Connection error" in run.stdout, run.stdout + run.stderr
+
+
+def test_voices_file_gives_hard_coded_ids_your_own_voice(client, tmp_path):
+    # An app's production voice id (here: the one the examples hard-code) mapped to a voice of
+    # your choice with `cartesia serve --voices FILE`: the unchanged example speaks with it.
+    voices = tmp_path / "voices.json"
+    voices.write_text(
+        json.dumps([{"id": TESSA, "name": "Our support voice", "engine_voice": "Milo"}])
+    )
+    with serve_tls(tmp_path / "ca.pem", "--voices", str(voices)) as own:
+        run = run_example(client, own, "examples.py", "tts_generate_to_file", cwd=tmp_path / "run")
+        assert run.returncode == 0, run.stdout + run.stderr
+        (path,) = run.outputs("output.wav")
+        assert samples_of(path).tobytes() == expected_pcm(HELLO, VOICES_BY_NAME["milo"])
+        got = run_example(client, own, "examples.py", "voices_get", cwd=tmp_path / "run")
+        assert "name='Our support voice'" in got.stdout, got.stdout
