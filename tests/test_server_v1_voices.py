@@ -575,3 +575,40 @@ def test_owned_voices_are_capped():
     store.delete("mine-1")
     store.add(record(3))  # deleting makes room again
     assert [r.id for r in store.listing(is_owner=True)] == ["mine-2", "mine-3"]
+
+
+def tts_pcm(api: httpx.Client, voice_id: str, text: str = "Owned voices speak.") -> httpx.Response:
+    body = {
+        "model_id": "sonic-3",
+        "transcript": text,
+        "voice": {"mode": "id", "id": voice_id},
+        "output_format": {"container": "raw", "encoding": "pcm_f32le", "sample_rate": 44100},
+        "language": "en",
+    }
+    return api.post("/tts/bytes", json=body)
+
+
+def test_cloned_and_any_voice_ids_speak_through_tts(make_server):
+    from cartesia.server.audio import synthesize
+
+    server = make_server(any_voice=False)
+    with client(server) as api:
+        made = api.post(
+            "/voices/clone",
+            files={"clip": ("me.wav", b"RIFF speak")},
+            data={"name": "Me", "language": "en"},
+        ).json()
+        resp = tts_pcm(api, made["id"])
+        assert resp.status_code == 200, resp.text
+        engine = server.voice_store.resolve(made["id"])
+        expected = synthesize(ToneEngine(), "Owned voices speak.", engine, language="en").samples
+        assert resp.content == expected.astype("<f4").tobytes()
+        assert resp.content != tts_pcm(api, TESSA).content
+        api.delete(f"/voices/{made['id']}")
+        assert tts_pcm(api, made["id"]).status_code == 404
+        assert tts_pcm(api, "prod-id-not-here").status_code == 404
+    lenient = make_server(any_voice=True)
+    with client(lenient) as api:
+        first, again = tts_pcm(api, "prod-id-not-here"), tts_pcm(api, "prod-id-not-here")
+        assert first.status_code == 200 and first.content == again.content
+        assert first.content != tts_pcm(api, "another-prod-id").content
