@@ -9,6 +9,7 @@ import pytest
 from test_server_engines import SENTENCE, f0_estimate
 
 from cartesia.server.audio import Speech, supported_languages, synthesize
+from cartesia.server.audio.numbers import number_words
 from cartesia.server.engines import LANGUAGES, create_engine
 from cartesia.server.engines.tone import ToneEngine
 from cartesia.server.voices import VOICES_BY_NAME
@@ -85,6 +86,45 @@ def test_tone_timestamps_are_the_text_layout():
     assert s.words == [("Hi,", edge / 44100, (edge + 2 * letter) / 44100), ("you.", you / 44100, (you + 3 * letter) / 44100)]
     assert [p for p, _, _ in s.phonemes] == ["h", "i", "y", "o", "u"]
     assert s.phonemes[1] == ("i", (edge + letter) / 44100, (edge + 2 * letter) / 44100)
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("0", ["zero"]),
+        ("42", ["forty", "two"]),
+        ("115", ["one", "hundred", "fifteen"]),
+        ("2026", ["two", "thousand", "twenty", "six"]),
+        ("1,234", ["one", "thousand", "two", "hundred", "thirty", "four"]),
+        ("7000000", ["seven", "million"]),
+        ("3.05", ["three", "point", "zero", "five"]),
+        ("007", ["zero", "zero", "seven"]),
+        ("1,23", None),
+        ("12ab", None),
+        ("1000000000000", None),
+    ],
+)
+def test_number_words(text, words):
+    assert number_words(text) == words
+
+
+def test_normalized_words_spell_numbers_in_english(engine):
+    text = "It's 42 o'clock, 3.5 times."
+    s = synthesize(engine, text, MILO, timestamps=True)
+    assert [w for w, _, _ in s.words] == text.split()
+    spoken = ["It's", "forty", "two", "o'clock", "three", "point", "five", "times"]
+    assert [w for w, _, _ in s.normalized_words] == spoken
+    assert_well_formed(s.normalized_words, s.duration)
+    # "42" is timed inside the span of the original token.
+    _, a, b = s.words[1]
+    assert a <= s.normalized_words[1][1] < s.normalized_words[2][2] <= b
+    if engine.name == "speech":
+        # espeak reports one word event per spoken number word: "two" starts where its "t" does.
+        two = next(p for p in s.phonemes if p[0] == "t" and p[1] >= s.normalized_words[2][1] - 0.03)
+        assert abs(two[1] - s.normalized_words[2][1]) < 0.03
+    # Other languages read numbers their own way: the digits stay.
+    french = synthesize(engine, "Il est 42 heures.", MILO, language="fr", timestamps=True)
+    assert [w for w, _, _ in french.normalized_words] == ["Il", "est", "42", "heures"]
 
 
 @pytest.mark.speech

@@ -632,3 +632,34 @@ def test_malformed_sse_frame(http):
     with pytest.raises(ValueError):
         json.loads(blocks[-1][6:])
     assert len(blocks) == 2
+
+
+def test_cli_flags_and_config_checks():
+    from cartesia.server.cli import build_parser
+    from cartesia.server.config import ServerConfig
+
+    args = build_parser().parse_args(
+        ["--concurrency-limit", "3", "--max-sockets", "5", "--tts-ws-idle-timeout", "9",
+         "--max-buffer-delay-ms", "0", "--context-expiry", "2.5"]
+    )
+    assert (args.concurrency_limit, args.max_sockets, args.tts_ws_idle_timeout,
+            args.max_buffer_delay_ms, args.context_expiry) == (3, 5, 9.0, 0, 2.5)
+    defaults = build_parser().parse_args([])
+    assert defaults.tts_ws_idle_timeout == 300.0 and defaults.max_buffer_delay_ms == 3000
+    for bad in ({"concurrency_limit": 0}, {"max_sockets": -1}, {"tts_ws_idle_timeout": 0},
+                {"max_buffer_delay_ms": 5001}, {"context_expiry": 0}):
+        with pytest.raises(ValueError):
+            ServerConfig(**bad)
+
+
+def test_a_client_that_leaves_mid_stream_gives_its_slot_back(make_server):
+    server = make_server(concurrency_limit=1, pace="realtime")
+    url = server.base_url + "/tts/sse"
+    long_text = "A sentence that takes a few seconds to speak at the pace of audio"
+    with httpx.stream("POST", url, json=tts_body(long_text), headers=headers(server), timeout=10) as r:
+        next(r.iter_bytes())  # the stream has started; now leave
+    for _ in range(50):
+        if httpx.post(url, json=tts_body("Free again"), headers=headers(server), timeout=10).status_code == 200:
+            return
+        time.sleep(0.1)
+    pytest.fail("the departed client's generation kept its concurrency slot")

@@ -31,8 +31,9 @@ A fault is only taken by traffic it can act on: ``split``/``coalesce`` wait for 
 
 Every fault has ``count`` (how many requests/generations it hits before it is used up; default 1,
 ``0`` or negative = forever) and ``on`` (which traffic it targets: ``any`` (default), ``http``
-(every HTTP request except health and control), ``stream`` (``POST /audio/stream`` only), ``ws``
-(websocket upgrades and generations), ``voices``, ``transcriptions``).
+(every HTTP request except health and control), ``stream`` (``POST /audio/stream``,
+``/tts/bytes`` and ``/tts/sse``), ``ws`` (websocket upgrades and generations, v0 and
+``/tts/websocket``), ``voices``, ``transcriptions``).
 
 Spec strings: faults separated by ``,``; each is ``kind`` followed by ``;key=value`` pairs, e.g.
 ``stall;after_frames=2;seconds=0.5, split`` or ``429;retry_after=2;count=3``.

@@ -7,8 +7,8 @@ the first to the last engine word inside it; tokens the engine speaks as one wor
 say (a lone ``"-"``) are left out. ``normalized_words`` (what ``use_normalized_timestamps``
 selects) are the spoken words without punctuation: a token splits at anything but letters,
 digits, inner apostrophes and number separators (``"Smith-Jones,"`` gives ``Smith`` and
-``Jones``; ``"1,234"`` stays one word). Neither spells numbers out: the engines' text
-normalisation is internal to them.
+``Jones``), and in English numbers are spelled out as they are read (``"42"`` gives ``forty``
+and ``two``, timed by espeak's own word events when it reports one per word).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 
 from ..engines import LANGUAGES, Engine, Rendering
 from ..voices import Voice
+from .numbers import number_words
 
 __all__ = ["Speech", "synthesize", "supported_languages"]
 
@@ -134,7 +135,8 @@ def synthesize(
     if timestamps:
         # Cut short: the engine stopped (or the audio was trimmed) before the end of the text.
         complete = max_seconds is None or len(rendering.samples) < max_seconds * rate
-        _fill_timestamps(speech, text, rendering, complete)
+        # Numbers are spelled out in English only (the other languages read them otherwise).
+        _fill_timestamps(speech, text, rendering, complete, spell=language in (None, "en"))
     return speech
 
 
@@ -154,7 +156,9 @@ def _monotone(items: List[Tuple[str, int, int]], n: int, rate: int) -> List[Time
     return out
 
 
-def _fill_timestamps(speech: Speech, text: str, rendering: Rendering, complete: bool) -> None:
+def _fill_timestamps(
+    speech: Speech, text: str, rendering: Rendering, complete: bool, spell: bool
+) -> None:
     n, rate = len(speech.samples), speech.sample_rate
     toks = list(_TOKEN.finditer(text))
     # Engine words by token. espeak may place a word on a neighbouring unspoken token
@@ -200,17 +204,20 @@ def _fill_timestamps(speech: Speech, text: str, rendering: Rendering, complete: 
             b = start + (end - start) * at // total
             inside = owned[j] if len(group) == 1 else [(toks[j].start(), a, b)]
             tokens.append((toks[j].group(), a, b))
-            spoken.extend(_spoken_words(toks[j], inside))
+            spoken.extend(_spoken_words(toks[j], inside, spell))
     speech.words = _monotone(tokens, n, rate)
     speech.normalized_words = _monotone(spoken, n, rate)
     speech.phonemes = _monotone(list(rendering.phonemes), n, rate)
 
 
-def _spoken_words(tok: "re.Match[str]", inside: List[Tuple[int, int, int]]) -> List[Tuple[str, int, int]]:
+def _spoken_words(
+    tok: "re.Match[str]", inside: List[Tuple[int, int, int]], spell: bool
+) -> List[Tuple[str, int, int]]:
     """A token's words without punctuation, timed by the engine words that start in each.
 
     A word without an engine word of its own (``Jones`` of ``Smith-Jones``) shares the span of
-    the one before it, split in proportion to the words' lengths.
+    the one before it, split in proportion to the words' lengths. With ``spell``, numbers
+    become their English words, timed one to one by the engine's words when the counts agree.
     """
     runs = list(_WORD.finditer(tok.group()))
     if not runs:
@@ -218,22 +225,25 @@ def _spoken_words(tok: "re.Match[str]", inside: List[Tuple[int, int, int]]) -> L
     base = tok.start()
     # Groups of runs: a run that holds an engine word opens a group, the others join it.
     groups: List[List["re.Match[str]"]] = []
-    spans: List[Optional[Tuple[int, int]]] = []
+    owned: List[List[Tuple[int, int]]] = []
     for run in runs:
         mine = [(s, e) for i, s, e in inside if base + run.start() <= i < base + run.end()]
         if mine or not groups:
             groups.append([run])
-            spans.append((min(s for s, _ in mine), max(e for _, e in mine)) if mine else None)
+            owned.append(mine)
         else:
             groups[-1].append(run)
     whole = (min(s for _, s, _ in inside), max(e for _, _, e in inside))
     out: List[Tuple[str, int, int]] = []
-    for group, span in zip(groups, spans):
-        start, end = span if span is not None else whole
-        total = sum(len(r.group()) for r in group)
-        at = 0
-        for run in group:
+    for group, mine in zip(groups, owned):
+        words = [w for run in group for w in ((spell and number_words(run.group())) or [run.group()])]
+        if len(words) > 1 and len(mine) == len(words):
+            out.extend((w, s, e) for w, (s, e) in zip(words, sorted(mine)))
+            continue
+        start, end = (min(s for s, _ in mine), max(e for _, e in mine)) if mine else whole
+        total, at = sum(len(w) for w in words), 0
+        for w in words:
             a = start + (end - start) * at // total
-            at += len(run.group())
-            out.append((run.group(), a, start + (end - start) * at // total))
+            at += len(w)
+            out.append((w, a, start + (end - start) * at // total))
     return out

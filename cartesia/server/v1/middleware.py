@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable, Optional
+from typing import TYPE_CHECKING, Awaitable, Callable, Optional
 
 from aiohttp import web
 
@@ -19,6 +19,9 @@ from . import versions
 from .auth import Principal, authenticate, require_grant
 from .errors import ApiError, error_response
 from .keys import request_key
+
+if TYPE_CHECKING:
+    from aiohttp.typedefs import Middleware
 
 __all__ = ["applies", "create_middleware", "PRINCIPAL_KEY", "principal"]
 
@@ -52,7 +55,7 @@ def _injected(fault: Fault) -> ApiError:
 
 def create_middleware(
     status_fault: Callable[[web.Request], Optional[Fault]],
-) -> Callable[[web.Request, _Handler], Awaitable[web.StreamResponse]]:
+) -> "Middleware":
     """The middleware.
 
     Args:

@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import re
 import time
-from typing import AsyncIterator, List, Optional, Tuple, Union
+from typing import AsyncIterator, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -132,13 +132,14 @@ class Generation:
         self.rate = engine.sample_rate
         self.encoder = StreamEncoder(req.output_format, self.rate)
         self.samples_done = 0
-        self._cap = int(round(req.max_seconds * self.rate))
+        self._per_render = int(round(req.max_seconds * self.rate))
+        self._cap = self._per_render
         self._timestamps = req.add_timestamps or req.add_phoneme_timestamps
         self._header_sent = False
 
     @property
     def exhausted(self) -> bool:
-        """Whether the ``duration`` cap has been reached (further text is not spoken)."""
+        """Whether the current :meth:`render` has reached its ``duration`` cap."""
         return self.samples_done >= self._cap
 
     def header(self) -> bytes:
@@ -168,9 +169,14 @@ class Generation:
         return asyncio.get_running_loop().run_in_executor(None, self._synth, text, remaining)
 
     async def render(self, text: str) -> AsyncIterator[Event]:
-        """Chunks (and, when asked for, timestamps) of ``text``, sentence by sentence."""
+        """Chunks (and, when asked for, timestamps) of ``text``, sentence by sentence.
+
+        The request's ``duration`` (else the server's cap) bounds the audio of each call: an
+        HTTP generation is one call, a websocket context one call per piece of text it speaks.
+        """
         pieces = segments(text)
-        if not pieces or self.exhausted:
+        self._cap = self.samples_done + self._per_render
+        if not pieces:
             return
         pending: Optional["asyncio.Future[Tuple[Speech, float]]"] = self._submit(pieces[0])
         try:
@@ -183,9 +189,12 @@ class Generation:
                 except Exception as exc:
                     raise SynthesisError(f"{type(exc).__name__}: {exc}") from exc
                 pending = None
+                offset = self.samples_done
+                samples = speech.samples[: max(self._cap - offset, 0)]
+                self.samples_done += len(samples)
                 if i + 1 < len(pieces) and not self.exhausted:
                     pending = self._submit(pieces[i + 1])  # look-ahead: one sentence
-                for event in self._events(speech, synth_ms):
+                for event in self._events(samples, speech, offset / self.rate, synth_ms):
                     yield event
                 if self.exhausted:
                     break
@@ -193,25 +202,23 @@ class Generation:
             if pending is not None:
                 pending.cancel()
 
-    def _events(self, speech: Speech, synth_ms: float) -> List[Event]:
-        samples = speech.samples[: max(self._cap - self.samples_done, 0)]
-        offset = self.samples_done / self.rate
+    def _events(
+        self, samples: np.ndarray, speech: Speech, offset: float, synth_ms: float
+    ) -> Iterator[Event]:
+        # A generator: each chunk is encoded only when the previous one has been sent.
         length = len(samples) / self.rate
-        self.samples_done += len(samples)
-        events: List[Event] = []
         per = max(1, int(round(CHUNK_SECONDS * self.rate)))
         n = len(samples)
         for start in range(0, n, per):
             block = np.ascontiguousarray(samples[start : start + per])
             audio = self.encoder.feed(block)
             share = synth_ms * len(block) / n
-            events.append(Chunk(audio, round(share, 3), len(block) / self.rate))
+            yield Chunk(audio, round(share, 3), len(block) / self.rate)
         if self.req.add_timestamps:
             words = speech.normalized_words if self.req.use_normalized_timestamps else speech.words
-            events.append(Timestamps("words", _shift(words, offset, length)))
+            yield Timestamps("words", _shift(words, offset, length))
         if self.req.add_phoneme_timestamps:
-            events.append(Timestamps("phonemes", _shift(speech.phonemes, offset, length)))
-        return events
+            yield Timestamps("phonemes", _shift(speech.phonemes, offset, length))
 
     def finish(self) -> bytes:
         """The encoder's tail (resampler delay, last MP3 frames)."""

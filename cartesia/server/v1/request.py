@@ -204,8 +204,8 @@ def _experimental(controls: Mapping[str, Any]) -> Tuple[float, Tuple[str, ...]]:
                 )
             level = _EXPERIMENTAL_SPEEDS[raw]
         else:
-            level = _number(controls, "speed", "voice.__experimental_controls.speed", -1.0, 1.0)
-            assert level is not None
+            number = _number(controls, "speed", "voice.__experimental_controls.speed", -1.0, 1.0)
+            level = 0.0 if number is None else number
         speed = 1.0 + 0.4 * level
     emotion: Tuple[str, ...] = ()
     raw = controls.get("emotion")

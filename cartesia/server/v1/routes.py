@@ -82,6 +82,7 @@ async def access_token(request: web.Request) -> web.Response:
     ):
         raise ApiError(400, f"`expires_in` must be a number of seconds in 1..{MAX_EXPIRES_IN}")
     current = request.app[STATE_KEY].current
+    assert current is not None
     token = current.tokens.issue(grants, float(expires_in), caller.account)
     return web.json_response({"token": token, "expires_in": expires_in, "grants": sorted(grants)})
 

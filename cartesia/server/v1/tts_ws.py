@@ -36,12 +36,14 @@ from .pipeline import Chunk, Generation, SynthesisError, complete_sentences
 from .request import TTSRequest, check_transcript_type, optional_bool, optional_str, parse_tts
 from .voice_lookup import voice_lookup
 
-__all__ = ["websocket", "close_all", "MAX_PENDING_INPUTS"]
+__all__ = ["websocket", "close_all", "MAX_PENDING_INPUTS", "MAX_PENDING_CHARS"]
 
 log = logging.getLogger("cartesia.server")
 _HAS_SEND_FRAME = hasattr(web.WebSocketResponse, "send_frame")
 #: Inputs one context may have queued while it is still speaking earlier ones.
 MAX_PENDING_INPUTS = 4096
+#: Text one context may have waiting (queued inputs plus its buffer), in characters.
+MAX_PENDING_CHARS = 200_000
 # Finished context ids remembered per socket (so late inputs for them are recognised).
 _FINISHED_MEMORY = 4096
 # Finds the context of a message that is not valid JSON, so its error reaches that context.
@@ -65,11 +67,19 @@ class _Context:
         self.wakeup = asyncio.Event()
         self.task: Optional["asyncio.Task[None]"] = None
         self.chunks_sent = 0
-        self.stopped = False  # ended by a fault: nothing more may be sent for it
+        self.pending_chars = 0  # text received and not yet handed to the generation
+        self.ending = False  # its done frame is on the way: no input is taken any more
 
     def push(self, text: str, cont: bool, flush: bool) -> None:
+        if self.ending:
+            raise ApiError(400, f"context {self.id[:64]!r} has finished; use a new context_id")
         if len(self.inbox) >= MAX_PENDING_INPUTS:
             raise ApiError(429, f"more than {MAX_PENDING_INPUTS} inputs queued on this context")
+        if self.pending_chars + len(text) > MAX_PENDING_CHARS:
+            raise ApiError(
+                413, f"more than {MAX_PENDING_CHARS} characters waiting on this context"
+            )
+        self.pending_chars += len(text)
         self.inbox.append((text, cont, flush))
         self.wakeup.set()
 
@@ -102,6 +112,7 @@ class _Context:
                     item = await self._next(max(buffered_at + self.delay - time.monotonic(), 0))
                     if item is None:  # the buffer delay is over: speak what is there
                         text, buffer = buffer, ""
+                        self.pending_chars -= len(text)
                         if not await self.speak(text):
                             return
                         continue
@@ -118,6 +129,7 @@ class _Context:
                     ready, buffer = buffer, ""
                 else:
                     ready, buffer = complete_sentences(buffer)
+                self.pending_chars -= len(ready)
                 if ready and not await self.speak(ready):
                     return
                 if flush:
@@ -163,7 +175,6 @@ class _Context:
         fault = await self.plan.before_frame(final=final)
         if fault is None:
             return True
-        self.stopped = True
         if fault.kind == "malformed":
             await self.conn.send_raw(frames.MALFORMED)
         elif fault.kind == "drop":
@@ -173,6 +184,7 @@ class _Context:
         return False
 
     async def end(self) -> None:
+        self.ending = True
         tail = self.gen.finish()
         if not await self.fault(final=True):
             return
@@ -245,7 +257,6 @@ class _Connection:
         self.touch()
 
     def stop(self, ctx: _Context, how: str) -> None:
-        ctx.stopped = True
         if ctx.task is not None:
             ctx.task.cancel()
         self.forget(ctx, how)
