@@ -78,62 +78,29 @@ def speech_server() -> Iterator[LocalServer]:
         yield server
 
 
-def _seed_cache_dir() -> Path:
+def cache_dir(name: str) -> Path:
+    """``~/.cache/cartesia-tests/<name>-pyXY`` (``$CARTESIA_TEST_CACHE`` overrides the base)."""
     base = os.environ.get("CARTESIA_TEST_CACHE") or os.path.join(
         os.path.expanduser("~"), ".cache", "cartesia-tests"
     )
     tag = f"py{sys.version_info[0]}{sys.version_info[1]}"
-    return Path(base) / f"seed-{SEED_VERSION}-{tag}"
+    return Path(base) / f"{name}-{tag}"
 
 
-@pytest.fixture(scope="session")
-def seed_client_path() -> Path:
-    """A directory with the official cartesia 0.0.5 client, for ``PYTHONPATH`` of subprocesses.
+def install_once(target: Path, build: Callable[[Path], None]) -> Path:
+    """Build a cached directory once, atomically.
 
-    Installed once with ``pip install --target`` (from PyPI) and reused afterwards; the install
-    goes to a scratch directory that is renamed into place, so concurrent or interrupted runs
-    never see half an install. A failed install fails the test: the compatibility check must not
-    silently disappear.
+    ``build(scratch)`` fills a scratch directory next to ``target`` (it fails the test on
+    error); the scratch directory is marked complete and renamed into place, so concurrent or
+    interrupted runs never see half an install. Later calls return ``target`` at once.
     """
-    target = _seed_cache_dir()
     if (target / ".complete").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=str(target.parent)))
     try:
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--target",
-            str(scratch),
-            *SEED_REQUIREMENTS,
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        if proc.returncode != 0:
-            pytest.fail(
-                f"could not install the official cartesia=={SEED_VERSION} client from PyPI "
-                f"(needed for the compatibility test):\n{proc.stdout}\n{proc.stderr}",
-                pytrace=False,
-            )
-        check = subprocess.run(
-            [sys.executable, "-S", "-c", "import cartesia.tts, cartesia.version as v; print(v.__version__)"],
-            capture_output=True,
-            text=True,
-            cwd=str(target.parent),
-            env={**os.environ, "PYTHONPATH": str(scratch)},
-        )
-        if check.returncode != 0 or check.stdout.strip() != SEED_VERSION:
-            pytest.fail(
-                f"the freshly installed seed client does not import as cartesia {SEED_VERSION}: "
-                f"{check.stdout}{check.stderr}",
-                pytrace=False,
-            )
-        (scratch / ".complete").write_text(SEED_VERSION)
+        build(scratch)
+        (scratch / ".complete").write_text(target.name)
         try:
             scratch.rename(target)
         except OSError:
@@ -145,6 +112,58 @@ def seed_client_path() -> Path:
         if scratch.exists():
             shutil.rmtree(scratch, ignore_errors=True)
     return target
+
+
+def pip_install_target(target: Path, requirements: List[str], what: str) -> None:
+    """``pip install --target`` from PyPI; a failure fails the test (the check must not vanish)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--target",
+        str(target),
+        *requirements,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        pytest.fail(
+            f"could not install {what} from PyPI (needed for the compatibility test):\n"
+            f"{proc.stdout}\n{proc.stderr}",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def seed_client_path() -> Path:
+    """A directory with the official cartesia 0.0.5 client, for ``PYTHONPATH`` of subprocesses.
+
+    Installed once with ``pip install --target`` (from PyPI) and reused afterwards; the install
+    goes to a scratch directory that is renamed into place, so concurrent or interrupted runs
+    never see half an install. A failed install fails the test: the compatibility check must not
+    silently disappear.
+    """
+
+    def build(scratch: Path) -> None:
+        pip_install_target(scratch, SEED_REQUIREMENTS, f"the official cartesia=={SEED_VERSION} client")
+        check = subprocess.run(
+            [sys.executable, "-S", "-c", "import cartesia.tts, cartesia.version as v; print(v.__version__)"],
+            capture_output=True,
+            text=True,
+            cwd=str(scratch.parent),
+            env={**os.environ, "PYTHONPATH": str(scratch)},
+        )
+        if check.returncode != 0 or check.stdout.strip() != SEED_VERSION:
+            pytest.fail(
+                f"the freshly installed seed client does not import as cartesia {SEED_VERSION}: "
+                f"{check.stdout}{check.stderr}",
+                pytrace=False,
+            )
+
+    return install_once(cache_dir(f"seed-{SEED_VERSION}"), build)
 
 
 def split_json_objects(body: bytes) -> list:

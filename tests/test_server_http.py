@@ -402,7 +402,7 @@ async def test_engine_failure_is_a_json_500_and_a_ws_error_frame(make_server, mo
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
 def test_explicit_hosts(make_server, host):
-    from cartesia.server.embed import _ipv6_loopback_available
+    from cartesia.server.runner import _ipv6_loopback_available
 
     if host == "::1" and not _ipv6_loopback_available():
         pytest.skip("no IPv6 loopback on this machine")

@@ -267,7 +267,7 @@ async def test_stop_with_open_sockets_and_running_generations(make_server):
 def test_localhost_answers_on_both_loopback_families(local_server):
     import socket
 
-    from cartesia.server.embed import _ipv6_loopback_available
+    from cartesia.server.runner import _ipv6_loopback_available
 
     addrs = ["127.0.0.1"] + (["::1"] if _ipv6_loopback_available() else [])
     for addr in addrs:

@@ -18,6 +18,8 @@ from .http_api import json_error
 from .state import REQUEST_FAULTS_KEY, STATE_KEY, ServerState
 from .v1 import middleware as current_api
 from .v1 import routes as current_routes
+from .v1 import voices_api
+from .v1.voice_store import VOICE_STORE_KEY, VoiceStore
 
 __all__ = ["create_app", "FAULT_HEADER"]
 
@@ -138,6 +140,8 @@ def create_app(
     app.add_routes([r for r in http_api.routes() if r.path not in current_routes.REPLACED])
     app.add_routes(ws_api.routes())
     app.add_routes(current_routes.routes())
+    app[VOICE_STORE_KEY] = VoiceStore.from_config(config)
+    app.add_routes(voices_api.routes())
     app.on_shutdown.append(ws_api.close_all)
     app.on_shutdown.append(current_routes.close_all)
     return app

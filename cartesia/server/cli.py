@@ -19,12 +19,12 @@ from .._cli_args import (
 )
 from .app import create_app
 from .config import PACES, ServerConfig
-from .embed import bind_sockets
 from .engines import ENGINE_NAMES
 from .faults import Fault, parse_fault_spec
 from .hints import client_hints
 from .runner import AppServer
 from .state import STATE_KEY
+from .tls import TLSError, TLSMaterial, server_tls
 
 __all__ = ["build_parser", "main"]
 
@@ -75,15 +75,35 @@ def build_parser(prog: str = "cartesia serve") -> argparse.ArgumentParser:
              "last output (default: 1)")
     add("--fault", action="append", default=[], metavar="SPEC",
         help="queue a server-wide fault at start, e.g. 'drop;after_frames=2' (repeatable)")
+    add("--voices", default=None, metavar="FILE", dest="voices_file",
+        help="JSON array of voice objects added to the catalogue of the current API "
+             "(your production voice ids; omitted fields get defaults)")
+    add("--any-voice", action="store_true",
+        help="an unknown voice id speaks with a voice derived from the id instead of 404")
+    add("--tls", action="store_true",
+        help="serve https/wss; without --cert/--key a throwaway CA and a localhost "
+             "certificate are made (needs the `tls` extra: pip install 'cartesia[tls]')")
+    add("--cert", default=None, metavar="PEM", help="certificate (chain) to serve with --tls")
+    add("--key", default=None, metavar="PEM", help="private key of --cert")
+    add("--ca-out", default=None, metavar="PATH",
+        help="with --tls and no --cert: write the generated CA certificate here "
+             "(for clients: SSL_CERT_FILE=PATH)")
     add("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
         help="logging level (default: warning)")
     return parser
 
 
-async def _serve(config: ServerConfig, host: str, port: int, faults: List[Fault]) -> None:
+async def _serve(
+    config: ServerConfig,
+    host: str,
+    port: int,
+    faults: List[Fault],
+    tls: Optional[TLSMaterial] = None,
+) -> None:
     app = create_app(config)
     app[STATE_KEY].faults.extend(faults)
-    server = AppServer(app, config, shutdown_timeout=2.0)
+    ssl_context = tls.server_context if tls is not None else None
+    server = AppServer(app, config, shutdown_timeout=2.0, ssl_context=ssl_context)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -95,18 +115,18 @@ async def _serve(config: ServerConfig, host: str, port: int, faults: List[Fault]
             except ValueError:  # not the main thread: the embedding program handles signals
                 pass
     try:
-        sockets = bind_sockets(host, port)
-        bound = sockets[0].getsockname()[1]
-        try:
-            await server.start(sockets)
-        except BaseException:
-            for sock in sockets:
-                sock.close()
-            raise
+        bound = await server.listen(host, port)
         shown = f"[{host}]" if ":" in host else host
-        sys.stdout.write(f"listening on http://{shown}:{bound}\n")
+        scheme = "https" if tls is not None else "http"
+        sys.stdout.write(f"listening on {scheme}://{shown}:{bound}\n")
         sys.stdout.flush()
-        _print_hints(scheme="http", host=shown, port=bound, ca_file=None, keys_required=bool(config.api_keys))
+        _print_hints(
+            scheme=scheme,
+            host=shown,
+            port=bound,
+            ca_file=tls.ca_path if tls is not None else None,
+            keys_required=bool(config.api_keys),
+        )
         await stop.wait()
     finally:
         await server.stop()
@@ -152,12 +172,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             tts_ws_idle_timeout=args.tts_ws_idle_timeout,
             max_buffer_delay_ms=args.max_buffer_delay_ms,
             context_expiry=args.context_expiry,
+            voices_file=args.voices_file,
+            any_voice=args.any_voice,
         )
         faults = [fault for spec in args.fault for fault in parse_fault_spec(spec)]
     except ValueError as exc:
         parser.error(str(exc))
+    if not args.tls and (args.cert or args.key or args.ca_out):
+        parser.error("--cert, --key and --ca-out need --tls")
+    tls = None
+    if args.tls:
+        try:
+            tls = server_tls(args.cert, args.key, args.ca_out)
+        except TLSError as exc:
+            return _fail(str(exc))
     try:
-        asyncio.run(_serve(config, args.host, args.port, faults))
+        asyncio.run(_serve(config, args.host, args.port, faults, tls))
     except OSError as exc:
         return _fail(f"cannot listen on {args.host}:{args.port}: {exc}")
     except (ValueError, RuntimeError) as exc:

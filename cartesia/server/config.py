@@ -50,6 +50,10 @@ class ServerConfig:
             (text waits for a sentence end or this long; 0 = generate at once).
         context_expiry: Current API: seconds a websocket context that is waiting for more input
             lives after its last output before it is ended with ``done``.
+        voices_file: A JSON file of voice objects added to the current API's catalogue
+            (``--voices``); read when the app is created.
+        any_voice: An unknown voice id speaks with a voice derived from the id instead of
+            answering 404 (``--any-voice``).
     """
 
     engine: Optional[str] = None
@@ -71,6 +75,8 @@ class ServerConfig:
     tts_ws_idle_timeout: Optional[float] = 300.0
     max_buffer_delay_ms: int = 3000
     context_expiry: float = 1.0
+    voices_file: Optional[str] = None
+    any_voice: bool = False
 
     def __post_init__(self) -> None:
         if self.pace not in PACES:

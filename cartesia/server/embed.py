@@ -4,70 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import errno
-import socket
+import ssl
+import tempfile
 import threading
+from pathlib import Path
 from types import TracebackType
-from typing import Iterable, List, Optional, Tuple, Type
+from typing import Iterable, Optional, Type
 
 from .app import create_app
 from .config import DEFAULT_API_KEY, ServerConfig
 from .faults import FaultController
-from .runner import AppServer
+from .runner import AppServer, bind_sockets
 from .state import STATE_KEY, ServerState
+from .tls import TLSMaterial, server_tls
+from .v1.voice_store import VOICE_STORE_KEY, VoiceStore
 
 __all__ = ["LocalServer", "bind_sockets"]
-
-
-def _ipv6_loopback_available() -> bool:
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-def _listen(family: int, addr: Tuple) -> socket.socket:
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind(addr)
-        sock.listen(1024)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def bind_sockets(host: str, port: int) -> List[socket.socket]:
-    """Listening sockets for ``host:port``.
-
-    For ``localhost`` both loopback addresses are bound on the same port (127.0.0.1 first, then
-    ::1 when the machine has IPv6), so clients that resolve the name either way connect.
-    With ``port == 0`` a free port is picked (retrying if ::1 happens to have it taken).
-    """
-    if host != "localhost":
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        return [_listen(family, (host.strip("[]"), port))]
-    want_v6 = _ipv6_loopback_available()
-    for _ in range(20):
-        v4 = _listen(socket.AF_INET, ("127.0.0.1", port))
-        if not want_v6:
-            return [v4]
-        chosen = v4.getsockname()[1]
-        try:
-            return [v4, _listen(socket.AF_INET6, ("::1", chosen))]
-        except OSError as exc:
-            v4.close()
-            if port != 0 or exc.errno != errno.EADDRINUSE:
-                raise
-    raise OSError(errno.EADDRINUSE, "no port free on both 127.0.0.1 and ::1")
 
 
 class LocalServer:
@@ -86,8 +38,16 @@ class LocalServer:
         pace: ``none`` or ``realtime``.
         api_keys: Accepted API keys; ``None``/empty accepts any non-empty key.
         first_chunk_latency: Seconds before the first chunk of each generation.
+        tls: Serve https/wss. Without ``cert``/``key`` a throwaway CA and a certificate for
+            localhost are made (needs the ``tls`` extra); clients trust it through
+            :attr:`ca_path` or :meth:`client_ssl_context`.
+        cert: PEM certificate (chain) file to serve with (with ``key``).
+        key: PEM private key file of ``cert``.
+        ca_out: Where to write the generated CA's PEM (default: a temporary file removed at
+            :meth:`stop`).
         **options: Further :class:`~cartesia.server.config.ServerConfig` fields
-            (``voices_embedding_style``, ``max_body_bytes``, ``ws_idle_timeout``, ...).
+            (``voices_file``, ``any_voice``, ``voices_embedding_style``, ``max_body_bytes``,
+            ``ws_idle_timeout``, ...).
 
     Attributes:
         faults: The server-wide :class:`~cartesia.server.faults.FaultController`.
@@ -102,6 +62,10 @@ class LocalServer:
         pace: str = "none",
         api_keys: Optional[Iterable[str]] = None,
         first_chunk_latency: float = 0.0,
+        tls: bool = False,
+        cert: Optional[str] = None,
+        key: Optional[str] = None,
+        ca_out: Optional[str] = None,
         **options,
     ) -> None:
         self.config = ServerConfig(
@@ -118,9 +82,14 @@ class LocalServer:
         self._thread: Optional[threading.Thread] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._state: Optional[ServerState] = None
+        self._voice_store: Optional[VoiceStore] = None
         self._stopped: Optional[asyncio.Event] = None
         self._ready = threading.Event()
         self._error: Optional[BaseException] = None
+        self._tls_wanted = tls or cert is not None or key is not None
+        self._tls_files = (cert, key, ca_out)
+        self._tls: Optional[TLSMaterial] = None
+        self._tls_dir: Optional[tempfile.TemporaryDirectory] = None
 
     # --- addresses -------------------------------------------------------------------------
 
@@ -139,13 +108,28 @@ class LocalServer:
 
     @property
     def base_url(self) -> str:
-        """``http://host:port`` (no ``/v0``)."""
-        return f"http://{self.host_for_env}"
+        """``http://host:port`` (``https://`` with TLS; no ``/v0``)."""
+        return f"{'https' if self._tls_wanted else 'http'}://{self.host_for_env}"
 
     @property
     def ws_url(self) -> str:
-        """``ws://host:port`` (no ``/v0``)."""
-        return f"ws://{self.host_for_env}"
+        """``ws://host:port`` (``wss://`` with TLS; no ``/v0``)."""
+        return f"{'wss' if self._tls_wanted else 'ws'}://{self.host_for_env}"
+
+    @property
+    def ca_path(self) -> Optional[Path]:
+        """The PEM file of the generated CA (for ``SSL_CERT_FILE``), while running with TLS."""
+        return self._tls.ca_path if self._tls is not None else None
+
+    def client_ssl_context(self) -> ssl.SSLContext:
+        """An ``ssl.SSLContext`` that trusts this server's generated certificate.
+
+        Raises:
+            RuntimeError: The server is not running with a generated certificate.
+        """
+        if self._tls is None or self._tls.ca_pem is None:
+            raise RuntimeError("the server is not running with a generated TLS certificate")
+        return self._tls.client_context()
 
     @property
     def api_key(self) -> str:
@@ -165,6 +149,13 @@ class LocalServer:
         return self._state
 
     @property
+    def voice_store(self) -> VoiceStore:
+        """The voices of the current API (built-in, ``voices_file`` and owned ones)."""
+        if self._voice_store is None:
+            raise RuntimeError("the server is not running")
+        return self._voice_store
+
+    @property
     def stats(self) -> "collections.Counter[str]":
         """Counters of what the server saw (see :class:`~cartesia.server.state.ServerState`)."""
         return self.state.stats
@@ -180,6 +171,8 @@ class LocalServer:
         """
         if self._thread is not None:
             raise RuntimeError("LocalServer already started")
+        if self._tls_wanted and self._tls is None:
+            self._tls = self._make_tls()
         self._ready.clear()
         self._error = None
         self._thread = threading.Thread(target=self._run, name="cartesia-local-server", daemon=True)
@@ -188,6 +181,7 @@ class LocalServer:
         if self._error is not None:
             self._thread.join()
             self._thread = None
+            self._drop_tls()
             raise self._error
         return self
 
@@ -204,6 +198,21 @@ class LocalServer:
         thread.join()
         self._thread = None
         self._port = None
+        self._drop_tls()
+
+    def _drop_tls(self) -> None:
+        # A generated CA lives as long as one run: the next start() makes a fresh one.
+        if self._tls_dir is not None:
+            self._tls_dir.cleanup()
+            self._tls_dir = None
+            self._tls = None
+
+    def _make_tls(self) -> TLSMaterial:
+        cert, key, ca_out = self._tls_files
+        if cert is None and key is None and ca_out is None:
+            self._tls_dir = tempfile.TemporaryDirectory(prefix="cartesia-tls-")
+            ca_out = str(Path(self._tls_dir.name) / "ca.pem")
+        return server_tls(cert, key, ca_out)
 
     def __enter__(self) -> "LocalServer":
         return self.start()
@@ -249,16 +258,11 @@ class LocalServer:
         self._stopped = asyncio.Event()
         app = create_app(self.config, self.faults)
         self._state = app[STATE_KEY]
-        server = AppServer(app, self.config, shutdown_timeout=1.0)
+        self._voice_store = app[VOICE_STORE_KEY]
+        ssl_context = self._tls.server_context if self._tls is not None else None
+        server = AppServer(app, self.config, shutdown_timeout=1.0, ssl_context=ssl_context)
         try:
-            sockets = bind_sockets(self.host, self._requested_port)
-            self._port = sockets[0].getsockname()[1]
-            try:
-                await server.start(sockets)
-            except BaseException:
-                for sock in sockets:
-                    sock.close()
-                raise
+            self._port = await server.listen(self.host, self._requested_port)
             self._ready.set()
             await self._stopped.wait()
         finally:

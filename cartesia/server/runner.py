@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import ssl
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from aiohttp import web
 
@@ -13,8 +14,58 @@ from .config import ServerConfig
 from .connection import GuardedConnection
 from .state import STATE_KEY
 
-__all__ = ["AppServer"]
+__all__ = ["AppServer", "bind_sockets"]
 
+
+def _ipv6_loopback_available() -> bool:
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+def _listen(family: int, addr: Tuple) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(addr)
+        sock.listen(1024)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def bind_sockets(host: str, port: int) -> List[socket.socket]:
+    """Listening sockets for ``host:port``.
+
+    For ``localhost`` both loopback addresses are bound on the same port (127.0.0.1 first, then
+    ::1 when the machine has IPv6), so clients that resolve the name either way connect.
+    With ``port == 0`` a free port is picked (retrying if ::1 happens to have it taken).
+    """
+    if host != "localhost":
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return [_listen(family, (host.strip("[]"), port))]
+    want_v6 = _ipv6_loopback_available()
+    for _ in range(20):
+        v4 = _listen(socket.AF_INET, ("127.0.0.1", port))
+        if not want_v6:
+            return [v4]
+        chosen = v4.getsockname()[1]
+        try:
+            return [v4, _listen(socket.AF_INET6, ("::1", chosen))]
+        except OSError as exc:
+            v4.close()
+            if port != 0 or exc.errno != errno.EADDRINUSE:
+                raise
+    raise OSError(errno.EADDRINUSE, "no port free on both 127.0.0.1 and ::1")
 
 class AppServer:
     """An aiohttp application served on already bound sockets.
@@ -69,6 +120,17 @@ class AppServer:
             self._servers.append(
                 await loop.create_server(connection, sock=sock, backlog=1024, **extra)
             )
+
+    async def listen(self, host: str, port: int) -> int:
+        """Bind ``host:port`` (see :func:`bind_sockets`), serve there and return the bound port."""
+        sockets = bind_sockets(host, port)
+        try:
+            await self.start(sockets)
+        except BaseException:
+            for sock in sockets:
+                sock.close()
+            raise
+        return int(sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
         """Stop accepting, end every connection and wait for renders still running."""

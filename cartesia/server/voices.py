@@ -17,6 +17,8 @@ __all__ = [
     "VOICES_BY_ID",
     "embedding_from_bytes",
     "voice_for_embedding",
+    "check_embedding",
+    "speaking",
 ]
 
 #: Length of a v0 voice embedding.
@@ -172,3 +174,33 @@ def voice_for_embedding(embedding: Sequence[float]) -> Voice:
         f0=(170.0 if female else 95.0) * math.pow(2.0, (digest[3] % 12) / 12.0),
         brightness=0.2 + (digest[4] % 70) / 100.0,
     )
+
+
+def check_embedding(value: Any, field: str = "embedding") -> List[float]:
+    """``value`` as an embedding: exactly 192 finite numbers.
+
+    Raises:
+        ValueError: Naming ``field`` and what is wrong.
+    """
+    if not isinstance(value, list):
+        raise ValueError(f"`{field}` must be a list of {EMBEDDING_SIZE} numbers")
+    if len(value) != EMBEDDING_SIZE:
+        raise ValueError(f"`{field}` must have {EMBEDDING_SIZE} numbers, got {len(value)}")
+    for x in value:
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+            raise ValueError(f"`{field}` must contain only finite numbers")
+    return [float(x) for x in value]
+
+
+def speaking(voice: Voice, language: str) -> Voice:
+    """``voice`` speaking ``language`` by default: the same variant, pitch and rate with the
+    language's espeak-ng voice (the engines' own rule, ``engines.speech.espeak_voice``).
+
+    Unchanged for English (a voice keeps its accent) and for languages the engines do not speak.
+    """
+    from .engines import LANGUAGES
+    from .engines.speech import espeak_voice
+
+    if language not in LANGUAGES:
+        return voice
+    return dataclasses.replace(voice, espeak=espeak_voice(voice, language))

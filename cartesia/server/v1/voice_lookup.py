@@ -1,25 +1,16 @@
-"""The one place TTS routes get their voice resolver from (rewired to the voice store at merge)."""
+"""The one place TTS routes get their voice resolver from: the server's voice store."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from .. import voices
-from ..voices import Voice
-from .errors import ApiError
 from .request import VoiceLookup
+from .voice_store import VOICE_STORE_KEY
 
 __all__ = ["voice_lookup"]
 
 
 def voice_lookup(request: web.Request) -> VoiceLookup:
-    """The voice resolver for ``request``: a catalogue voice, or ``ApiError(404)``."""
-
-    def lookup(voice_id: str) -> Voice:
-        voice = voices.lookup(voice_id)
-        if voice is None:
-            raise ApiError(404, f"voice {voice_id[:64]!r} not found", title="Voice not found",
-                           error_code="voice_not_found")
-        return voice
-
-    return lookup
+    """The voice resolver for ``request``: any voice of the store, else ``ApiError(404)``
+    (``--any-voice``: a voice derived from the id)."""
+    return request.app[VOICE_STORE_KEY].resolve
