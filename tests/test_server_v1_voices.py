@@ -138,6 +138,30 @@ def test_embedding_of_a_known_voice_speaks_as_that_voice():
 # --- paging --------------------------------------------------------------------------------
 
 
+def test_tts_with_a_known_voices_embedding_speaks_as_that_voice(server):
+    # Regression: TTS requests resolved embeddings without the store, so the embedding that
+    # GET /voices/{id}/embedding serves spoke with a derived voice instead of that voice.
+    fmt = {"container": "raw", "encoding": "pcm_f32le", "sample_rate": 44100}
+
+    def speak(old: httpx.Client, voice: dict) -> bytes:
+        body = {"model_id": "sonic-2", "transcript": "Hello there.", "voice": voice, "output_format": fmt}
+        response = old.post("/tts/bytes", json=body)
+        assert response.status_code == 200, response.text
+        return response.content
+
+    with client(server, "2024-11-13") as old:
+        embedding = old.get(f"/voices/{TESSA}/embedding").json()["embedding"]
+        by_id = speak(old, {"mode": "id", "id": TESSA})
+        assert speak(old, {"mode": "embedding", "embedding": embedding}) == by_id
+        assert speak(old, {"mode": "embedding", "embedding": [0.1] * EMBEDDING_SIZE}) != by_id
+        short = old.post(
+            "/tts/bytes",
+            json={"model_id": "sonic-2", "transcript": "Hi.", "output_format": fmt,
+                  "voice": {"mode": "embedding", "embedding": [0.1] * 3}},
+        )
+        assert short.status_code == 400 and "voice.embedding" in short.json()["error"]
+
+
 def test_default_page_and_exact_forward_walk(api):
     first = api.get("/voices").json()
     assert set(first) == {"data", "has_more", "next_page"}

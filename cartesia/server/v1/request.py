@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Protocol, Sequence, Tuple
 
 from ..audio import FormatError, OutputFormat, parse_output_format, supported_languages
 from ..generation import MAX_DURATION, MAX_TRANSCRIPT_CHARS
-from ..voices import EMBEDDING_SIZE, Voice, voice_for_embedding
+from ..voices import Voice, check_embedding
 from . import versions
 from .errors import ApiError
 from .models import check_model, model_languages
@@ -29,8 +29,16 @@ __all__ = [
     "SPEEDS",
 ]
 
-#: Resolves a voice id, raising ``ApiError(404)`` for an unknown one.
-VoiceLookup = Callable[[str], Voice]
+class VoiceLookup(Protocol):
+    """Where TTS requests find their voices (the server's voice store satisfies it)."""
+
+    def resolve(self, voice_id: str) -> Voice:
+        """The voice with ``voice_id``; raises ``ApiError(404)`` for an unknown one."""
+
+    def resolve_embedding(self, embedding: Sequence[float]) -> Voice:
+        """The voice that speaks ``embedding`` (a known voice's own embedding speaks as it)."""
+
+
 #: ``speed`` words and the rate factor each one means.
 SPEEDS: Dict[str, float] = {"slow": 0.8, "normal": 1.0, "fast": 1.25}
 # ``__experimental_controls.speed`` (2024-era): words, or a number in -1..1.
@@ -143,13 +151,12 @@ def check_transcript_type(body: Mapping[str, Any]) -> str:
     return text
 
 
-def _embedding_voice(value: Any) -> Voice:
-    if not isinstance(value, list) or len(value) != EMBEDDING_SIZE:
-        raise _bad("voice.embedding", f"must be a list of {EMBEDDING_SIZE} numbers")
-    for x in value:
-        if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
-            raise _bad("voice.embedding", "must contain only finite numbers")
-    return voice_for_embedding(value)
+def _embedding_voice(value: Any, lookup: VoiceLookup) -> Voice:
+    try:
+        embedding = check_embedding(value, "voice.embedding")
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+    return lookup.resolve_embedding(embedding)
 
 
 def _voice(value: Any, version: str, lookup: VoiceLookup) -> Tuple[Voice, Dict[str, Any]]:
@@ -165,7 +172,7 @@ def _voice(value: Any, version: str, lookup: VoiceLookup) -> Tuple[Voice, Dict[s
             )
         if not value or len(value) > _MAX_ID_CHARS:
             raise _bad("voice", "must be a voice id")
-        return lookup(value), {}
+        return lookup.resolve(value), {}
     if not isinstance(value, dict):
         raise _bad("voice", f"must be a voice id string or an object, got {_kind(value)}")
     mode = value.get("mode")
@@ -185,11 +192,11 @@ def _voice(value: Any, version: str, lookup: VoiceLookup) -> Tuple[Voice, Dict[s
                 "voice",
                 f"embeddings are not accepted in API version {version}; pass a voice id",
             )
-        return _embedding_voice(value.get("embedding")), controls
+        return _embedding_voice(value.get("embedding"), lookup), controls
     voice_id = value.get("id")
     if not isinstance(voice_id, str) or not voice_id or len(voice_id) > _MAX_ID_CHARS:
         raise _bad("voice.id", "must be a voice id string")
-    return lookup(voice_id), controls
+    return lookup.resolve(voice_id), controls
 
 
 def _experimental(controls: Mapping[str, Any]) -> Tuple[float, Tuple[str, ...]]:

@@ -11,6 +11,7 @@ __all__ = ["voice_lookup"]
 
 
 def voice_lookup(request: web.Request) -> VoiceLookup:
-    """The voice resolver for ``request``: any voice of the store, else ``ApiError(404)``
-    (``--any-voice``: a voice derived from the id)."""
-    return request.app[VOICE_STORE_KEY].resolve
+    """The voice resolver for ``request``: the server's voice store (unknown ids are
+    ``ApiError(404)``, or with ``--any-voice`` a voice derived from the id; embeddings of known
+    voices speak as those voices)."""
+    return request.app[VOICE_STORE_KEY]
