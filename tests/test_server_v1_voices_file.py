@@ -207,7 +207,7 @@ def test_cli_bad_file_is_one_line_and_exit_2(tmp_path):
     )
     assert proc.returncode == 2 and proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"cartesia serve: --voices {path}: entry 0"), (
+    assert len(lines) == 1 and lines[0].startswith(f"cartesia serve: error: --voices {path}: entry 0"), (
         proc.stderr
     )
     assert "Traceback" not in proc.stderr
