@@ -43,6 +43,19 @@ def _clip(clip: Any) -> Tuple[str, bytes, Optional[str]]:
     )
 
 
+class _Omit:
+    def __repr__(self) -> str:
+        return "OMIT"
+
+
+#: "Not given" for the fields ``update`` may set to None (``null`` clears them on the server).
+OMIT: Any = _Omit()
+
+
+def _given(**fields: Any) -> dict:
+    return {k: v for k, v in fields.items() if v is not OMIT}
+
+
 def _merge(fields: Mapping[str, Any], extra_body: Optional[Mapping[str, Any]]) -> dict:
     out = dict(fields)
     out.update(extra_body or {})
@@ -128,17 +141,17 @@ class Voices:
         self,
         id: str,
         *,
-        accent: Optional[str] = None,
-        description: Optional[str] = None,
-        gender: Optional[str] = None,
-        name: Optional[str] = None,
+        accent: Optional[str] = OMIT,
+        description: Optional[str] = OMIT,
+        gender: Optional[str] = OMIT,
+        name: Optional[str] = OMIT,
         extra_headers: Optional[Mapping[str, str]] = None,
         extra_query: Optional[Mapping[str, Any]] = None,
         extra_body: Optional[Mapping[str, Any]] = None,
         timeout: Any = DEFAULT,
     ) -> Voice:
         """``PATCH /voices/{id}`` with the fields given."""
-        fields = _merge(dict(accent=accent, description=description, gender=gender, name=name), extra_body)
+        fields = _merge(_given(accent=accent, description=description, gender=gender, name=name), extra_body)
         request = v1.voice_update_request(id, **fields)
         return Voice.from_dict(self._call(request, extra_headers, extra_query, timeout))  # type: ignore[return-value]
 
@@ -248,17 +261,17 @@ class AsyncVoices:
         self,
         id: str,
         *,
-        accent: Optional[str] = None,
-        description: Optional[str] = None,
-        gender: Optional[str] = None,
-        name: Optional[str] = None,
+        accent: Optional[str] = OMIT,
+        description: Optional[str] = OMIT,
+        gender: Optional[str] = OMIT,
+        name: Optional[str] = OMIT,
         extra_headers: Any = None,
         extra_query: Any = None,
         extra_body: Optional[Mapping[str, Any]] = None,
         timeout: Any = DEFAULT,
     ) -> Voice:
         """As :meth:`Voices.update`."""
-        fields = _merge(dict(accent=accent, description=description, gender=gender, name=name), extra_body)
+        fields = _merge(_given(accent=accent, description=description, gender=gender, name=name), extra_body)
         return Voice.from_dict(await self._call(v1.voice_update_request(id, **fields), extra_headers, extra_query, timeout))  # type: ignore[return-value]
 
     async def delete(self, id: str, *, extra_headers: Any = None, extra_query: Any = None, timeout: Any = DEFAULT) -> None:
