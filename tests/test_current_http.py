@@ -437,3 +437,42 @@ def test_async_client_does_not_block_its_loop(local_server):
         return ticks
 
     assert asyncio.run(main()) >= 20  # ~50 while the stream stalled for 0.5 s
+
+
+# --- per-phase timeouts (the v0 client's options) ----------------------------------------------
+
+
+def test_chunk_gap_and_first_audio_timeouts(client):
+    from cartesia.errors import ChunkGapTimeoutError, FirstAudioTimeoutError, TotalTimeoutError
+
+    stall = {"X-Cartesia-Fault": "stall;after_frames=1;seconds=3"}
+    import time
+
+    t0 = time.monotonic()
+    with pytest.raises(ChunkGapTimeoutError) as info:
+        client.tts.generate(**_args(RAW[0]), extra_headers=stall, chunk_gap_timeout=0.4).read()
+    assert isinstance(info.value, APITimeoutError) and time.monotonic() - t0 < 2.5
+    with pytest.raises(ChunkGapTimeoutError):
+        list(client.tts.generate_sse(**_args(RAW[0]), extra_headers=stall, chunk_gap_timeout=0.4))
+    with pytest.raises(TotalTimeoutError):
+        client.tts.generate(**_args(RAW[0]), extra_headers=stall, total_timeout=0.6).read()
+    first = {"X-Cartesia-Fault": "stall;after_frames=0;seconds=3"}
+    with pytest.raises(FirstAudioTimeoutError):
+        client.tts.generate(**_args(RAW[0]), extra_headers=first, first_audio_timeout=0.4).read()
+    # Generous limits change nothing.
+    ok = client.tts.generate(**_args(RAW[0]), first_audio_timeout=10, chunk_gap_timeout=10, total_timeout=20)
+    assert ok.read() == _want(RAW[0])
+
+
+async def test_async_chunk_gap_timeout(aclient):
+    from cartesia.errors import ChunkGapTimeoutError
+
+    stall = {"X-Cartesia-Fault": "stall;after_frames=1;seconds=3"}
+    response = await aclient.tts.generate(**_args(RAW[0]), extra_headers=stall, chunk_gap_timeout=0.4)
+    with pytest.raises(ChunkGapTimeoutError):
+        await response.read()
+    stream = await aclient.tts.generate_sse(**_args(RAW[0]), extra_headers=stall, chunk_gap_timeout=0.4)
+    with pytest.raises(ChunkGapTimeoutError):
+        [e async for e in stream]
+    ok = await aclient.tts.generate(**_args(RAW[0]), chunk_gap_timeout=10, total_timeout=20)
+    assert await ok.read() == _want(RAW[0])

@@ -16,10 +16,41 @@ import httpx
 from ..protocol import v1
 from ..protocol.v1 import HttpRequest
 from .._client.errors import Where, map_exception, status_error
+from .._client.generation import Deadline, Timeouts
 from .._client.retry import Attempts
+from .._client.transport.http_async import bounded
+from .._client.transport.http_sync import _install_phase_backend, _Phase
 from .config import DEFAULT, CurrentConfig, to_httpx_timeout
 
-__all__ = ["SyncHttp", "AsyncHttp", "iter_guarded", "aiter_guarded"]
+__all__ = ["SyncHttp", "AsyncHttp", "iter_guarded", "aiter_guarded", "phase_deadline"]
+
+
+def phase_deadline(
+    connect_timeout: Optional[float],
+    first_audio_timeout: Optional[float],
+    chunk_gap_timeout: Optional[float],
+    total_timeout: Optional[float],
+) -> Optional[Deadline]:
+    """The per-phase limits of one streamed call (the v0 client's options), or None when none is set.
+
+    When one is set they replace the httpx ``timeout`` of the call: each phase (connect, first
+    bytes, gap between chunks, whole call) raises its own typed timeout.
+    """
+    if connect_timeout is None and first_audio_timeout is None and chunk_gap_timeout is None and total_timeout is None:
+        return None
+    return Deadline(Timeouts(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout))
+
+
+class _NoPhase:
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+
+def _phase(deadline: Optional[Deadline]) -> Any:
+    return _Phase(deadline.remaining) if deadline is not None else _NoPhase()
 
 
 def _split_files(request: HttpRequest) -> Tuple[Optional[Dict[str, Any]], Optional[Dict[str, str]]]:
@@ -42,8 +73,11 @@ class _Base:
     def url(self, request: HttpRequest) -> str:
         return self.config.base_url + request.path
 
-    def where(self, request: HttpRequest, timeout: httpx.Timeout) -> Where:
-        return Where(request.what, self.url(request), self.config.api_key, connect_timeout=timeout.connect)
+    def where(self, request: HttpRequest, timeout: httpx.Timeout, deadline: Optional[Deadline] = None) -> Where:
+        return Where(
+            request.what, self.url(request), self.config.api_key, connect_timeout=timeout.connect,
+            deadline=deadline,
+        )
 
     def build(
         self,
@@ -52,6 +86,7 @@ class _Base:
         extra_headers: Optional[Mapping[str, str]],
         extra_query: Optional[Mapping[str, Any]],
         timeout: Any,
+        deadline: Optional[Deadline] = None,
     ) -> Tuple[httpx.Request, httpx.Timeout]:
         cfg = self.config
         headers = v1.headers(
@@ -65,7 +100,11 @@ class _Base:
         params: Dict[str, Any] = dict(cfg.default_query)
         params.update(request.params or {})
         params.update(extra_query or {})
-        limit = cfg.timeout if timeout is DEFAULT else to_httpx_timeout(timeout)
+        if deadline is not None:
+            connect = deadline.connect_limit()
+            limit = httpx.Timeout(connect=connect, read=None, write=connect, pool=connect)
+        else:
+            limit = cfg.timeout if timeout is DEFAULT else to_httpx_timeout(timeout)
         files, data = _split_files(request)
         built = client.build_request(
             request.method,
@@ -101,6 +140,7 @@ class SyncHttp(_Base):
         with self._lock:
             if self._client is None or self._client.is_closed:
                 self._client = httpx.Client(timeout=self.config.timeout)
+                _install_phase_backend(self._client)  # reads obey a call's phase limits
             return self._client
 
     def send(
@@ -111,6 +151,7 @@ class SyncHttp(_Base):
         extra_headers: Optional[Mapping[str, str]] = None,
         extra_query: Optional[Mapping[str, Any]] = None,
         timeout: Any = DEFAULT,
+        deadline: Optional[Deadline] = None,
     ) -> httpx.Response:
         """The successful response (body unread when ``stream``), after the retries the policy allows.
 
@@ -119,14 +160,21 @@ class SyncHttp(_Base):
             APIConnectionError: the connection failed (``APITimeoutError`` when a limit ran out).
         """
         client = self.client()
-        attempts = Attempts(self.config.retry, f"{request.method} {request.path}")
+        attempts = Attempts(
+            self.config.retry,
+            f"{request.method} {request.path}",
+            total_left=deadline.total_left if deadline is not None else None,
+        )
         while True:
             attempts.begin()
-            built, limit = self.build(client, request, extra_headers, extra_query, timeout)
+            if deadline is not None:
+                deadline.restart_phase()
+            built, limit = self.build(client, request, extra_headers, extra_query, timeout, deadline)
             try:
-                response = client.send(built, stream=stream)
+                with _phase(deadline):
+                    response = client.send(built, stream=stream)
             except Exception as exc:  # noqa: BLE001 - mapped to our typed errors
-                error = map_exception(exc, self.where(request, limit))
+                error = map_exception(exc, self.where(request, limit, deadline))
             else:
                 if response.is_success:
                     return response
@@ -169,17 +217,25 @@ class AsyncHttp(_Base):
         extra_headers: Optional[Mapping[str, str]] = None,
         extra_query: Optional[Mapping[str, Any]] = None,
         timeout: Any = DEFAULT,
+        deadline: Optional[Deadline] = None,
     ) -> httpx.Response:
         """As :meth:`SyncHttp.send`."""
         client = self.client()
-        attempts = Attempts(self.config.retry, f"{request.method} {request.path}")
+        attempts = Attempts(
+            self.config.retry,
+            f"{request.method} {request.path}",
+            total_left=deadline.total_left if deadline is not None else None,
+        )
         while True:
             attempts.begin()
-            built, limit = self.build(client, request, extra_headers, extra_query, timeout)
+            if deadline is not None:
+                deadline.restart_phase()
+            built, limit = self.build(client, request, extra_headers, extra_query, timeout, deadline)
             try:
-                response = await client.send(built, stream=stream)
+                sent = client.send(built, stream=stream)
+                response = await (sent if deadline is None else bounded(sent, deadline.remaining()))
             except Exception as exc:  # noqa: BLE001
-                error = map_exception(exc, self.where(request, limit))
+                error = map_exception(exc, self.where(request, limit, deadline))
             else:
                 if response.is_success:
                     return response
@@ -202,15 +258,23 @@ class AsyncHttp(_Base):
 
 
 def iter_guarded(response: httpx.Response, where: Where, chunk_size: Optional[int] = None) -> Iterator[bytes]:
-    """The body's bytes as they arrive; a transport failure raises our typed error."""
+    """The body's bytes as they arrive; a transport failure raises our typed error.
+
+    With ``where.deadline`` each read waits only as long as the current phase allows and a
+    limit that ran out raises its own typed timeout.
+    """
+    deadline = where.deadline
     chunks = response.iter_bytes(chunk_size)
     while True:
         try:
-            data = next(chunks, None)
+            with _phase(deadline):  # type: ignore[arg-type]
+                data = next(chunks, None)
         except Exception as exc:  # noqa: BLE001
             raise map_exception(exc, where) from exc
         if data is None:
             return
+        if deadline is not None:
+            deadline.audio()  # type: ignore[attr-defined]
         yield data
 
 
@@ -218,12 +282,18 @@ async def aiter_guarded(
     response: httpx.Response, where: Where, chunk_size: Optional[int] = None
 ) -> AsyncIterator[bytes]:
     """As :func:`iter_guarded`, for an async response."""
+    deadline = where.deadline
     chunks = response.aiter_bytes(chunk_size).__aiter__()
     while True:
         try:
-            data = await chunks.__anext__()
+            if deadline is None:
+                data = await chunks.__anext__()
+            else:
+                data = await bounded(chunks.__anext__(), deadline.remaining())  # type: ignore[attr-defined]
         except StopAsyncIteration:
             return
         except Exception as exc:  # noqa: BLE001
             raise map_exception(exc, where) from exc
+        if deadline is not None:
+            deadline.audio()  # type: ignore[attr-defined]
         yield data

@@ -7,7 +7,8 @@ from typing import Any, AsyncIterator, Dict, Iterator, Mapping, Optional
 
 from .._client.errors import Where
 from .._current.config import DEFAULT
-from .._current.http import AsyncHttp, SyncHttp
+from .._client.generation import Deadline
+from .._current.http import AsyncHttp, SyncHttp, phase_deadline
 from ..protocol import v1
 from ._responses import AsyncBinaryResponse, AsyncSSEStream, BinaryResponse, SSEStream
 
@@ -45,9 +46,9 @@ def _check_sink(sink: Any, output_format: Mapping[str, Any]) -> None:
 
 
 class _Common:
-    def _where(self, request: v1.HttpRequest) -> Where:
+    def _where(self, request: v1.HttpRequest, deadline: Optional[Deadline] = None) -> Where:
         http = self._http  # type: ignore[attr-defined]
-        return Where(request.what, http.url(request), http.config.api_key)
+        return Where(request.what, http.url(request), http.config.api_key, deadline=deadline)
 
 
 class TTS(_Common):
@@ -64,12 +65,14 @@ class TTS(_Common):
         extra_headers: Optional[Mapping[str, str]],
         extra_query: Optional[Mapping[str, Any]],
         timeout: Any,
+        deadline: Optional[Deadline],
     ) -> BinaryResponse:
         request = v1.bytes_request(body)
         response = self._http.send(
-            request, stream=True, extra_headers=extra_headers, extra_query=extra_query, timeout=timeout
+            request, stream=True, extra_headers=extra_headers, extra_query=extra_query,
+            timeout=timeout, deadline=deadline,
         )
-        return BinaryResponse(response, self._where(request), body["output_format"])
+        return BinaryResponse(response, self._where(request, deadline), body["output_format"])
 
     def generate(
         self,
@@ -89,6 +92,10 @@ class TTS(_Common):
         extra_query: Optional[Mapping[str, Any]] = None,
         extra_body: Optional[Mapping[str, Any]] = None,
         timeout: Any = DEFAULT,
+        connect_timeout: Optional[float] = None,
+        first_audio_timeout: Optional[float] = None,
+        chunk_gap_timeout: Optional[float] = None,
+        total_timeout: Optional[float] = None,
         sink: Any = None,
     ) -> BinaryResponse:
         """``POST /tts/bytes``: the audio in ``output_format``'s container, read as it arrives.
@@ -100,6 +107,9 @@ class TTS(_Common):
             sink: A ``PCMRing``/``AudioBuffer``: the raw PCM body goes into it as it arrives
                 (partial samples carried over) before this returns; ``read()`` is then empty.
             timeout: Seconds or an ``httpx.Timeout`` for this call (None: no limit).
+            connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout: Per-phase
+                limits in seconds (the v0 client's options; any of them replaces ``timeout``);
+                each raises its own ``APITimeoutError`` subclass (``FirstAudioTimeoutError``…).
 
         Raises:
             APIStatusError: a subclass per status, with the server's message.
@@ -114,7 +124,7 @@ class TTS(_Common):
                 save=save, speed=speed,
             ),
         )
-        response = self._bytes_response(body, extra_headers, extra_query, timeout)
+        response = self._bytes_response(body, extra_headers, extra_query, timeout, phase_deadline(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout))
         if sink is not None:
             response.drain_into(sink)
             response._content = b""  # noqa: SLF001 - the audio is in the sink
@@ -137,6 +147,10 @@ class TTS(_Common):
         extra_query: Optional[Mapping[str, Any]] = None,
         extra_body: Optional[Mapping[str, Any]] = None,
         timeout: Any = DEFAULT,
+        connect_timeout: Optional[float] = None,
+        first_audio_timeout: Optional[float] = None,
+        chunk_gap_timeout: Optional[float] = None,
+        total_timeout: Optional[float] = None,
     ) -> Iterator[bytes]:
         """The deprecated 4.2.0 iterator over ``/tts/bytes``; unlike 4.2.0 it sends ``duration``."""
         body = _body(
@@ -146,7 +160,7 @@ class TTS(_Common):
                 pronunciation_dict_id=pronunciation_dict_id, save=save, speed=speed,
             ),
         )
-        return self._bytes_response(body, extra_headers, extra_query, timeout).iter_bytes()
+        return self._bytes_response(body, extra_headers, extra_query, timeout, phase_deadline(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout)).iter_bytes()
 
     def generate_sse(
         self,
@@ -169,6 +183,10 @@ class TTS(_Common):
         extra_query: Optional[Mapping[str, Any]] = None,
         extra_body: Optional[Mapping[str, Any]] = None,
         timeout: Any = DEFAULT,
+        connect_timeout: Optional[float] = None,
+        first_audio_timeout: Optional[float] = None,
+        chunk_gap_timeout: Optional[float] = None,
+        total_timeout: Optional[float] = None,
         sink: Any = None,
     ) -> SSEStream:
         """``POST /tts/sse``: an iterator of 4.2.0-shaped events (``chunk``, ``timestamps``…).
@@ -188,10 +206,12 @@ class TTS(_Common):
             ),
         )
         request = v1.sse_request(body)
+        deadline = phase_deadline(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout)
         response = self._http.send(
-            request, stream=True, extra_headers=extra_headers, extra_query=extra_query, timeout=timeout
+            request, stream=True, extra_headers=extra_headers, extra_query=extra_query,
+            timeout=timeout, deadline=deadline,
         )
-        return SSEStream(response, self._where(request), sink=sink)
+        return SSEStream(response, self._where(request, deadline), sink=sink)
 
     sse = generate_sse
 
@@ -232,12 +252,14 @@ class AsyncTTS(_Common):
         extra_headers: Optional[Mapping[str, str]],
         extra_query: Optional[Mapping[str, Any]],
         timeout: Any,
+        deadline: Optional[Deadline],
     ) -> AsyncBinaryResponse:
         request = v1.bytes_request(body)
         response = await self._http.send(
-            request, stream=True, extra_headers=extra_headers, extra_query=extra_query, timeout=timeout
+            request, stream=True, extra_headers=extra_headers, extra_query=extra_query,
+            timeout=timeout, deadline=deadline,
         )
-        return AsyncBinaryResponse(response, self._where(request), body["output_format"])
+        return AsyncBinaryResponse(response, self._where(request, deadline), body["output_format"])
 
     async def generate(
         self,
@@ -257,6 +279,10 @@ class AsyncTTS(_Common):
         extra_query: Optional[Mapping[str, Any]] = None,
         extra_body: Optional[Mapping[str, Any]] = None,
         timeout: Any = DEFAULT,
+        connect_timeout: Optional[float] = None,
+        first_audio_timeout: Optional[float] = None,
+        chunk_gap_timeout: Optional[float] = None,
+        total_timeout: Optional[float] = None,
         sink: Any = None,
     ) -> AsyncBinaryResponse:
         """As :meth:`TTS.generate`."""
@@ -269,7 +295,7 @@ class AsyncTTS(_Common):
                 save=save, speed=speed,
             ),
         )
-        response = await self._bytes_response(body, extra_headers, extra_query, timeout)
+        response = await self._bytes_response(body, extra_headers, extra_query, timeout, phase_deadline(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout))
         if sink is not None:
             await response.drain_into(sink)
             response._content = b""  # noqa: SLF001
@@ -292,6 +318,10 @@ class AsyncTTS(_Common):
         extra_query: Optional[Mapping[str, Any]] = None,
         extra_body: Optional[Mapping[str, Any]] = None,
         timeout: Any = DEFAULT,
+        connect_timeout: Optional[float] = None,
+        first_audio_timeout: Optional[float] = None,
+        chunk_gap_timeout: Optional[float] = None,
+        total_timeout: Optional[float] = None,
     ) -> AsyncIterator[bytes]:
         """As :meth:`TTS.bytes` (awaited, then ``async for``)."""
         body = _body(
@@ -301,7 +331,7 @@ class AsyncTTS(_Common):
                 pronunciation_dict_id=pronunciation_dict_id, save=save, speed=speed,
             ),
         )
-        response = await self._bytes_response(body, extra_headers, extra_query, timeout)
+        response = await self._bytes_response(body, extra_headers, extra_query, timeout, phase_deadline(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout))
         return response.iter_bytes()
 
     async def generate_sse(
@@ -325,6 +355,10 @@ class AsyncTTS(_Common):
         extra_query: Optional[Mapping[str, Any]] = None,
         extra_body: Optional[Mapping[str, Any]] = None,
         timeout: Any = DEFAULT,
+        connect_timeout: Optional[float] = None,
+        first_audio_timeout: Optional[float] = None,
+        chunk_gap_timeout: Optional[float] = None,
+        total_timeout: Optional[float] = None,
         sink: Any = None,
     ) -> AsyncSSEStream:
         """As :meth:`TTS.generate_sse` (awaited, then ``async for``)."""
@@ -339,10 +373,12 @@ class AsyncTTS(_Common):
             ),
         )
         request = v1.sse_request(body)
+        deadline = phase_deadline(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout)
         response = await self._http.send(
-            request, stream=True, extra_headers=extra_headers, extra_query=extra_query, timeout=timeout
+            request, stream=True, extra_headers=extra_headers, extra_query=extra_query,
+            timeout=timeout, deadline=deadline,
         )
-        return AsyncSSEStream(response, self._where(request), sink=sink)
+        return AsyncSSEStream(response, self._where(request, deadline), sink=sink)
 
     sse = generate_sse
 
