@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any, AsyncIterator, Iterator, List, Mapping, Optional, Union
 
@@ -30,6 +31,11 @@ def pcm_to_numpy(pcm: bytes, output_format: Mapping[str, Any]) -> np.ndarray:
     buf = AudioBuffer(encoding=str(output_format.get("encoding", "pcm_f32le")))
     buf.append(pcm)
     return buf.to_numpy()
+
+
+def _write_file(file: PathLike, data: bytes) -> None:
+    with open(file, "wb") as f:
+        f.write(data)
 
 
 class _Binary:
@@ -132,13 +138,15 @@ class AsyncBinaryResponse(_Binary):
 
     async def write_to_file(self, file: PathLike) -> None:
         data = await self.read()
-        with open(file, "wb") as f:  # a local file write; the network reads were awaited
-            f.write(data)
+        await asyncio.to_thread(_write_file, file, data)  # disk I/O off the event loop
 
     async def stream_to_file(self, file: PathLike, *, chunk_size: Optional[int] = None) -> None:
-        with open(file, "wb") as f:
+        f = await asyncio.to_thread(open, file, "wb")
+        try:
             async for data in self.iter_bytes(chunk_size):
-                f.write(data)
+                await asyncio.to_thread(f.write, data)
+        finally:
+            await asyncio.to_thread(f.close)
 
     async def to_numpy(self) -> np.ndarray:
         return pcm_to_numpy(await self.read(), self._format)

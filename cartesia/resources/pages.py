@@ -27,7 +27,7 @@ class _Page(Generic[T]):
 
     def next_page_params(self) -> dict:
         params = {k: v for k, v in self._params.items() if k != "ending_before"}
-        params["starting_after"] = getattr(self.data[-1], "id")
+        params["starting_after"] = self.data[-1].id  # type: ignore[attr-defined]
         return params
 
 

@@ -33,7 +33,7 @@ class _VoiceBase(Model):
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Model":
         voice = super().from_dict(data)
-        object.__setattr__(voice, "created_at", _when(getattr(voice, "created_at")))
+        object.__setattr__(voice, "created_at", _when(voice.created_at))  # type: ignore[attr-defined]
         return voice
 
     def to_dict(self) -> Any:
