@@ -476,3 +476,33 @@ async def test_async_chunk_gap_timeout(aclient):
         [e async for e in stream]
     ok = await aclient.tts.generate(**_args(RAW[0]), chunk_gap_timeout=10, total_timeout=20)
     assert await ok.read() == _want(RAW[0])
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+
+def test_metrics_of_bytes_and_sse(client):
+    seen = []
+    response = client.tts.generate(**_args(RAW[1]), on_metrics=seen.append)
+    body = response.read()
+    m = response.metrics
+    assert seen == [m] and m.status == "done" and m.bytes == len(body) and m.chunks >= 1
+    assert m.attempts == 1 and 0 < m.ttfb <= m.ttfa <= m.duration
+    stream = client.tts.generate_sse(**_args(RAW[1]), on_metrics=seen.append)
+    audio = b"".join(e.audio for e in stream if e.type == "chunk")
+    assert seen[-1] is stream.metrics and stream.metrics.status == "done"
+    assert stream.metrics.bytes == len(audio) == len(_want(RAW[1]))
+    with pytest.raises(APIConnectionError):
+        client.tts.generate(**_args(RAW[1]), extra_headers={"X-Cartesia-Fault": "drop;after_frames=2"},
+                            on_metrics=seen.append).read()
+    assert seen[-1].status == "error" and "Connection" in seen[-1].error
+
+
+async def test_async_metrics(aclient):
+    seen = []
+    response = await aclient.tts.generate(**_args(RAW[1]), on_metrics=seen.append)
+    body = await response.read()
+    assert seen[0].status == "done" and seen[0].bytes == len(body)
+    stream = await aclient.tts.generate_sse(**_args(RAW[1]), on_metrics=seen.append)
+    [e async for e in stream]
+    assert seen[-1].status == "done" and seen[-1].bytes == len(_want(RAW[1]))

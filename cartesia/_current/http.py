@@ -17,6 +17,7 @@ from ..protocol import v1
 from ..protocol.v1 import HttpRequest
 from .._client.errors import Where, map_exception, status_error
 from .._client.generation import Deadline, Timeouts
+from .._client.metrics import GenerationMetrics
 from .._client.retry import Attempts
 from .._client.transport.http_async import bounded
 from .._client.transport.http_sync import _install_phase_backend, _Phase
@@ -152,6 +153,7 @@ class SyncHttp(_Base):
         extra_query: Optional[Mapping[str, Any]] = None,
         timeout: Any = DEFAULT,
         deadline: Optional[Deadline] = None,
+        metrics: Optional[GenerationMetrics] = None,
     ) -> httpx.Response:
         """The successful response (body unread when ``stream``), after the retries the policy allows.
 
@@ -169,6 +171,8 @@ class SyncHttp(_Base):
             attempts.begin()
             if deadline is not None:
                 deadline.restart_phase()
+            if metrics is not None:
+                metrics.restart()
             built, limit = self.build(client, request, extra_headers, extra_query, timeout, deadline)
             try:
                 with _phase(deadline):
@@ -177,6 +181,8 @@ class SyncHttp(_Base):
                 error = map_exception(exc, self.where(request, limit, deadline))
             else:
                 if response.is_success:
+                    if metrics is not None:
+                        metrics.first_byte()
                     return response
                 try:
                     response.read()
@@ -218,6 +224,7 @@ class AsyncHttp(_Base):
         extra_query: Optional[Mapping[str, Any]] = None,
         timeout: Any = DEFAULT,
         deadline: Optional[Deadline] = None,
+        metrics: Optional[GenerationMetrics] = None,
     ) -> httpx.Response:
         """As :meth:`SyncHttp.send`."""
         client = self.client()
@@ -230,6 +237,8 @@ class AsyncHttp(_Base):
             attempts.begin()
             if deadline is not None:
                 deadline.restart_phase()
+            if metrics is not None:
+                metrics.restart()
             built, limit = self.build(client, request, extra_headers, extra_query, timeout, deadline)
             try:
                 sent = client.send(built, stream=stream)
@@ -238,6 +247,8 @@ class AsyncHttp(_Base):
                 error = map_exception(exc, self.where(request, limit, deadline))
             else:
                 if response.is_success:
+                    if metrics is not None:
+                        metrics.first_byte()
                     return response
                 try:
                     await response.aread()

@@ -11,6 +11,7 @@ import numpy as np
 
 from .._client.errors import Where
 from .._current.http import aiter_guarded, iter_guarded
+from .._current.tracking import Tracker
 from ..errors import InvalidInputError
 from ..protocol import v1
 from ..streaming import AudioBuffer
@@ -39,11 +40,23 @@ def _write_file(file: PathLike, data: bytes) -> None:
 
 
 class _Binary:
-    def __init__(self, response: httpx.Response, where: Where, output_format: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        response: httpx.Response,
+        where: Where,
+        output_format: Mapping[str, Any],
+        tracker: Optional[Tracker] = None,
+    ) -> None:
         self.http_response = response
         self._where = where
         self._format = dict(output_format)
         self._content: Optional[bytes] = None
+        self._tracker = tracker or Tracker()
+
+    @property
+    def metrics(self) -> Any:
+        """The call's ``GenerationMetrics`` (final once the body was read)."""
+        return self._tracker.metrics
 
     @property
     def headers(self) -> httpx.Headers:
@@ -79,8 +92,18 @@ class BinaryResponse(_Binary):
         if self._content is not None:
             yield self._content
             return
+        tracker = self._tracker
         try:
-            yield from iter_guarded(self.http_response, self._where, chunk_size)
+            for data in iter_guarded(self.http_response, self._where, chunk_size):
+                tracker.metrics.chunk(len(data))
+                yield data
+            tracker.finish("done")
+        except GeneratorExit:
+            tracker.finish("cancelled")
+            raise
+        except BaseException as exc:
+            tracker.failed(exc)
+            raise
         finally:
             self.close()
 
@@ -127,9 +150,18 @@ class AsyncBinaryResponse(_Binary):
         if self._content is not None:
             yield self._content
             return
+        tracker = self._tracker
         try:
             async for data in aiter_guarded(self.http_response, self._where, chunk_size):
+                tracker.metrics.chunk(len(data))
                 yield data
+            tracker.finish("done")
+        except GeneratorExit:
+            tracker.finish("cancelled")
+            raise
+        except BaseException as exc:
+            tracker.failed(exc)
+            raise
         finally:
             await self.close()
 
@@ -175,14 +207,28 @@ class SSEStream:
     ``done`` or an error raises :class:`~cartesia.errors.TruncatedStreamError`.
     """
 
-    def __init__(self, response: httpx.Response, where: Where, sink: Any = None) -> None:
+    def __init__(
+        self, response: httpx.Response, where: Where, sink: Any = None, tracker: Optional[Tracker] = None
+    ) -> None:
         self.response = response
         self._where = where
         self._decoder = v1.SseDecoder(sink=sink)
+        self._tracker = tracker or Tracker()
+
+    @property
+    def metrics(self) -> Any:
+        """The call's ``GenerationMetrics`` (final once the stream ended)."""
+        return self._tracker.metrics
 
     def _events(self, data: Optional[bytes]) -> List[TTSSSEEvent]:
         events = self._decoder.close() if data is None else self._decoder.feed(data)
-        return [sse_event(e) for e in events]
+        out = [sse_event(e) for e in events]
+        for event in out:
+            if event.type == "chunk":
+                self._tracker.metrics.chunk(len(event.audio or b""))
+            elif event.type in ("done", "error"):
+                self._tracker.finish(event.type)
+        return out
 
     def __iter__(self) -> Iterator[TTSSSEEvent]:
         try:
@@ -192,6 +238,12 @@ class SSEStream:
                     if event.type in ("done", "error"):
                         return
             yield from self._events(None)
+        except GeneratorExit:
+            self._tracker.finish("cancelled")
+            raise
+        except BaseException as exc:
+            self._tracker.failed(exc)
+            raise
         finally:
             self.close()
 
@@ -220,6 +272,12 @@ class AsyncSSEStream(SSEStream):
                         return
             for event in self._events(None):
                 yield event
+        except GeneratorExit:
+            self._tracker.finish("cancelled")
+            raise
+        except BaseException as exc:
+            self._tracker.failed(exc)
+            raise
         finally:
             await self.aclose()
 

@@ -9,6 +9,7 @@ from .._client.errors import Where
 from .._current.config import DEFAULT
 from .._client.generation import Deadline
 from .._current.http import AsyncHttp, SyncHttp, phase_deadline
+from .._current.tracking import MetricsCallback, Tracker
 from ..protocol import v1
 from ._responses import AsyncBinaryResponse, AsyncSSEStream, BinaryResponse, SSEStream
 
@@ -66,13 +67,21 @@ class TTS(_Common):
         extra_query: Optional[Mapping[str, Any]],
         timeout: Any,
         deadline: Optional[Deadline],
+        on_metrics: Optional[MetricsCallback],
     ) -> BinaryResponse:
         request = v1.bytes_request(body)
-        response = self._http.send(
-            request, stream=True, extra_headers=extra_headers, extra_query=extra_query,
-            timeout=timeout, deadline=deadline,
+        tracker = Tracker(on_metrics)
+        try:
+            response = self._http.send(
+                request, stream=True, extra_headers=extra_headers, extra_query=extra_query,
+                timeout=timeout, deadline=deadline, metrics=tracker.metrics,
+            )
+        except BaseException as exc:
+            tracker.failed(exc)
+            raise
+        return BinaryResponse(
+            response, self._where(request, deadline), body["output_format"], tracker
         )
-        return BinaryResponse(response, self._where(request, deadline), body["output_format"])
 
     def generate(
         self,
@@ -96,6 +105,7 @@ class TTS(_Common):
         first_audio_timeout: Optional[float] = None,
         chunk_gap_timeout: Optional[float] = None,
         total_timeout: Optional[float] = None,
+        on_metrics: Optional[MetricsCallback] = None,
         sink: Any = None,
     ) -> BinaryResponse:
         """``POST /tts/bytes``: the audio in ``output_format``'s container, read as it arrives.
@@ -110,6 +120,8 @@ class TTS(_Common):
             connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout: Per-phase
                 limits in seconds (the v0 client's options; any of them replaces ``timeout``);
                 each raises its own ``APITimeoutError`` subclass (``FirstAudioTimeoutError``…).
+            on_metrics: Called once with the call's ``GenerationMetrics`` when it ends (also on
+                ``response.metrics``).
 
         Raises:
             APIStatusError: a subclass per status, with the server's message.
@@ -124,7 +136,9 @@ class TTS(_Common):
                 save=save, speed=speed,
             ),
         )
-        response = self._bytes_response(body, extra_headers, extra_query, timeout, phase_deadline(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout))
+        response = self._bytes_response(
+            body, extra_headers, extra_query, timeout, phase_deadline(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout), on_metrics
+        )
         if sink is not None:
             response.drain_into(sink)
             response._content = b""  # noqa: SLF001 - the audio is in the sink
@@ -151,6 +165,7 @@ class TTS(_Common):
         first_audio_timeout: Optional[float] = None,
         chunk_gap_timeout: Optional[float] = None,
         total_timeout: Optional[float] = None,
+        on_metrics: Optional[MetricsCallback] = None,
     ) -> Iterator[bytes]:
         """The deprecated 4.2.0 iterator over ``/tts/bytes``; unlike 4.2.0 it sends ``duration``."""
         body = _body(
@@ -160,7 +175,9 @@ class TTS(_Common):
                 pronunciation_dict_id=pronunciation_dict_id, save=save, speed=speed,
             ),
         )
-        return self._bytes_response(body, extra_headers, extra_query, timeout, phase_deadline(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout)).iter_bytes()
+        return self._bytes_response(
+            body, extra_headers, extra_query, timeout, phase_deadline(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout), on_metrics
+        ).iter_bytes()
 
     def generate_sse(
         self,
@@ -187,6 +204,7 @@ class TTS(_Common):
         first_audio_timeout: Optional[float] = None,
         chunk_gap_timeout: Optional[float] = None,
         total_timeout: Optional[float] = None,
+        on_metrics: Optional[MetricsCallback] = None,
         sink: Any = None,
     ) -> SSEStream:
         """``POST /tts/sse``: an iterator of 4.2.0-shaped events (``chunk``, ``timestamps``…).
@@ -207,11 +225,16 @@ class TTS(_Common):
         )
         request = v1.sse_request(body)
         deadline = phase_deadline(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout)
-        response = self._http.send(
-            request, stream=True, extra_headers=extra_headers, extra_query=extra_query,
-            timeout=timeout, deadline=deadline,
-        )
-        return SSEStream(response, self._where(request, deadline), sink=sink)
+        tracker = Tracker(on_metrics)
+        try:
+            response = self._http.send(
+                request, stream=True, extra_headers=extra_headers, extra_query=extra_query,
+                timeout=timeout, deadline=deadline, metrics=tracker.metrics,
+            )
+        except BaseException as exc:
+            tracker.failed(exc)
+            raise
+        return SSEStream(response, self._where(request, deadline), sink=sink, tracker=tracker)
 
     sse = generate_sse
 
@@ -253,13 +276,21 @@ class AsyncTTS(_Common):
         extra_query: Optional[Mapping[str, Any]],
         timeout: Any,
         deadline: Optional[Deadline],
+        on_metrics: Optional[MetricsCallback],
     ) -> AsyncBinaryResponse:
         request = v1.bytes_request(body)
-        response = await self._http.send(
-            request, stream=True, extra_headers=extra_headers, extra_query=extra_query,
-            timeout=timeout, deadline=deadline,
+        tracker = Tracker(on_metrics)
+        try:
+            response = await self._http.send(
+                request, stream=True, extra_headers=extra_headers, extra_query=extra_query,
+                timeout=timeout, deadline=deadline, metrics=tracker.metrics,
+            )
+        except BaseException as exc:
+            tracker.failed(exc)
+            raise
+        return AsyncBinaryResponse(
+            response, self._where(request, deadline), body["output_format"], tracker
         )
-        return AsyncBinaryResponse(response, self._where(request, deadline), body["output_format"])
 
     async def generate(
         self,
@@ -283,6 +314,7 @@ class AsyncTTS(_Common):
         first_audio_timeout: Optional[float] = None,
         chunk_gap_timeout: Optional[float] = None,
         total_timeout: Optional[float] = None,
+        on_metrics: Optional[MetricsCallback] = None,
         sink: Any = None,
     ) -> AsyncBinaryResponse:
         """As :meth:`TTS.generate`."""
@@ -295,7 +327,9 @@ class AsyncTTS(_Common):
                 save=save, speed=speed,
             ),
         )
-        response = await self._bytes_response(body, extra_headers, extra_query, timeout, phase_deadline(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout))
+        response = await self._bytes_response(
+            body, extra_headers, extra_query, timeout, phase_deadline(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout), on_metrics
+        )
         if sink is not None:
             await response.drain_into(sink)
             response._content = b""  # noqa: SLF001
@@ -322,6 +356,7 @@ class AsyncTTS(_Common):
         first_audio_timeout: Optional[float] = None,
         chunk_gap_timeout: Optional[float] = None,
         total_timeout: Optional[float] = None,
+        on_metrics: Optional[MetricsCallback] = None,
     ) -> AsyncIterator[bytes]:
         """As :meth:`TTS.bytes` (awaited, then ``async for``)."""
         body = _body(
@@ -331,7 +366,9 @@ class AsyncTTS(_Common):
                 pronunciation_dict_id=pronunciation_dict_id, save=save, speed=speed,
             ),
         )
-        response = await self._bytes_response(body, extra_headers, extra_query, timeout, phase_deadline(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout))
+        response = await self._bytes_response(
+            body, extra_headers, extra_query, timeout, phase_deadline(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout), on_metrics
+        )
         return response.iter_bytes()
 
     async def generate_sse(
@@ -359,6 +396,7 @@ class AsyncTTS(_Common):
         first_audio_timeout: Optional[float] = None,
         chunk_gap_timeout: Optional[float] = None,
         total_timeout: Optional[float] = None,
+        on_metrics: Optional[MetricsCallback] = None,
         sink: Any = None,
     ) -> AsyncSSEStream:
         """As :meth:`TTS.generate_sse` (awaited, then ``async for``)."""
@@ -374,11 +412,16 @@ class AsyncTTS(_Common):
         )
         request = v1.sse_request(body)
         deadline = phase_deadline(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout)
-        response = await self._http.send(
-            request, stream=True, extra_headers=extra_headers, extra_query=extra_query,
-            timeout=timeout, deadline=deadline,
-        )
-        return AsyncSSEStream(response, self._where(request, deadline), sink=sink)
+        tracker = Tracker(on_metrics)
+        try:
+            response = await self._http.send(
+                request, stream=True, extra_headers=extra_headers, extra_query=extra_query,
+                timeout=timeout, deadline=deadline, metrics=tracker.metrics,
+            )
+        except BaseException as exc:
+            tracker.failed(exc)
+            raise
+        return AsyncSSEStream(response, self._where(request, deadline), sink=sink, tracker=tracker)
 
     sse = generate_sse
 
