@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Any, Dict, Optional, Union
 
 from ..streaming import Message
 
-__all__ = ["Audio", "Done", "ErrorFrame", "Event"]
+__all__ = [
+    "Audio",
+    "Done",
+    "ErrorFrame",
+    "Event",
+    "WordTimestamps",
+    "PhonemeTimestamps",
+    "FlushDone",
+]
 
 
 @dataclass
@@ -32,6 +40,36 @@ class ErrorFrame:
     status_code: Optional[int]
     request_id: Optional[str]
     context_id: Optional[str]
+    # The current API's error fields (None in v0).
+    title: Optional[str] = None
+    error_code: Optional[str] = None
+    doc_url: Optional[str] = None
 
 
-Event = Union[Audio, Done, ErrorFrame]
+@dataclass
+class WordTimestamps:
+    """Word timestamps (current API): ``{"words": [...], "start": [...], "end": [...]}``."""
+
+    word_timestamps: Dict[str, Any]
+    context_id: Optional[str] = None
+    flush_id: Optional[int] = None
+
+
+@dataclass
+class PhonemeTimestamps:
+    """Phoneme timestamps (current API): ``{"phonemes": [...], "start": [...], "end": [...]}``."""
+
+    phoneme_timestamps: Dict[str, Any]
+    context_id: Optional[str] = None
+    flush_id: Optional[int] = None
+
+
+@dataclass
+class FlushDone:
+    """A flush segment of a websocket context ended (current API)."""
+
+    context_id: Optional[str] = None
+    flush_id: Optional[int] = None
+
+
+Event = Union[Audio, Done, ErrorFrame, WordTimestamps, PhonemeTimestamps, FlushDone]

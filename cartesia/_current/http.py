@@ -1,0 +1,310 @@
+"""HTTP for the current-API clients: one request with retries, typed errors, streamed bodies.
+
+The retry rules, the error classes and their messages come from :mod:`cartesia._client`; this
+module only adapts them to httpx calls on the versionless current API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any, AsyncIterator, Dict, Iterator, Mapping, Optional, Tuple
+
+import httpx
+
+from ..protocol import v1
+from ..protocol.v1 import HttpRequest
+from .._client.errors import Where, map_exception, status_error
+from .._client.generation import Deadline, Timeouts
+from .._client.metrics import GenerationMetrics
+from .._client.retry import Attempts
+from .._client.transport.http_async import bounded
+from .._client.transport.http_sync import _install_phase_backend, _Phase
+from .config import DEFAULT, CurrentConfig, to_httpx_timeout
+
+__all__ = ["SyncHttp", "AsyncHttp", "iter_guarded", "aiter_guarded", "phase_deadline"]
+
+
+def phase_deadline(
+    connect_timeout: Optional[float],
+    first_audio_timeout: Optional[float],
+    chunk_gap_timeout: Optional[float],
+    total_timeout: Optional[float],
+) -> Optional[Deadline]:
+    """The per-phase limits of one streamed call (the v0 client's options), or None when none is set.
+
+    When one is set they replace the httpx ``timeout`` of the call: each phase (connect, first
+    bytes, gap between chunks, whole call) raises its own typed timeout.
+    """
+    if connect_timeout is None and first_audio_timeout is None and chunk_gap_timeout is None and total_timeout is None:
+        return None
+    return Deadline(Timeouts(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout))
+
+
+class _NoPhase:
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+
+def _phase(deadline: Optional[Deadline]) -> Any:
+    return _Phase(deadline.remaining) if deadline is not None else _NoPhase()
+
+
+def _split_files(request: HttpRequest) -> Tuple[Optional[Dict[str, Any]], Optional[Dict[str, str]]]:
+    if not request.files:
+        return None, None
+    files: Dict[str, Any] = {}
+    data: Dict[str, str] = {}
+    for name, (filename, content, ctype) in request.files.items():
+        if filename is None:
+            data[name] = content.decode("utf-8")
+        else:
+            files[name] = (filename, content, ctype) if ctype else (filename, content)
+    return files or None, data or None
+
+
+class _Base:
+    def __init__(self, config: CurrentConfig) -> None:
+        self.config = config
+
+    def url(self, request: HttpRequest) -> str:
+        return self.config.base_url + request.path
+
+    def where(self, request: HttpRequest, timeout: httpx.Timeout, deadline: Optional[Deadline] = None) -> Where:
+        return Where(
+            request.what, self.url(request), self.config.api_key, connect_timeout=timeout.connect,
+            deadline=deadline,
+        )
+
+    def build(
+        self,
+        client: Any,
+        request: HttpRequest,
+        extra_headers: Optional[Mapping[str, str]],
+        extra_query: Optional[Mapping[str, Any]],
+        timeout: Any,
+        deadline: Optional[Deadline] = None,
+    ) -> Tuple[httpx.Request, httpx.Timeout]:
+        cfg = self.config
+        headers = v1.headers(
+            cfg.api_key,
+            json_content=request.json_content and request.content is not None,
+            version=cfg.version,
+            accept=request.accept,
+        )
+        headers.update(cfg.default_headers)
+        headers.update(extra_headers or {})
+        params: Dict[str, Any] = dict(cfg.default_query)
+        params.update(request.params or {})
+        params.update(extra_query or {})
+        if deadline is not None:
+            connect = deadline.connect_limit()
+            limit = httpx.Timeout(connect=connect, read=None, write=connect, pool=connect)
+        else:
+            limit = cfg.timeout if timeout is DEFAULT else to_httpx_timeout(timeout)
+        files, data = _split_files(request)
+        built = client.build_request(
+            request.method,
+            self.url(request),
+            params=params or None,
+            content=request.content,
+            files=files,
+            data=data,
+            headers=headers,
+            timeout=limit,
+        )
+        return built, limit
+
+    def failure(self, request: HttpRequest, response: httpx.Response) -> BaseException:
+        return status_error(
+            response.status_code,
+            response.text,
+            prefix=request.what,
+            headers=response.headers,
+            secret=self.config.api_key,
+        )
+
+
+class SyncHttp(_Base):
+    """The sync client's pooled httpx client (created on first use, closed by ``close``)."""
+
+    def __init__(self, config: CurrentConfig) -> None:
+        super().__init__(config)
+        self._client: Optional[httpx.Client] = None
+        self._lock = threading.Lock()
+
+    def client(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None or self._client.is_closed:
+                self._client = httpx.Client(timeout=self.config.timeout)
+                _install_phase_backend(self._client)  # reads obey a call's phase limits
+            return self._client
+
+    def send(
+        self,
+        request: HttpRequest,
+        *,
+        stream: bool = False,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        extra_query: Optional[Mapping[str, Any]] = None,
+        timeout: Any = DEFAULT,
+        deadline: Optional[Deadline] = None,
+        metrics: Optional[GenerationMetrics] = None,
+    ) -> httpx.Response:
+        """The successful response (body unread when ``stream``), after the retries the policy allows.
+
+        Raises:
+            APIStatusError: (a subclass per status) for an error answer.
+            APIConnectionError: the connection failed (``APITimeoutError`` when a limit ran out).
+        """
+        client = self.client()
+        attempts = Attempts(
+            self.config.retry,
+            f"{request.method} {request.path}",
+            total_left=deadline.total_left if deadline is not None else None,
+        )
+        while True:
+            attempts.begin()
+            if deadline is not None:
+                deadline.restart_phase()
+            if metrics is not None:
+                metrics.restart()
+            built, limit = self.build(client, request, extra_headers, extra_query, timeout, deadline)
+            try:
+                with _phase(deadline):
+                    response = client.send(built, stream=stream)
+            except Exception as exc:  # noqa: BLE001 - mapped to our typed errors
+                error = map_exception(exc, self.where(request, limit, deadline))
+            else:
+                if response.is_success:
+                    if metrics is not None:
+                        metrics.first_byte()
+                    return response
+                try:
+                    response.read()
+                    error = self.failure(request, response)
+                except Exception as exc:  # noqa: BLE001
+                    error = map_exception(exc, self.where(request, limit))
+                finally:
+                    response.close()
+            delay = attempts.after(error)
+            if delay is None:
+                raise error
+            time.sleep(delay)
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+
+class AsyncHttp(_Base):
+    """The async client's httpx client: nothing here blocks the event loop."""
+
+    def __init__(self, config: CurrentConfig) -> None:
+        super().__init__(config)
+        self._client: Optional[httpx.AsyncClient] = None
+
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None or self._client.is_closed:
+            self._client = httpx.AsyncClient(timeout=self.config.timeout)
+        return self._client
+
+    async def send(
+        self,
+        request: HttpRequest,
+        *,
+        stream: bool = False,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        extra_query: Optional[Mapping[str, Any]] = None,
+        timeout: Any = DEFAULT,
+        deadline: Optional[Deadline] = None,
+        metrics: Optional[GenerationMetrics] = None,
+    ) -> httpx.Response:
+        """As :meth:`SyncHttp.send`."""
+        client = self.client()
+        attempts = Attempts(
+            self.config.retry,
+            f"{request.method} {request.path}",
+            total_left=deadline.total_left if deadline is not None else None,
+        )
+        while True:
+            attempts.begin()
+            if deadline is not None:
+                deadline.restart_phase()
+            if metrics is not None:
+                metrics.restart()
+            built, limit = self.build(client, request, extra_headers, extra_query, timeout, deadline)
+            try:
+                sent = client.send(built, stream=stream)
+                response = await (sent if deadline is None else bounded(sent, deadline.remaining()))
+            except Exception as exc:  # noqa: BLE001
+                error = map_exception(exc, self.where(request, limit, deadline))
+            else:
+                if response.is_success:
+                    if metrics is not None:
+                        metrics.first_byte()
+                    return response
+                try:
+                    await response.aread()
+                    error = self.failure(request, response)
+                except Exception as exc:  # noqa: BLE001
+                    error = map_exception(exc, self.where(request, limit))
+                finally:
+                    await response.aclose()
+            delay = attempts.after(error)
+            if delay is None:
+                raise error
+            await asyncio.sleep(delay)
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+
+def iter_guarded(response: httpx.Response, where: Where, chunk_size: Optional[int] = None) -> Iterator[bytes]:
+    """The body's bytes as they arrive; a transport failure raises our typed error.
+
+    With ``where.deadline`` each read waits only as long as the current phase allows and a
+    limit that ran out raises its own typed timeout.
+    """
+    deadline = where.deadline
+    chunks = response.iter_bytes(chunk_size)
+    while True:
+        try:
+            with _phase(deadline):  # type: ignore[arg-type]
+                data = next(chunks, None)
+        except Exception as exc:  # noqa: BLE001
+            raise map_exception(exc, where) from exc
+        if data is None:
+            return
+        if deadline is not None:
+            deadline.audio()  # type: ignore[attr-defined]
+        yield data
+
+
+async def aiter_guarded(
+    response: httpx.Response, where: Where, chunk_size: Optional[int] = None
+) -> AsyncIterator[bytes]:
+    """As :func:`iter_guarded`, for an async response."""
+    deadline = where.deadline
+    chunks = response.aiter_bytes(chunk_size).__aiter__()
+    while True:
+        try:
+            if deadline is None:
+                data = await chunks.__anext__()
+            else:
+                data = await bounded(chunks.__anext__(), deadline.remaining())  # type: ignore[attr-defined]
+        except StopAsyncIteration:
+            return
+        except Exception as exc:  # noqa: BLE001
+            raise map_exception(exc, where) from exc
+        if deadline is not None:
+            deadline.audio()  # type: ignore[attr-defined]
+        yield data

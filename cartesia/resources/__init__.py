@@ -1,0 +1,1 @@
+"""The resources of the current-API clients (``client.tts``, ``client.voices``)."""
