@@ -56,9 +56,17 @@ def handshake_trace() -> aiohttp.TraceConfig:
 class AsyncSocket(RoutedSocket[AsyncSlot]):
     """One websocket, its reader task and the contexts routed on it."""
 
-    def __init__(self, url: str, secret: Optional[str], queue_size: int, dialect: Dialect) -> None:
+    def __init__(
+        self,
+        url: str,
+        secret: Optional[str],
+        queue_size: int,
+        dialect: Dialect,
+        headers: Optional[Dict[str, str]] = None,
+    ) -> None:
         super().__init__(dialect.context_id_of, lambda cid: AsyncSlot(cid, queue_size))
         self.dialect = dialect
+        self._headers = headers  # sent with the upgrade (the current API's auth and version)
         self._url = url
         self._secret = secret
         self.ws: Optional[aiohttp.ClientWebSocketResponse] = None
@@ -75,6 +83,8 @@ class AsyncSocket(RoutedSocket[AsyncSlot]):
         self, session: aiohttp.ClientSession, where: Where, timeout: Optional[float]
     ) -> None:
         kwargs: Dict[str, Any] = {"autoping": True, "max_msg_size": self.dialect.MAX_MESSAGE_BYTES}
+        if self._headers:
+            kwargs["headers"] = self._headers
         # Closing must stay quick even when the peer is gone (aiohttp < 3.10 takes a float).
         if hasattr(aiohttp, "ClientWSTimeout"):
             kwargs["timeout"] = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0)

@@ -1,0 +1,1 @@
+"""The client resources of the current API (``client.tts``, ``client.voices``)."""
