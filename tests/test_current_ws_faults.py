@@ -1,0 +1,140 @@
+"""Current-API websocket reliability against the local server's faults (sync and async):
+transparent reconnect after 1000/1001/1006/1011, typed errors for every pending receive when
+the socket dies, no replay of delivered audio."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from current_ws_support import async_conn, audio_of, defaults, expected, sync_conn
+
+from cartesia.errors import WebSocketClosedError
+
+LONG = "A sentence long enough for several chunks of audio to stream out."
+
+
+def _wait_closed(ws, limit: float = 10.0) -> None:
+    """Until the connection's socket has seen the server's close (bounded)."""
+    deadline = time.monotonic() + limit
+    while ws.socket is not None and ws.socket.is_open() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert ws.socket is None or not ws.socket.is_open()
+
+
+@pytest.mark.parametrize("code", [1000, 1001])
+def test_idle_close_reconnects_for_the_next_context(local_server, server_faults, code):
+    server_faults.add("ws_idle_close", seconds=0.1, code=code)
+    with sync_conn(local_server) as ws:
+        first = ws.context(**defaults())
+        first.push("Before the idle close.", continue_=False)
+        assert audio_of(first.receive()) == expected(["Before the idle close."])
+        _wait_closed(ws)
+        assert ws.socket.failure.code == code
+        again = ws.context(**defaults())
+        again.push("After it.", continue_=False)
+        events = list(again.receive())
+        assert ws.connections_opened == 2
+    assert audio_of(events) == expected(["After it."])
+
+
+@pytest.mark.parametrize("spec", ["close1011;after_frames=2", "drop;after_frames=2", "close1001;after_frames=2"])
+def test_death_mid_context_raises_then_next_context_reconnects(local_server, server_faults, spec):
+    server_faults.add_spec(spec)
+    with sync_conn(local_server) as ws:
+        ctx = ws.context(**defaults())
+        ctx.push(LONG, continue_=False)
+        got = []
+        t0 = time.monotonic()
+        with pytest.raises(WebSocketClosedError) as info:
+            for event in ctx.receive():
+                got.append(event)
+        assert time.monotonic() - t0 < 5
+        assert info.value.code == (1006 if spec.startswith("drop") else int(spec[5:9]))
+        # What was delivered is a prefix of the utterance; nothing more comes for it.
+        delivered = audio_of(got)
+        assert len([e for e in got if e.type == "chunk"]) == 2
+        assert expected([LONG]).startswith(delivered)
+        with pytest.raises(Exception):
+            ctx.push("more")  # the context is gone with its socket: no silent replay
+        nxt = ws.context(**defaults())
+        nxt.push("Fresh socket.", continue_=False)
+        events = list(nxt.receive())
+        assert ws.connections_opened == 2
+    assert {e.context_id for e in events} == {nxt.context_id}
+    assert audio_of(events) == expected(["Fresh socket."])
+
+
+def test_every_pending_receive_raises_when_the_socket_dies(local_server, server_faults):
+    server_faults.add("close1011", after_frames=3)
+    with sync_conn(local_server) as ws:
+        contexts = [ws.context(**defaults()) for _ in range(6)]
+        for ctx in contexts:
+            ctx.push(LONG + " " + LONG, continue_=False)
+        start = threading.Barrier(6, timeout=10)
+
+        def drain(ctx) -> BaseException:
+            start.wait()
+            try:
+                for _ in ctx.receive():
+                    pass
+            except WebSocketClosedError as exc:
+                return exc
+            raise AssertionError("receive() ended without the typed error")
+
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(6) as pool:
+            errors = list(pool.map(drain, contexts, timeout=20))
+        assert time.monotonic() - t0 < 10
+    assert all(e.code == 1011 for e in errors)
+
+
+# --- async ---------------------------------------------------------------------------------------
+
+
+async def _async_wait_closed(ws, limit: float = 10.0) -> None:
+    deadline = time.monotonic() + limit
+    while ws.socket is not None and ws.socket.is_open() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert ws.socket is None or not ws.socket.is_open()
+
+
+async def _collect(ctx) -> list:
+    return [e async for e in ctx.receive()]
+
+
+@pytest.mark.parametrize("code", [1000, 1001])
+async def test_async_idle_close_reconnects(local_server, server_faults, code):
+    server_faults.add("ws_idle_close", seconds=0.1, code=code)
+    async with async_conn(local_server) as ws:
+        first = ws.context(**defaults())
+        await first.push("Before the idle close.", continue_=False)
+        assert audio_of(await _collect(first)) == expected(["Before the idle close."])
+        await _async_wait_closed(ws)
+        again = ws.context(**defaults())
+        await again.push("After it.", continue_=False)
+        events = await asyncio.wait_for(_collect(again), 15)
+        assert ws.connections_opened == 2
+    assert audio_of(events) == expected(["After it."])
+
+
+@pytest.mark.parametrize("spec", ["close1011;after_frames=3", "drop;after_frames=3"])
+async def test_async_pending_receives_raise_after_death(local_server, server_faults, spec):
+    """4.2.0's async receive() waits forever after a 1011; ours raise, every one of them."""
+    server_faults.add_spec(spec)
+    async with async_conn(local_server) as ws:
+        contexts = [ws.context(**defaults(timeout=None)) for _ in range(5)]
+        for ctx in contexts:
+            await ctx.push(LONG + " " + LONG, continue_=False)
+        results = await asyncio.wait_for(
+            asyncio.gather(*(_collect(c) for c in contexts), return_exceptions=True), 10
+        )
+        assert all(isinstance(r, WebSocketClosedError) for r in results), results
+        nxt = ws.context(**defaults())
+        await nxt.push("Fresh socket.", continue_=False)
+        events = await asyncio.wait_for(_collect(nxt), 15)
+        assert ws.connections_opened == 2
+    assert audio_of(events) == expected(["Fresh socket."])
