@@ -25,6 +25,7 @@ from typing import (
     Callable,
     Dict,
     Iterator,
+    List,
     Mapping,
     Optional,
     Tuple,
@@ -37,6 +38,7 @@ from .._client.transport.ws_async import AsyncSocket, handshake_trace
 from .._client.transport.ws_sync import SyncSocket
 from ..errors import (
     APIStatusError,
+    CartesiaConnectionError,
     CartesiaError,
     CartesiaTimeoutError,
     ChunkGapTimeoutError,
@@ -235,6 +237,11 @@ class _ContextBase:
         self._finished = False  # done, error, cancel or a dead socket: nothing more will come
         self._flushes = 0
         self._frames = 0
+        # The inputs sent before the first frame arrived: a socket that closes before then
+        # delivered nothing of this context, so they are sent once more on a new socket.
+        self._unanswered: Optional[List[str]] = []
+        self._resent = False
+        self._failure: Optional[BaseException] = None  # what ended it, when not done/cancel
 
     @property
     def context_id(self) -> str:
@@ -262,6 +269,8 @@ class _ContextBase:
                 f"context {self._context_id!r} is complete: no_more_inputs() was sent already",
                 field="context_id",
             )
+        if self._failure is not None:
+            raise self._failure
         if self._finished:
             raise InvalidInputError(
                 f"context {self._context_id!r} has ended (done, error or cancel); open a new one",
@@ -305,6 +314,16 @@ class _ContextBase:
             self._completed = True
         return json.dumps(msg, separators=(",", ":"))
 
+    def _may_resend(self, exc: BaseException) -> Optional[List[str]]:
+        """The inputs to send again on a new socket after ``exc``, or None (raise it)."""
+        inputs = self._unanswered
+        if self._resent or not inputs or self._finished:
+            return None
+        if not isinstance(exc, WebSocketClosedError):
+            return None
+        self._resent = True
+        return list(inputs)
+
     def _voice(self, voice: Any) -> Any:
         if voice is not omit:
             return voice
@@ -329,6 +348,7 @@ class _ContextBase:
     def _event(self, payload: Union[str, bytes]) -> WebSocketResponse:
         """The event of ``payload``; raises the typed error of an error frame when asked to."""
         self._frames += 1
+        self._unanswered = None
         event = decode(payload, self._sink)
         if event.type == "error" and self._raise_errors:
             raise event.to_exception(self._secret)
@@ -420,9 +440,7 @@ class _ConnectionBase:
 
 def _closed_on_send(exc: BaseException) -> bool:
     """A send that failed because the socket had closed (nothing of it was delivered)."""
-    return isinstance(exc, WebSocketClosedError) or (
-        isinstance(exc, CartesiaError) and "connection" in str(exc).lower()
-    )
+    return isinstance(exc, CartesiaConnectionError)
 
 
 # --- sync ---------------------------------------------------------------------------------------
@@ -518,9 +536,19 @@ class WebSocketContext(_ContextBase):
             waited_from = time.monotonic()
             try:
                 payload = slot.get(wait)
-            except BaseException:
-                self._end()
-                raise
+            except BaseException as exc:
+                inputs = self._may_resend(exc)
+                if inputs is None:
+                    self._failure = exc if isinstance(exc, CartesiaError) else None
+                    self._end()
+                    raise
+                sock.release(slot, cancel=False)
+                self._slot = None
+                for text in inputs:
+                    self._deliver(text, record=False)
+                slot, sock = self._slot, self._sock
+                assert slot is not None and sock is not None
+                continue
             if payload is None:
                 if sock.router.stalled_since(waited_from):
                     sock.close_nowait()  # nothing at all arrived: the socket is dead
@@ -536,13 +564,23 @@ class WebSocketContext(_ContextBase):
         if self._sock is not None and self._slot is not None:
             self._sock.release(self._slot, cancel=False)
 
-    def _deliver(self, text: str) -> None:
+    def _deliver(self, text: str, record: bool = True) -> None:
+        if record and self._unanswered is not None:
+            self._unanswered.append(text)
         if self._slot is None:
             self._sock, self._slot = self._connection._bind(self, text)
             return
         assert self._sock is not None
         if self._slot.failure is not None:
-            raise self._slot.failure
+            if self._may_resend(self._slot.failure) is None:
+                raise self._slot.failure
+            # The socket closed before this context heard anything: all of it goes again
+            # (this input is the last of them) on a new socket.
+            self._sock.release(self._slot, cancel=False)
+            self._slot = None
+            for sent in list(self._unanswered or ()):
+                self._deliver(sent, record=False)
+            return
         self._sock.send(text)
 
 
@@ -784,9 +822,19 @@ class AsyncWebSocketContext(_ContextBase):
             waited_from = time.monotonic()
             try:
                 payload = await slot.get(wait)
-            except BaseException:
-                self._end()
-                raise
+            except BaseException as exc:
+                inputs = self._may_resend(exc)
+                if inputs is None:
+                    self._failure = exc if isinstance(exc, CartesiaError) else None
+                    self._end()
+                    raise
+                sock.release_slot(slot)
+                self._slot = None
+                for text in inputs:
+                    await self._deliver(text, record=False)
+                slot, sock = self._slot, self._sock
+                assert slot is not None and sock is not None
+                continue
             if payload is None:
                 if sock.router.stalled_since(waited_from):
                     await sock.close()  # nothing at all arrived: the socket is dead
@@ -802,13 +850,22 @@ class AsyncWebSocketContext(_ContextBase):
         if self._sock is not None and self._slot is not None:
             self._sock.release_slot(self._slot)
 
-    async def _deliver(self, text: str) -> None:
+    async def _deliver(self, text: str, record: bool = True) -> None:
+        if record and self._unanswered is not None:
+            self._unanswered.append(text)
         if self._slot is None:
             self._sock, self._slot = await self._connection._bind(self, text)
             return
         assert self._sock is not None
         if self._slot.failure is not None:
-            raise self._slot.failure
+            if self._may_resend(self._slot.failure) is None:
+                raise self._slot.failure
+            # As in the sync context: nothing was heard yet, so all of it goes again.
+            self._sock.release_slot(self._slot)
+            self._slot = None
+            for sent in list(self._unanswered or ()):
+                await self._deliver(sent, record=False)
+            return
         await self._sock.send(text)
 
 
