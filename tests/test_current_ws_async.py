@@ -7,7 +7,7 @@ import asyncio
 import time
 
 import pytest
-from current_ws_support import audio_of, defaults, expected, fmt, async_conn
+from current_ws_support import async_conn, audio_of, defaults, expected, fmt
 
 from cartesia.errors import InvalidInputError, NotFoundError
 from cartesia.resources.tts_websocket import AsyncWebSocketContext

@@ -41,7 +41,9 @@ def test_idle_close_reconnects_for_the_next_context(local_server, server_faults,
     assert audio_of(events) == expected(["After it."])
 
 
-@pytest.mark.parametrize("spec", ["close1011;after_frames=2", "drop;after_frames=2", "close1001;after_frames=2"])
+@pytest.mark.parametrize(
+    "spec", ["close1011;after_frames=2", "drop;after_frames=2", "close1001;after_frames=2"]
+)
 def test_death_mid_context_raises_then_next_context_reconnects(local_server, server_faults, spec):
     server_faults.add_spec(spec)
     with sync_conn(local_server) as ws:
@@ -68,7 +70,9 @@ def test_death_mid_context_raises_then_next_context_reconnects(local_server, ser
     assert audio_of(events) == expected(["Fresh socket."])
 
 
-@pytest.mark.parametrize("spec", ["close1000;after_frames=0", "close1011;after_frames=0", "drop;after_frames=0"])
+@pytest.mark.parametrize(
+    "spec", ["close1000;after_frames=0", "close1011;after_frames=0", "drop;after_frames=0"]
+)
 def test_close_before_the_first_frame_is_invisible(local_server, server_faults, spec):
     """Nothing of the context was delivered: its inputs go again on a new socket, once."""
     server_faults.add_spec(spec)
@@ -118,6 +122,28 @@ def _check_outcomes(results, pieces) -> None:
             assert got[-1].type == "done" and audio_of(got) == full
         else:
             assert exc.code in (1006, 1011) and got and full.startswith(audio_of(got))
+
+
+def test_closing_the_connection_fails_pending_receives(local_server):
+    ws = sync_conn(local_server).enter()
+    quiet = ws.context(**defaults(max_buffer_delay_ms=5000))
+    quiet.push("Buffered, no sentence end")  # no frame will come for it
+    outcome = {}
+
+    def wait() -> None:
+        try:
+            list(quiet.receive())
+        except WebSocketClosedError as exc:
+            outcome["error"] = exc
+
+    reader = threading.Thread(target=wait)
+    reader.start()
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    ws.close()
+    reader.join(5)
+    assert not reader.is_alive() and time.monotonic() - t0 < 5
+    assert isinstance(outcome.get("error"), WebSocketClosedError)
 
 
 # --- async ---------------------------------------------------------------------------------------
@@ -186,3 +212,14 @@ async def test_async_pending_receives_raise_after_death(local_server, server_fau
         events = await asyncio.wait_for(_collect(nxt), 15)
         assert ws.connections_opened == 2
     assert audio_of(events) == expected(["Fresh socket."])
+
+
+async def test_async_closing_the_connection_fails_pending_receives(local_server):
+    ws = await async_conn(local_server).enter()
+    quiet = ws.context(**defaults(max_buffer_delay_ms=5000, timeout=None))
+    await quiet.push("Buffered, no sentence end")
+    pending = asyncio.ensure_future(_collect(quiet))
+    await asyncio.sleep(0.2)
+    await ws.close()
+    with pytest.raises(WebSocketClosedError):
+        await asyncio.wait_for(pending, 5)

@@ -62,6 +62,9 @@ __all__ = [
     "DEFAULT_QUEUE_FRAMES",
 ]
 
+#: Seconds between the async socket's pings (the sync one uses the websockets library's 20 s
+#: keepalive): a half-open socket fails its pending receives within about this long.
+KEEPALIVE_S = 20.0
 #: Frames one context may have waiting before the socket's reader waits for its consumer.
 DEFAULT_QUEUE_FRAMES = 256
 #: What 4.2.0's ``no_more_inputs()`` sends as voice when the context has none.
@@ -214,6 +217,8 @@ omit: Any = _Omit()
 class _ContextBase:
     """The inputs and state of one context (no I/O)."""
 
+    _connection: Any  # the connection that made it (set by the sync and async subclasses)
+
     def __init__(
         self,
         context_id: str,
@@ -317,7 +322,7 @@ class _ContextBase:
     def _may_resend(self, exc: BaseException) -> Optional[List[str]]:
         """The inputs to send again on a new socket after ``exc``, or None (raise it)."""
         inputs = self._unanswered
-        if self._resent or not inputs or self._finished:
+        if self._resent or not inputs or self._finished or self._connection._closed:
             return None
         if not isinstance(exc, WebSocketClosedError):
             return None
@@ -495,7 +500,7 @@ class WebSocketContext(_ContextBase):
         self.send(transcript=transcript, continue_=continue_, voice=self._voice(voice), **kwargs)
 
     def flush(self) -> int:
-        """Close the current flush segment; returns its ``flush_id`` (its ``flush_done`` follows)."""
+        """Close the current flush segment; returns its ``flush_id`` (``flush_done`` follows)."""
         self.push("", flush=True)
         return self._flushes
 
@@ -975,7 +980,9 @@ class AsyncWebSocketConnection(_ConnectionBase):
                 return sock
             if sock is not None:
                 await sock.close()
-            sock = AsyncSocket(self.url, self._secret, self._queue_size, WIRE, self._headers)
+            sock = AsyncSocket(
+                self.url, self._secret, self._queue_size, WIRE, self._headers, KEEPALIVE_S
+            )
             where = Where(
                 _WHAT, self.url, self._secret, connect_timeout=self._connect_timeout,
                 connecting=True,

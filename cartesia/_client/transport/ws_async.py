@@ -63,10 +63,14 @@ class AsyncSocket(RoutedSocket[AsyncSlot]):
         queue_size: int,
         dialect: Dialect,
         headers: Optional[Dict[str, str]] = None,
+        heartbeat: Optional[float] = None,
     ) -> None:
         super().__init__(dialect.context_id_of, lambda cid: AsyncSlot(cid, queue_size))
         self.dialect = dialect
         self._headers = headers  # sent with the upgrade (the current API's auth and version)
+        # Pings every `heartbeat` s: a half-open socket then fails its contexts instead of
+        # leaving a receive without a timeout waiting forever.
+        self._heartbeat = heartbeat
         self._url = url
         self._secret = secret
         self.ws: Optional[aiohttp.ClientWebSocketResponse] = None
@@ -85,6 +89,8 @@ class AsyncSocket(RoutedSocket[AsyncSlot]):
         kwargs: Dict[str, Any] = {"autoping": True, "max_msg_size": self.dialect.MAX_MESSAGE_BYTES}
         if self._headers:
             kwargs["headers"] = self._headers
+        if self._heartbeat:
+            kwargs["heartbeat"] = self._heartbeat
         # Closing must stay quick even when the peer is gone (aiohttp < 3.10 takes a float).
         if hasattr(aiohttp, "ClientWSTimeout"):
             kwargs["timeout"] = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0)
