@@ -9,8 +9,15 @@ __all__ = [
     "TruncatedStreamError",
     "Base64DecodeError",
     "RingOverflowError",
+    "APIError",
     "APIStatusError",
+    "APIConnectionError",
+    "APITimeoutError",
     "BadRequestError",
+    "PermissionDeniedError",
+    "ConflictError",
+    "UnprocessableEntityError",
+    "InternalServerError",
     "AuthenticationError",
     "NotFoundError",
     "RateLimitError",
@@ -91,7 +98,15 @@ class ConfigurationError(CartesiaError, ValueError):
 # --- HTTP / websocket API -------------------------------------------------------------------
 
 
-class APIStatusError(CartesiaError, ValueError):
+class APIError(CartesiaError):
+    """The base of the API's errors under the official 4.2.0 client's name.
+
+    It covers error statuses (:class:`APIStatusError`), broken connections
+    (:class:`APIConnectionError`) and timeouts (:class:`APITimeoutError`), as in 4.2.0.
+    """
+
+
+class APIStatusError(APIError, ValueError):
     """The server answered with an error status.
 
     Subclasses ``ValueError`` because cartesia 0.0.5 raised ``ValueError`` for failed HTTP calls.
@@ -100,6 +115,7 @@ class APIStatusError(CartesiaError, ValueError):
         status_code: The HTTP status (or the ``status_code`` of a websocket error frame).
         message: The server's own error text.
         request_id: The server's request id, when it sent one.
+        body: The decoded JSON error body (or its text), when there was one.
     """
 
     def __init__(
@@ -108,19 +124,33 @@ class APIStatusError(CartesiaError, ValueError):
         *,
         status_code: Optional[int] = None,
         request_id: Optional[str] = None,
+        body: Any = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.status_code = status_code
         self.request_id = request_id
+        self.body = body
 
 
 class BadRequestError(APIStatusError):
     """400 / 413 / 422: the request itself was rejected; retrying it cannot help."""
 
 
+class UnprocessableEntityError(BadRequestError):
+    """422 (4.2.0's name); a :class:`BadRequestError`, which 0.0.5-era code catches for it."""
+
+
 class AuthenticationError(APIStatusError):
     """401 / 403: the API key is missing or wrong."""
+
+
+class PermissionDeniedError(AuthenticationError):
+    """403 (4.2.0's name); an :class:`AuthenticationError`, which our clients raised for it."""
+
+
+class ConflictError(APIStatusError):
+    """409: the request conflicts with the resource's state."""
 
 
 class NotFoundError(APIStatusError):
@@ -140,7 +170,11 @@ class RateLimitError(APIStatusError):
 
 
 class ServerError(APIStatusError):
-    """5xx: the server failed."""
+    """5xx: the server failed (also exported as 4.2.0's ``InternalServerError``)."""
+
+
+#: 4.2.0's name for a 5xx: the same class (the meaning matches).
+InternalServerError = ServerError
 
 
 class GenerationError(CartesiaError, RuntimeError):
@@ -165,7 +199,15 @@ class GenerationError(CartesiaError, RuntimeError):
         self.request_id = request_id
 
 
-class CartesiaConnectionError(CartesiaError, ConnectionError):
+class APIConnectionError(APIError):
+    """The request did not get a complete answer: a failed connection or a timeout (4.2.0's name)."""
+
+
+class APITimeoutError(APIConnectionError):
+    """A time limit ran out (4.2.0's name; every :class:`CartesiaTimeoutError` is one)."""
+
+
+class CartesiaConnectionError(APIConnectionError, ConnectionError):
     """The connection could not be made, or broke before the response was complete."""
 
 
@@ -183,7 +225,7 @@ class WebSocketClosedError(CartesiaConnectionError, RuntimeError):
         self.reason = reason
 
 
-class CartesiaTimeoutError(CartesiaError, TimeoutError):
+class CartesiaTimeoutError(APITimeoutError, TimeoutError):
     """A configured time limit ran out."""
 
 

@@ -15,7 +15,12 @@ from cartesia._client.generation import Deadline, Timeouts
 from cartesia._client.retry import RetryPolicy
 from cartesia.protocol.v0 import ErrorFrame
 from cartesia.errors import (
+    APIError,
     APIStatusError,
+    ConflictError,
+    InternalServerError,
+    PermissionDeniedError,
+    UnprocessableEntityError,
     AuthenticationError,
     BadRequestError,
     CartesiaConnectionError,
@@ -33,11 +38,16 @@ from cartesia.utils import retry_on_connection_error, retry_on_connection_error_
 
 
 def test_status_error_mapping() -> None:
-    cases = {400: BadRequestError, 422: BadRequestError, 401: AuthenticationError, 403: AuthenticationError,
-             404: NotFoundError, 429: RateLimitError, 500: ServerError, 503: ServerError, 409: APIStatusError}
+    # (the exact class, 4.2.0's name for it, and the class code written for our v0 clients catches)
+    cases = {400: BadRequestError, 422: UnprocessableEntityError, 401: AuthenticationError,
+             403: PermissionDeniedError, 404: NotFoundError, 429: RateLimitError, 500: ServerError,
+             503: ServerError, 409: ConflictError}
+    caught = {422: BadRequestError, 403: AuthenticationError, 409: APIStatusError, 500: InternalServerError}
     for status, cls in cases.items():
         err = status_error(status, '{"error": "nope", "request_id": "r-1"}', prefix="P: ", headers={"Retry-After": "2"})
         assert type(err) is cls and isinstance(err, ValueError)
+        assert isinstance(err, caught.get(status, cls)) and isinstance(err, APIError)
+        assert err.body == {"error": "nope", "request_id": "r-1"}
         assert err.status_code == status and err.request_id == "r-1"
         assert str(err) == 'P: {"error": "nope", "request_id": "r-1"}'
     assert status_error(429, "", prefix="", headers={"retry-after": "2"}).retry_after == 2.0

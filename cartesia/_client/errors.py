@@ -22,6 +22,9 @@ from ..errors import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,
+    ConflictError,
+    PermissionDeniedError,
+    UnprocessableEntityError,
     CartesiaConnectionError,
     CartesiaError,
     CartesiaTimeoutError,
@@ -246,17 +249,34 @@ def status_error(
             retry_after=parse_retry_after(headers),
             status_code=status,
             request_id=request_id,
+            body=_body(text),
         )
     cls = APIStatusError
-    if status in (400, 413, 422):
+    if status == 422:
+        cls = UnprocessableEntityError
+    elif status in (400, 413):
         cls = BadRequestError
-    elif status in (401, 403):
+    elif status == 403:
+        cls = PermissionDeniedError
+    elif status == 401:
         cls = AuthenticationError
+    elif status == 409:
+        cls = ConflictError
     elif status == 404:
         cls = NotFoundError
     elif status >= 500:
         cls = ServerError
-    return cls(message, status_code=status, request_id=request_id)
+    return cls(message, status_code=status, request_id=request_id, body=_body(text))
+
+
+def _body(text: str) -> Any:
+    """The decoded JSON error body, else its text (None when empty): the ``.body`` of 4.2.0."""
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def frame_error(

@@ -237,11 +237,9 @@ def voice_clone_request(
 
 
 def voice_update_request(voice_id: str, **fields: Any) -> HttpRequest:
+    """``PATCH /voices/{id}``: every field given is sent, None as ``null`` (it clears one)."""
     return HttpRequest(
-        "PATCH",
-        _voice_path(voice_id),
-        "Failed to update voice. ",
-        content=_json(_drop_none(fields)),
+        "PATCH", _voice_path(voice_id), "Failed to update voice. ", content=_json(fields)
     )
 
 

@@ -1,1 +1,1 @@
-"""The client resources of the current API (``client.tts``, ``client.voices``)."""
+"""The resources of the current-API clients (``client.tts``, ``client.voices``)."""

@@ -1,0 +1,1 @@
+"""The clients of the current Cartesia API (``Cartesia``, ``AsyncCartesia``) and their plumbing."""

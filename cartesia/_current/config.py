@@ -1,0 +1,132 @@
+"""Resolves a current-API client's arguments and environment once (URLs, key, timeout, retries)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, Mapping, Optional, Union
+from urllib.parse import urlsplit
+
+import httpx
+
+from ..errors import ConfigurationError
+from ..protocol import v1
+from .._client.redact import redact
+from .._client.retry import RetryPolicy
+
+__all__ = ["CurrentConfig", "DEFAULT_BASE_URL", "WEBSOCKET_ENV", "to_httpx_timeout"]
+
+DEFAULT_BASE_URL = "https://api.cartesia.ai"
+#: Environment variable for the websocket root (4.2.0 has none; it forces ``wss``).
+WEBSOCKET_ENV = "CARTESIA_WEBSOCKET_BASE_URL"
+#: 4.2.0's defaults: 60 s, 5 s to connect.
+DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
+
+TimeoutArg = Union[float, int, httpx.Timeout, None]
+
+
+def to_httpx_timeout(value: Any) -> Optional[httpx.Timeout]:
+    """A number, an ``httpx.Timeout`` or None (no limit) as an ``httpx.Timeout``."""
+    if value is None:
+        return httpx.Timeout(None)
+    if isinstance(value, httpx.Timeout):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return httpx.Timeout(float(value))
+    raise ConfigurationError(
+        f"`timeout` must be a positive number of seconds, an httpx.Timeout or None, not {value!r}"
+    )
+
+
+def _root(url: str, what: str, schemes: tuple) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ConfigurationError(
+            f"`{what}` must be an absolute {'/'.join(schemes)} URL, got {redact(url, None)!r}"
+        )
+    return url.rstrip("/")
+
+
+@dataclass
+class CurrentConfig:
+    """Everything a current-API client needs, checked before any I/O.
+
+    Attributes:
+        api_key: ``api_key`` or ``token`` or ``CARTESIA_API_KEY`` (sent as ``Authorization: Bearer``).
+        base_url: HTTP root (argument, ``CARTESIA_BASE_URL``, or the public API).
+        websocket_base_url: Websocket root (argument, ``CARTESIA_WEBSOCKET_BASE_URL``, or
+            ``base_url`` with ``http`` → ``ws`` and ``https`` → ``wss``).
+        timeout: The default httpx timeout of a request.
+        retry: Retry rules (``max_retries`` retries, i.e. ``max_retries + 1`` attempts).
+        version: The ``Cartesia-Version`` header.
+        default_headers: Sent with every request (they override ours, as in 4.2.0).
+        default_query: Query parameters added to every request.
+    """
+
+    api_key: Optional[str]
+    base_url: str
+    websocket_base_url: str
+    timeout: httpx.Timeout
+    retry: RetryPolicy
+    version: str = v1.API_VERSION
+    default_headers: Dict[str, str] = field(default_factory=dict)
+    default_query: Dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        api_key: Optional[str],
+        token: Optional[str],
+        base_url: Optional[str],
+        websocket_base_url: Optional[str],
+        timeout: Any,
+        max_retries: int,
+        default_headers: Optional[Mapping[str, str]],
+        default_query: Optional[Mapping[str, Any]],
+    ) -> "CurrentConfig":
+        if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
+            raise ConfigurationError("`max_retries` must be a non-negative integer (0 turns retries off)")
+        key = api_key or token or os.environ.get("CARTESIA_API_KEY") or None
+        base = _root(
+            base_url or os.environ.get("CARTESIA_BASE_URL") or DEFAULT_BASE_URL,
+            "base_url",
+            ("http", "https"),
+        )
+        ws = websocket_base_url or os.environ.get(WEBSOCKET_ENV)
+        if not ws:
+            scheme, rest = base.split(":", 1)
+            ws = ("wss" if scheme == "https" else "ws") + ":" + rest
+        ws = _root(ws, "websocket_base_url", ("ws", "wss"))
+        headers = dict(default_headers or {})
+        version = v1.API_VERSION
+        for name in list(headers):
+            if name.lower() == "cartesia-version":
+                version = headers.pop(name)
+        return cls(
+            api_key=key,
+            base_url=base,
+            websocket_base_url=ws,
+            timeout=DEFAULT_TIMEOUT if timeout is _DEFAULT else to_httpx_timeout(timeout),
+            # 0.5 s doubling backoff, as 4.2.0 (its cap is 8 s).
+            retry=RetryPolicy(max_retries=max_retries + 1, backoff_factor=0.5, max_backoff=8.0),
+            version=version,
+            default_headers=headers,
+            default_query=dict(default_query or {}),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"CurrentConfig(base_url={self.base_url!r}, websocket_base_url="
+            f"{self.websocket_base_url!r}, api_key={'***' if self.api_key else None})"
+        )
+
+
+class _Default:
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+#: "Not given" for ``timeout`` (None means "no limit", as in 4.2.0).
+_DEFAULT: Any = _Default()
+DEFAULT = _DEFAULT

@@ -1,0 +1,367 @@
+"""``client.tts`` of the current API: ``generate`` (``/tts/bytes``), ``generate_sse``, ``bytes`` and the websocket."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, AsyncIterator, Dict, Iterator, Mapping, Optional
+
+from .._client.errors import Where
+from .._current.config import DEFAULT
+from .._current.http import AsyncHttp, SyncHttp
+from ..protocol import v1
+from ._responses import AsyncBinaryResponse, AsyncSSEStream, BinaryResponse, SSEStream
+
+__all__ = ["TTS", "AsyncTTS"]
+
+
+def _body(
+    model_id: Any,
+    transcript: Any,
+    voice: Any,
+    output_format: Any,
+    extra_body: Optional[Mapping[str, Any]],
+    optional: Dict[str, Any],
+) -> Dict[str, Any]:
+    # An empty transcript is left to the server: its 400 is the BadRequestError that 4.2.0 code
+    # (its error-handling example) expects; types and shapes are still checked here.
+    return v1.generation_body(
+        model_id=model_id,
+        transcript=transcript,
+        voice=voice,
+        output_format=output_format,
+        extra_body=extra_body,
+        allow_empty_transcript=True,
+        **optional,
+    )
+
+
+def _check_sink(sink: Any, output_format: Mapping[str, Any]) -> None:
+    if sink is not None and output_format.get("container") != "raw":
+        from ..errors import InvalidInputError
+
+        raise InvalidInputError(
+            "`sink` needs `output_format` container 'raw' (wav and mp3 are files)", field="sink"
+        )
+
+
+class _Common:
+    def _where(self, request: v1.HttpRequest) -> Where:
+        http = self._http  # type: ignore[attr-defined]
+        return Where(request.what, http.url(request), http.config.api_key)
+
+
+class TTS(_Common):
+    """Text to speech over HTTP (and the websocket, see :meth:`websocket_connect`)."""
+
+    def __init__(self, http: SyncHttp, client: Any = None) -> None:
+        self._http = http
+        self._client = client
+        self.with_streaming_response = _StreamingTTS(self)
+
+    def _bytes_response(
+        self,
+        body: Dict[str, Any],
+        extra_headers: Optional[Mapping[str, str]],
+        extra_query: Optional[Mapping[str, Any]],
+        timeout: Any,
+    ) -> BinaryResponse:
+        request = v1.bytes_request(body)
+        response = self._http.send(
+            request, stream=True, extra_headers=extra_headers, extra_query=extra_query, timeout=timeout
+        )
+        return BinaryResponse(response, self._where(request), body["output_format"])
+
+    def generate(
+        self,
+        *,
+        model_id: str,
+        output_format: Mapping[str, Any],
+        transcript: str,
+        voice: Any,
+        generation_config: Optional[Mapping[str, Any]] = None,
+        language: Optional[str] = None,
+        locale: Optional[str] = None,
+        normalization: Optional[str] = None,
+        pronunciation_dict_id: Optional[str] = None,
+        save: Optional[bool] = None,
+        speed: Optional[str] = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        extra_query: Optional[Mapping[str, Any]] = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
+        timeout: Any = DEFAULT,
+        sink: Any = None,
+    ) -> BinaryResponse:
+        """``POST /tts/bytes``: the audio in ``output_format``'s container, read as it arrives.
+
+        Returns once the response headers are in (4.2.0 waits for the whole body); read it with
+        ``read()``, ``iter_bytes()``, ``write_to_file()`` or ``stream_to_file()``.
+
+        Args:
+            sink: A ``PCMRing``/``AudioBuffer``: the raw PCM body goes into it as it arrives
+                (partial samples carried over) before this returns; ``read()`` is then empty.
+            timeout: Seconds or an ``httpx.Timeout`` for this call (None: no limit).
+
+        Raises:
+            APIStatusError: a subclass per status, with the server's message.
+            APIConnectionError: the connection failed or a time limit ran out.
+        """
+        _check_sink(sink, output_format)
+        body = _body(
+            model_id, transcript, voice, output_format, extra_body,
+            dict(
+                generation_config=generation_config, language=language, locale=locale,
+                normalization=normalization, pronunciation_dict_id=pronunciation_dict_id,
+                save=save, speed=speed,
+            ),
+        )
+        response = self._bytes_response(body, extra_headers, extra_query, timeout)
+        if sink is not None:
+            response.drain_into(sink)
+            response._content = b""  # noqa: SLF001 - the audio is in the sink
+        return response
+
+    def bytes(
+        self,
+        *,
+        model_id: str,
+        output_format: Mapping[str, Any],
+        transcript: str,
+        voice: Any,
+        duration: Optional[float] = None,
+        generation_config: Optional[Mapping[str, Any]] = None,
+        language: Optional[str] = None,
+        pronunciation_dict_id: Optional[str] = None,
+        save: Optional[bool] = None,
+        speed: Optional[str] = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        extra_query: Optional[Mapping[str, Any]] = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
+        timeout: Any = DEFAULT,
+    ) -> Iterator[bytes]:
+        """The deprecated 4.2.0 iterator over ``/tts/bytes``; unlike 4.2.0 it sends ``duration``."""
+        body = _body(
+            model_id, transcript, voice, output_format, extra_body,
+            dict(
+                duration=duration, generation_config=generation_config, language=language,
+                pronunciation_dict_id=pronunciation_dict_id, save=save, speed=speed,
+            ),
+        )
+        return self._bytes_response(body, extra_headers, extra_query, timeout).iter_bytes()
+
+    def generate_sse(
+        self,
+        *,
+        model_id: str,
+        output_format: Mapping[str, Any],
+        transcript: str,
+        voice: Any,
+        add_phoneme_timestamps: Optional[bool] = None,
+        add_timestamps: Optional[bool] = None,
+        context_id: Optional[str] = None,
+        generation_config: Optional[Mapping[str, Any]] = None,
+        language: Optional[str] = None,
+        locale: Optional[str] = None,
+        normalization: Optional[str] = None,
+        pronunciation_dict_id: Optional[str] = None,
+        speed: Optional[str] = None,
+        use_normalized_timestamps: Optional[bool] = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        extra_query: Optional[Mapping[str, Any]] = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
+        timeout: Any = DEFAULT,
+        sink: Any = None,
+    ) -> SSEStream:
+        """``POST /tts/sse``: an iterator of 4.2.0-shaped events (``chunk``, ``timestamps``…).
+
+        Args:
+            sink: A ``PCMRing``/``AudioBuffer`` the core decodes the audio into (chunk events
+                then have ``audio`` None).
+        """
+        body = _body(
+            model_id, transcript, voice, output_format, extra_body,
+            dict(
+                add_phoneme_timestamps=add_phoneme_timestamps, add_timestamps=add_timestamps,
+                context_id=context_id, generation_config=generation_config, language=language,
+                locale=locale, normalization=normalization,
+                pronunciation_dict_id=pronunciation_dict_id, speed=speed,
+                use_normalized_timestamps=use_normalized_timestamps,
+            ),
+        )
+        request = v1.sse_request(body)
+        response = self._http.send(
+            request, stream=True, extra_headers=extra_headers, extra_query=extra_query, timeout=timeout
+        )
+        return SSEStream(response, self._where(request), sink=sink)
+
+    sse = generate_sse
+
+    # --- websocket: wired by the lead ----------------------------------------------------
+    def websocket_connect(self, *args: Any, **kwargs: Any) -> Any:
+        """The ``/tts/websocket`` connection (see :mod:`cartesia.resources.tts_websocket`)."""
+        from . import tts_websocket  # noqa: PLC0415 - lazy: websockets is only loaded when used
+
+        return tts_websocket.connect(self, *args, **kwargs)  # type: ignore[attr-defined]
+
+
+class _StreamingTTS:
+    """``tts.with_streaming_response``: the same calls as context managers."""
+
+    def __init__(self, tts: TTS) -> None:
+        self._tts = tts
+
+    @contextlib.contextmanager
+    def generate(self, **kwargs: Any) -> Iterator[BinaryResponse]:
+        response = self._tts.generate(**kwargs)
+        try:
+            yield response
+        finally:
+            response.close()
+
+
+class AsyncTTS(_Common):
+    """As :class:`TTS`, for :class:`~cartesia.AsyncCartesia` (every call is awaited)."""
+
+    def __init__(self, http: AsyncHttp, client: Any = None) -> None:
+        self._http = http
+        self._client = client
+        self.with_streaming_response = _AsyncStreamingTTS(self)
+
+    async def _bytes_response(
+        self,
+        body: Dict[str, Any],
+        extra_headers: Optional[Mapping[str, str]],
+        extra_query: Optional[Mapping[str, Any]],
+        timeout: Any,
+    ) -> AsyncBinaryResponse:
+        request = v1.bytes_request(body)
+        response = await self._http.send(
+            request, stream=True, extra_headers=extra_headers, extra_query=extra_query, timeout=timeout
+        )
+        return AsyncBinaryResponse(response, self._where(request), body["output_format"])
+
+    async def generate(
+        self,
+        *,
+        model_id: str,
+        output_format: Mapping[str, Any],
+        transcript: str,
+        voice: Any,
+        generation_config: Optional[Mapping[str, Any]] = None,
+        language: Optional[str] = None,
+        locale: Optional[str] = None,
+        normalization: Optional[str] = None,
+        pronunciation_dict_id: Optional[str] = None,
+        save: Optional[bool] = None,
+        speed: Optional[str] = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        extra_query: Optional[Mapping[str, Any]] = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
+        timeout: Any = DEFAULT,
+        sink: Any = None,
+    ) -> AsyncBinaryResponse:
+        """As :meth:`TTS.generate`."""
+        _check_sink(sink, output_format)
+        body = _body(
+            model_id, transcript, voice, output_format, extra_body,
+            dict(
+                generation_config=generation_config, language=language, locale=locale,
+                normalization=normalization, pronunciation_dict_id=pronunciation_dict_id,
+                save=save, speed=speed,
+            ),
+        )
+        response = await self._bytes_response(body, extra_headers, extra_query, timeout)
+        if sink is not None:
+            await response.drain_into(sink)
+            response._content = b""  # noqa: SLF001
+        return response
+
+    async def bytes(
+        self,
+        *,
+        model_id: str,
+        output_format: Mapping[str, Any],
+        transcript: str,
+        voice: Any,
+        duration: Optional[float] = None,
+        generation_config: Optional[Mapping[str, Any]] = None,
+        language: Optional[str] = None,
+        pronunciation_dict_id: Optional[str] = None,
+        save: Optional[bool] = None,
+        speed: Optional[str] = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        extra_query: Optional[Mapping[str, Any]] = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
+        timeout: Any = DEFAULT,
+    ) -> AsyncIterator[bytes]:
+        """As :meth:`TTS.bytes` (awaited, then ``async for``)."""
+        body = _body(
+            model_id, transcript, voice, output_format, extra_body,
+            dict(
+                duration=duration, generation_config=generation_config, language=language,
+                pronunciation_dict_id=pronunciation_dict_id, save=save, speed=speed,
+            ),
+        )
+        response = await self._bytes_response(body, extra_headers, extra_query, timeout)
+        return response.iter_bytes()
+
+    async def generate_sse(
+        self,
+        *,
+        model_id: str,
+        output_format: Mapping[str, Any],
+        transcript: str,
+        voice: Any,
+        add_phoneme_timestamps: Optional[bool] = None,
+        add_timestamps: Optional[bool] = None,
+        context_id: Optional[str] = None,
+        generation_config: Optional[Mapping[str, Any]] = None,
+        language: Optional[str] = None,
+        locale: Optional[str] = None,
+        normalization: Optional[str] = None,
+        pronunciation_dict_id: Optional[str] = None,
+        speed: Optional[str] = None,
+        use_normalized_timestamps: Optional[bool] = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+        extra_query: Optional[Mapping[str, Any]] = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
+        timeout: Any = DEFAULT,
+        sink: Any = None,
+    ) -> AsyncSSEStream:
+        """As :meth:`TTS.generate_sse` (awaited, then ``async for``)."""
+        body = _body(
+            model_id, transcript, voice, output_format, extra_body,
+            dict(
+                add_phoneme_timestamps=add_phoneme_timestamps, add_timestamps=add_timestamps,
+                context_id=context_id, generation_config=generation_config, language=language,
+                locale=locale, normalization=normalization,
+                pronunciation_dict_id=pronunciation_dict_id, speed=speed,
+                use_normalized_timestamps=use_normalized_timestamps,
+            ),
+        )
+        request = v1.sse_request(body)
+        response = await self._http.send(
+            request, stream=True, extra_headers=extra_headers, extra_query=extra_query, timeout=timeout
+        )
+        return AsyncSSEStream(response, self._where(request), sink=sink)
+
+    sse = generate_sse
+
+    # --- websocket: wired by the lead ----------------------------------------------------
+    def websocket_connect(self, *args: Any, **kwargs: Any) -> Any:
+        """The ``/tts/websocket`` connection (see :mod:`cartesia.resources.tts_websocket`)."""
+        from . import tts_websocket  # noqa: PLC0415
+
+        return tts_websocket.connect_async(self, *args, **kwargs)  # type: ignore[attr-defined]
+
+
+class _AsyncStreamingTTS:
+    def __init__(self, tts: AsyncTTS) -> None:
+        self._tts = tts
+
+    @contextlib.asynccontextmanager
+    async def generate(self, **kwargs: Any) -> AsyncIterator[AsyncBinaryResponse]:
+        response = await self._tts.generate(**kwargs)
+        try:
+            yield response
+        finally:
+            await response.close()
