@@ -56,9 +56,21 @@ def handshake_trace() -> aiohttp.TraceConfig:
 class AsyncSocket(RoutedSocket[AsyncSlot]):
     """One websocket, its reader task and the contexts routed on it."""
 
-    def __init__(self, url: str, secret: Optional[str], queue_size: int, dialect: Dialect) -> None:
+    def __init__(
+        self,
+        url: str,
+        secret: Optional[str],
+        queue_size: int,
+        dialect: Dialect,
+        headers: Optional[Dict[str, str]] = None,
+        heartbeat: Optional[float] = None,
+    ) -> None:
         super().__init__(dialect.context_id_of, lambda cid: AsyncSlot(cid, queue_size))
         self.dialect = dialect
+        self._headers = headers  # sent with the upgrade (the current API's auth and version)
+        # Pings every `heartbeat` s: a half-open socket then fails its contexts instead of
+        # leaving a receive without a timeout waiting forever.
+        self._heartbeat = heartbeat
         self._url = url
         self._secret = secret
         self.ws: Optional[aiohttp.ClientWebSocketResponse] = None
@@ -75,6 +87,10 @@ class AsyncSocket(RoutedSocket[AsyncSlot]):
         self, session: aiohttp.ClientSession, where: Where, timeout: Optional[float]
     ) -> None:
         kwargs: Dict[str, Any] = {"autoping": True, "max_msg_size": self.dialect.MAX_MESSAGE_BYTES}
+        if self._headers:
+            kwargs["headers"] = self._headers
+        if self._heartbeat:
+            kwargs["heartbeat"] = self._heartbeat
         # Closing must stay quick even when the peer is gone (aiohttp < 3.10 takes a float).
         if hasattr(aiohttp, "ClientWSTimeout"):
             kwargs["timeout"] = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0)

@@ -11,7 +11,7 @@ import logging
 import socket
 import threading
 import time
-from typing import Any, List, Optional, Tuple, cast
+from typing import Any, Dict, List, Optional, Tuple, cast
 
 from websockets.protocol import State
 from websockets.sync.client import ClientConnection, connect
@@ -43,11 +43,20 @@ def ws_logger() -> logging.Logger:
 class SyncSocket(RoutedSocket[SyncSlot]):
     """One websocket, its reader thread and the contexts routed on it."""
 
-    def __init__(self, url: str, secret: Optional[str], queue_size: int, dialect: Dialect) -> None:
+    def __init__(
+        self,
+        url: str,
+        secret: Optional[str],
+        queue_size: int,
+        dialect: Dialect,
+        headers: Optional[Dict[str, str]] = None,
+    ) -> None:
         super().__init__(dialect.context_id_of, lambda cid: SyncSlot(cid, queue_size))
         self.dialect = dialect
         self._url = url
         self._secret = secret
+        # Sent with the upgrade (the current API authenticates and versions by header).
+        self._extra = {"additional_headers": headers} if headers else {}
         self.conn: Optional[ClientConnection] = None
         self.ready = threading.Event()
         self._send_lock = threading.Lock()
@@ -78,6 +87,7 @@ class SyncSocket(RoutedSocket[SyncSlot]):
                 compression=None,
                 logger=ws_logger(),
                 **_CONNECT_EXTRA,
+                **self._extra,
             )
         except Exception as exc:  # noqa: BLE001 - mapped (outside the except: no chaining)
             error = map_exception(exc, where)
