@@ -12,6 +12,7 @@ from typing import Any, Dict, List
 import httpx
 import numpy as np
 import pytest
+from test_server_v1_http import VOICE, expected_audio, headers, sse_events
 
 from cartesia import (
     APIConnectionError,
@@ -33,10 +34,9 @@ from cartesia.errors import (
     TruncatedStreamError,
 )
 from cartesia.server.audio import OutputFormat
+from cartesia.server.v1.pipeline import segments
 from cartesia.streaming import AudioBuffer, PCMRing
 from cartesia.types import TTSSSEChunkEvent, TTSSSEErrorEvent
-from cartesia.server.v1.pipeline import segments
-from test_server_v1_http import VOICE, expected_audio, headers, sse_events
 
 TEXT = "Hello there. How are you?"
 MODEL = "sonic-3"

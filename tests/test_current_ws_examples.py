@@ -35,13 +35,6 @@ ASYNC = [
 ]
 # Names these examples import that the lead wires (not this module's): strict, so the marker
 # fails the suite once they exist and must then be removed.
-NEEDS_WIRING = {
-    "tts_websocket_concurrent_receives": "cartesia.types.RawOutputFormatParam",
-    "tts_websocket_concurrent_receives_async": "cartesia.resources.tts.AsyncWebSocketContext",
-    "tts_async_concurrent_contexts": "cartesia.resources.tts.AsyncWebSocketContext",
-}
-
-
 def _load(name: str):
     path = EXAMPLES / name
     if not path.exists():
@@ -73,13 +66,7 @@ def _check(server, tmp_path: Path, out: str) -> None:
         assert errors and all(VOICE_ID in line for line in errors), out
 
 
-def _marks(name: str):
-    if name in NEEDS_WIRING:
-        return [pytest.mark.xfail(strict=True, raises=ImportError, reason=NEEDS_WIRING[name])]
-    return []
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=_marks(n)) for n in SYNC])
+@pytest.mark.parametrize("name", SYNC)
 def test_sync_example(name, local_server, tmp_path, monkeypatch, capsys):
     func = getattr(_load("examples.py"), name)
     monkeypatch.chdir(tmp_path)
@@ -88,7 +75,7 @@ def test_sync_example(name, local_server, tmp_path, monkeypatch, capsys):
     _check(local_server, tmp_path, capsys.readouterr().out)
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=_marks(n)) for n in ASYNC])
+@pytest.mark.parametrize("name", ASYNC)
 async def test_async_example(name, local_server, tmp_path, monkeypatch, capsys):
     func = getattr(_load("async_examples.py"), name)
     assert inspect.iscoroutinefunction(func)

@@ -9,10 +9,10 @@ under ``~/.cache/cartesia-tests``); nothing of this checkout is importable from 
 
 from __future__ import annotations
 
+import json
 import re
 import wave
 from pathlib import Path
-import json
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np

@@ -84,7 +84,7 @@ class Cartesia(_Base):
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "Cartesia":
+    def __enter__(self) -> Cartesia:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -103,7 +103,7 @@ class AsyncCartesia(_Base):
     async def close(self) -> None:
         await self._http.close()
 
-    async def __aenter__(self) -> "AsyncCartesia":
+    async def __aenter__(self) -> AsyncCartesia:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

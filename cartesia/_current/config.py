@@ -9,10 +9,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ..errors import ConfigurationError
-from ..protocol import v1
 from .._client.redact import redact
 from .._client.retry import RetryPolicy
+from ..errors import ConfigurationError
+from ..protocol import v1
 
 __all__ = ["CurrentConfig", "DEFAULT_BASE_URL", "WEBSOCKET_ENV", "to_httpx_timeout"]
 
@@ -84,7 +84,7 @@ class CurrentConfig:
         max_retries: int,
         default_headers: Optional[Mapping[str, str]],
         default_query: Optional[Mapping[str, Any]],
-    ) -> "CurrentConfig":
+    ) -> CurrentConfig:
         if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
             raise ConfigurationError("`max_retries` must be a non-negative integer (0 turns retries off)")
         key = api_key or token or os.environ.get("CARTESIA_API_KEY") or None

@@ -13,14 +13,14 @@ from typing import Any, AsyncIterator, Dict, Iterator, Mapping, Optional, Tuple
 
 import httpx
 
-from ..protocol import v1
-from ..protocol.v1 import HttpRequest
 from .._client.errors import Where, map_exception, status_error
 from .._client.generation import Deadline, Timeouts
 from .._client.metrics import GenerationMetrics
 from .._client.retry import Attempts
 from .._client.transport.http_async import bounded
 from .._client.transport.http_sync import _install_phase_backend, _Phase
+from ..protocol import v1
+from ..protocol.v1 import HttpRequest
 from .config import DEFAULT, CurrentConfig, to_httpx_timeout
 
 __all__ = ["SyncHttp", "AsyncHttp", "iter_guarded", "aiter_guarded", "phase_deadline"]

@@ -131,7 +131,7 @@ class BinaryResponse(_Binary):
     def close(self) -> None:
         self.http_response.close()
 
-    def __enter__(self) -> "BinaryResponse":
+    def __enter__(self) -> BinaryResponse:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -193,7 +193,7 @@ class AsyncBinaryResponse(_Binary):
     async def close(self) -> None:
         await self.http_response.aclose()
 
-    async def __aenter__(self) -> "AsyncBinaryResponse":
+    async def __aenter__(self) -> AsyncBinaryResponse:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -250,7 +250,7 @@ class SSEStream:
     def close(self) -> None:
         self.response.close()
 
-    def __enter__(self) -> "SSEStream":
+    def __enter__(self) -> SSEStream:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -284,7 +284,7 @@ class AsyncSSEStream(SSEStream):
     async def aclose(self) -> None:
         await self.response.aclose()
 
-    async def __aenter__(self) -> "AsyncSSEStream":
+    async def __aenter__(self) -> AsyncSSEStream:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

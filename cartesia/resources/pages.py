@@ -34,18 +34,20 @@ class _Page(Generic[T]):
 class SyncCursorIDPage(_Page[T]):
     """One page of results; iterating it walks every later page too (as 4.2.0)."""
 
-    def __init__(self, data: List[T], has_more: Optional[bool], params: dict, fetch: Callable[..., "SyncCursorIDPage[T]"]) -> None:
+    def __init__(
+        self, data: List[T], has_more: Optional[bool], params: dict, fetch: Callable[..., SyncCursorIDPage[T]]
+    ) -> None:
         super().__init__(data, has_more, params)
         self._fetch = fetch
 
-    def get_next_page(self) -> "SyncCursorIDPage[T]":
+    def get_next_page(self) -> SyncCursorIDPage[T]:
         if not self.has_next_page():
             raise RuntimeError("No next page expected; check `.has_next_page()` first.")
         return self._fetch(**self.next_page_params())
 
     next_page = get_next_page
 
-    def iter_pages(self) -> Iterator["SyncCursorIDPage[T]"]:
+    def iter_pages(self) -> Iterator[SyncCursorIDPage[T]]:
         page = self
         while True:
             yield page
@@ -61,18 +63,24 @@ class SyncCursorIDPage(_Page[T]):
 class AsyncCursorIDPage(_Page[T]):
     """As :class:`SyncCursorIDPage`; ``async for`` walks the later pages."""
 
-    def __init__(self, data: List[T], has_more: Optional[bool], params: dict, fetch: Callable[..., Awaitable["AsyncCursorIDPage[T]"]]) -> None:
+    def __init__(
+        self,
+        data: List[T],
+        has_more: Optional[bool],
+        params: dict,
+        fetch: Callable[..., Awaitable[AsyncCursorIDPage[T]]],
+    ) -> None:
         super().__init__(data, has_more, params)
         self._fetch = fetch
 
-    async def get_next_page(self) -> "AsyncCursorIDPage[T]":
+    async def get_next_page(self) -> AsyncCursorIDPage[T]:
         if not self.has_next_page():
             raise RuntimeError("No next page expected; check `.has_next_page()` first.")
         return await self._fetch(**self.next_page_params())
 
     next_page = get_next_page
 
-    async def iter_pages(self) -> AsyncIterator["AsyncCursorIDPage[T]"]:
+    async def iter_pages(self) -> AsyncIterator[AsyncCursorIDPage[T]]:
         page = self
         while True:
             yield page
@@ -86,7 +94,7 @@ class AsyncCursorIDPage(_Page[T]):
                 yield item
 
 
-def page_parts(answer: Any) -> "tuple[list, Optional[bool]]":
+def page_parts(answer: Any) -> tuple[list, Optional[bool]]:
     """``(data, has_more)`` of a ``/voices`` answer (a bare list from old versions too)."""
     if isinstance(answer, list):
         return answer, False

@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, AsyncIterator, Dict, Iterator, Mapping, Optional
+from typing import TYPE_CHECKING, Any, AsyncIterator, Dict, Iterator, Mapping, Optional
 
 from .._client.errors import Where
-from .._current.config import DEFAULT
 from .._client.generation import Deadline
+from .._current.config import DEFAULT
 from .._current.http import AsyncHttp, SyncHttp, phase_deadline
 from .._current.tracking import MetricsCallback, Tracker
 from ..protocol import v1
 from ._responses import AsyncBinaryResponse, AsyncSSEStream, BinaryResponse, SSEStream
 
-__all__ = ["TTS", "AsyncTTS"]
+if TYPE_CHECKING:
+    from .tts_websocket import AsyncWebSocketContext, WebSocketContext
+
+__all__ = ["TTS", "AsyncTTS", "WebSocketContext", "AsyncWebSocketContext"]
+
+#: Names served from :mod:`.tts_websocket` on first use (4.2.0 code imports the async context
+#: class from here); loading it lazily keeps ``websockets`` out of plain HTTP use.
+_WEBSOCKET_NAMES = frozenset(
+    {"WebSocketConnection", "AsyncWebSocketConnection", "WebSocketContext", "AsyncWebSocketContext"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WEBSOCKET_NAMES:
+        from . import tts_websocket
+
+        return getattr(tts_websocket, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _body(
@@ -41,9 +58,7 @@ def _check_sink(sink: Any, output_format: Mapping[str, Any]) -> None:
     if sink is not None and output_format.get("container") != "raw":
         from ..errors import InvalidInputError
 
-        raise InvalidInputError(
-            "`sink` needs `output_format` container 'raw' (wav and mp3 are files)", field="sink"
-        )
+        raise InvalidInputError("`sink` needs `output_format` container 'raw' (wav and mp3 are files)", field="sink")
 
 
 class _Common:
@@ -73,15 +88,18 @@ class TTS(_Common):
         tracker = Tracker(on_metrics)
         try:
             response = self._http.send(
-                request, stream=True, extra_headers=extra_headers, extra_query=extra_query,
-                timeout=timeout, deadline=deadline, metrics=tracker.metrics,
+                request,
+                stream=True,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                timeout=timeout,
+                deadline=deadline,
+                metrics=tracker.metrics,
             )
         except BaseException as exc:
             tracker.failed(exc)
             raise
-        return BinaryResponse(
-            response, self._where(request, deadline), body["output_format"], tracker
-        )
+        return BinaryResponse(response, self._where(request, deadline), body["output_format"], tracker)
 
     def generate(
         self,
@@ -129,15 +147,28 @@ class TTS(_Common):
         """
         _check_sink(sink, output_format)
         body = _body(
-            model_id, transcript, voice, output_format, extra_body,
+            model_id,
+            transcript,
+            voice,
+            output_format,
+            extra_body,
             dict(
-                generation_config=generation_config, language=language, locale=locale,
-                normalization=normalization, pronunciation_dict_id=pronunciation_dict_id,
-                save=save, speed=speed,
+                generation_config=generation_config,
+                language=language,
+                locale=locale,
+                normalization=normalization,
+                pronunciation_dict_id=pronunciation_dict_id,
+                save=save,
+                speed=speed,
             ),
         )
         response = self._bytes_response(
-            body, extra_headers, extra_query, timeout, phase_deadline(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout), on_metrics
+            body,
+            extra_headers,
+            extra_query,
+            timeout,
+            phase_deadline(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout),
+            on_metrics,
         )
         if sink is not None:
             response.drain_into(sink)
@@ -169,14 +200,27 @@ class TTS(_Common):
     ) -> Iterator[bytes]:
         """The deprecated 4.2.0 iterator over ``/tts/bytes``; unlike 4.2.0 it sends ``duration``."""
         body = _body(
-            model_id, transcript, voice, output_format, extra_body,
+            model_id,
+            transcript,
+            voice,
+            output_format,
+            extra_body,
             dict(
-                duration=duration, generation_config=generation_config, language=language,
-                pronunciation_dict_id=pronunciation_dict_id, save=save, speed=speed,
+                duration=duration,
+                generation_config=generation_config,
+                language=language,
+                pronunciation_dict_id=pronunciation_dict_id,
+                save=save,
+                speed=speed,
             ),
         )
         return self._bytes_response(
-            body, extra_headers, extra_query, timeout, phase_deadline(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout), on_metrics
+            body,
+            extra_headers,
+            extra_query,
+            timeout,
+            phase_deadline(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout),
+            on_metrics,
         ).iter_bytes()
 
     def generate_sse(
@@ -214,12 +258,21 @@ class TTS(_Common):
                 then have ``audio`` None).
         """
         body = _body(
-            model_id, transcript, voice, output_format, extra_body,
+            model_id,
+            transcript,
+            voice,
+            output_format,
+            extra_body,
             dict(
-                add_phoneme_timestamps=add_phoneme_timestamps, add_timestamps=add_timestamps,
-                context_id=context_id, generation_config=generation_config, language=language,
-                locale=locale, normalization=normalization,
-                pronunciation_dict_id=pronunciation_dict_id, speed=speed,
+                add_phoneme_timestamps=add_phoneme_timestamps,
+                add_timestamps=add_timestamps,
+                context_id=context_id,
+                generation_config=generation_config,
+                language=language,
+                locale=locale,
+                normalization=normalization,
+                pronunciation_dict_id=pronunciation_dict_id,
+                speed=speed,
                 use_normalized_timestamps=use_normalized_timestamps,
             ),
         )
@@ -228,8 +281,13 @@ class TTS(_Common):
         tracker = Tracker(on_metrics)
         try:
             response = self._http.send(
-                request, stream=True, extra_headers=extra_headers, extra_query=extra_query,
-                timeout=timeout, deadline=deadline, metrics=tracker.metrics,
+                request,
+                stream=True,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                timeout=timeout,
+                deadline=deadline,
+                metrics=tracker.metrics,
             )
         except BaseException as exc:
             tracker.failed(exc)
@@ -282,15 +340,18 @@ class AsyncTTS(_Common):
         tracker = Tracker(on_metrics)
         try:
             response = await self._http.send(
-                request, stream=True, extra_headers=extra_headers, extra_query=extra_query,
-                timeout=timeout, deadline=deadline, metrics=tracker.metrics,
+                request,
+                stream=True,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                timeout=timeout,
+                deadline=deadline,
+                metrics=tracker.metrics,
             )
         except BaseException as exc:
             tracker.failed(exc)
             raise
-        return AsyncBinaryResponse(
-            response, self._where(request, deadline), body["output_format"], tracker
-        )
+        return AsyncBinaryResponse(response, self._where(request, deadline), body["output_format"], tracker)
 
     async def generate(
         self,
@@ -320,15 +381,28 @@ class AsyncTTS(_Common):
         """As :meth:`TTS.generate`."""
         _check_sink(sink, output_format)
         body = _body(
-            model_id, transcript, voice, output_format, extra_body,
+            model_id,
+            transcript,
+            voice,
+            output_format,
+            extra_body,
             dict(
-                generation_config=generation_config, language=language, locale=locale,
-                normalization=normalization, pronunciation_dict_id=pronunciation_dict_id,
-                save=save, speed=speed,
+                generation_config=generation_config,
+                language=language,
+                locale=locale,
+                normalization=normalization,
+                pronunciation_dict_id=pronunciation_dict_id,
+                save=save,
+                speed=speed,
             ),
         )
         response = await self._bytes_response(
-            body, extra_headers, extra_query, timeout, phase_deadline(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout), on_metrics
+            body,
+            extra_headers,
+            extra_query,
+            timeout,
+            phase_deadline(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout),
+            on_metrics,
         )
         if sink is not None:
             await response.drain_into(sink)
@@ -360,14 +434,27 @@ class AsyncTTS(_Common):
     ) -> AsyncIterator[bytes]:
         """As :meth:`TTS.bytes` (awaited, then ``async for``)."""
         body = _body(
-            model_id, transcript, voice, output_format, extra_body,
+            model_id,
+            transcript,
+            voice,
+            output_format,
+            extra_body,
             dict(
-                duration=duration, generation_config=generation_config, language=language,
-                pronunciation_dict_id=pronunciation_dict_id, save=save, speed=speed,
+                duration=duration,
+                generation_config=generation_config,
+                language=language,
+                pronunciation_dict_id=pronunciation_dict_id,
+                save=save,
+                speed=speed,
             ),
         )
         response = await self._bytes_response(
-            body, extra_headers, extra_query, timeout, phase_deadline(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout), on_metrics
+            body,
+            extra_headers,
+            extra_query,
+            timeout,
+            phase_deadline(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout),
+            on_metrics,
         )
         return response.iter_bytes()
 
@@ -401,12 +488,21 @@ class AsyncTTS(_Common):
     ) -> AsyncSSEStream:
         """As :meth:`TTS.generate_sse` (awaited, then ``async for``)."""
         body = _body(
-            model_id, transcript, voice, output_format, extra_body,
+            model_id,
+            transcript,
+            voice,
+            output_format,
+            extra_body,
             dict(
-                add_phoneme_timestamps=add_phoneme_timestamps, add_timestamps=add_timestamps,
-                context_id=context_id, generation_config=generation_config, language=language,
-                locale=locale, normalization=normalization,
-                pronunciation_dict_id=pronunciation_dict_id, speed=speed,
+                add_phoneme_timestamps=add_phoneme_timestamps,
+                add_timestamps=add_timestamps,
+                context_id=context_id,
+                generation_config=generation_config,
+                language=language,
+                locale=locale,
+                normalization=normalization,
+                pronunciation_dict_id=pronunciation_dict_id,
+                speed=speed,
                 use_normalized_timestamps=use_normalized_timestamps,
             ),
         )
@@ -415,8 +511,13 @@ class AsyncTTS(_Common):
         tracker = Tracker(on_metrics)
         try:
             response = await self._http.send(
-                request, stream=True, extra_headers=extra_headers, extra_query=extra_query,
-                timeout=timeout, deadline=deadline, metrics=tracker.metrics,
+                request,
+                stream=True,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                timeout=timeout,
+                deadline=deadline,
+                metrics=tracker.metrics,
             )
         except BaseException as exc:
             tracker.failed(exc)

@@ -457,7 +457,7 @@ class WebSocketContext(_ContextBase):
     Any thread may drive its own contexts; the connection's reader thread routes the frames.
     """
 
-    def __init__(self, connection: "WebSocketConnection", context_id: str, **kwargs: Any) -> None:
+    def __init__(self, connection: WebSocketConnection, context_id: str, **kwargs: Any) -> None:
         super().__init__(context_id, **kwargs)
         self._connection = connection
         self._sock: Optional[SyncSocket] = None
@@ -619,13 +619,13 @@ class WebSocketConnection(_ConnectionBase):
         self._sock: Optional[SyncSocket] = None
         self._lock = threading.Lock()
 
-    def __enter__(self) -> "WebSocketConnection":
+    def __enter__(self) -> WebSocketConnection:
         return self.enter()
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def enter(self) -> "WebSocketConnection":
+    def enter(self) -> WebSocketConnection:
         """Open the websocket now (else the first context opens it)."""
         self._live()
         return self
@@ -747,7 +747,7 @@ class AsyncWebSocketContext(_ContextBase):
     """
 
     def __init__(
-        self, connection: "AsyncWebSocketConnection", context_id: str, **kwargs: Any
+        self, connection: AsyncWebSocketConnection, context_id: str, **kwargs: Any
     ) -> None:
         super().__init__(context_id, **kwargs)
         self._connection = connection
@@ -897,13 +897,13 @@ class AsyncWebSocketConnection(_ConnectionBase):
         self._session: Any = None
         self._session_factory = session_factory
 
-    async def __aenter__(self) -> "AsyncWebSocketConnection":
+    async def __aenter__(self) -> AsyncWebSocketConnection:
         return await self.enter()
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.close()
 
-    async def enter(self) -> "AsyncWebSocketConnection":
+    async def enter(self) -> AsyncWebSocketConnection:
         """Open the websocket now (else the first context opens it)."""
         await self._live()
         return self

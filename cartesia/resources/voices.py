@@ -37,8 +37,7 @@ def _clip(clip: Any) -> Tuple[str, bytes, Optional[str]]:
             raise InvalidInputError("`clip` must be opened in binary mode", field="clip")
         return os.path.basename(str(getattr(clip, "name", "clip"))), bytes(data), None
     raise InvalidInputError(
-        f"`clip` must be bytes, a binary file, a path or a (name, content) tuple, not "
-        f"{type(clip).__name__}",
+        f"`clip` must be bytes, a binary file, a path or a (name, content) tuple, not {type(clip).__name__}",
         field="clip",
     )
 
@@ -73,9 +72,7 @@ class Voices:
         self._http = http
 
     def _call(self, request: v1.HttpRequest, extra_headers: Any, extra_query: Any, timeout: Any) -> Any:
-        response = self._http.send(
-            request, extra_headers=extra_headers, extra_query=extra_query, timeout=timeout
-        )
+        response = self._http.send(request, extra_headers=extra_headers, extra_query=extra_query, timeout=timeout)
         return _json(response)
 
     def list(
@@ -94,9 +91,13 @@ class Voices:
     ) -> SyncCursorIDPage[Voice]:
         """``GET /voices``: one page; ``get_next_page()`` or iteration walks the rest."""
         params = dict(
-            ending_before=ending_before, expand=expand, gender=gender,
+            ending_before=ending_before,
+            expand=expand,
+            gender=gender,
             is_owner=None if is_owner is None else str(bool(is_owner)).lower(),
-            limit=limit, q=q, starting_after=starting_after,
+            limit=limit,
+            q=q,
+            starting_after=starting_after,
         )
 
         def fetch(**page_params: Any) -> SyncCursorIDPage[Voice]:
@@ -185,9 +186,14 @@ class Voices:
         """``POST /voices/localize``: a voice speaking with another accent."""
         fields = _merge(
             dict(
-                accent=accent, name=name, voice_id=voice_id, description=description,
-                dialect=dialect, language=language,
-                original_speaker_gender=original_speaker_gender, tagline=tagline,
+                accent=accent,
+                name=name,
+                voice_id=voice_id,
+                description=description,
+                dialect=dialect,
+                language=language,
+                original_speaker_gender=original_speaker_gender,
+                tagline=tagline,
             ),
             extra_body,
         )
@@ -201,9 +207,7 @@ class AsyncVoices:
         self._http = http
 
     async def _call(self, request: v1.HttpRequest, extra_headers: Any, extra_query: Any, timeout: Any) -> Any:
-        response = await self._http.send(
-            request, extra_headers=extra_headers, extra_query=extra_query, timeout=timeout
-        )
+        response = await self._http.send(request, extra_headers=extra_headers, extra_query=extra_query, timeout=timeout)
         return _json(response)
 
     async def list(
@@ -222,9 +226,13 @@ class AsyncVoices:
     ) -> AsyncCursorIDPage[Voice]:
         """As :meth:`Voices.list`."""
         params = dict(
-            ending_before=ending_before, expand=expand, gender=gender,
+            ending_before=ending_before,
+            expand=expand,
+            gender=gender,
             is_owner=None if is_owner is None else str(bool(is_owner)).lower(),
-            limit=limit, q=q, starting_after=starting_after,
+            limit=limit,
+            q=q,
+            starting_after=starting_after,
         )
 
         async def fetch(**page_params: Any) -> AsyncCursorIDPage[Voice]:
@@ -234,7 +242,15 @@ class AsyncVoices:
 
         return await fetch(**params)
 
-    async def get(self, id: str, *, expand: Optional[Sequence[str]] = None, extra_headers: Any = None, extra_query: Any = None, timeout: Any = DEFAULT) -> Voice:
+    async def get(
+        self,
+        id: str,
+        *,
+        expand: Optional[Sequence[str]] = None,
+        extra_headers: Any = None,
+        extra_query: Any = None,
+        timeout: Any = DEFAULT,
+    ) -> Voice:
         """As :meth:`Voices.get`."""
         return Voice.from_dict(await self._call(v1.voice_get_request(id, expand), extra_headers, extra_query, timeout))  # type: ignore[return-value]
 
@@ -272,9 +288,13 @@ class AsyncVoices:
     ) -> Voice:
         """As :meth:`Voices.update`."""
         fields = _merge(_given(accent=accent, description=description, gender=gender, name=name), extra_body)
-        return Voice.from_dict(await self._call(v1.voice_update_request(id, **fields), extra_headers, extra_query, timeout))  # type: ignore[return-value]
+        return Voice.from_dict(
+            await self._call(v1.voice_update_request(id, **fields), extra_headers, extra_query, timeout)
+        )  # type: ignore[return-value]
 
-    async def delete(self, id: str, *, extra_headers: Any = None, extra_query: Any = None, timeout: Any = DEFAULT) -> None:
+    async def delete(
+        self, id: str, *, extra_headers: Any = None, extra_query: Any = None, timeout: Any = DEFAULT
+    ) -> None:
         """As :meth:`Voices.delete`."""
         await self._call(v1.voice_delete_request(id), extra_headers, extra_query, timeout)
 
@@ -297,10 +317,17 @@ class AsyncVoices:
         """As :meth:`Voices.localize`."""
         fields = _merge(
             dict(
-                accent=accent, name=name, voice_id=voice_id, description=description,
-                dialect=dialect, language=language,
-                original_speaker_gender=original_speaker_gender, tagline=tagline,
+                accent=accent,
+                name=name,
+                voice_id=voice_id,
+                description=description,
+                dialect=dialect,
+                language=language,
+                original_speaker_gender=original_speaker_gender,
+                tagline=tagline,
             ),
             extra_body,
         )
-        return Voice.from_dict(await self._call(v1.voice_localize_request(**fields), extra_headers, extra_query, timeout))  # type: ignore[return-value]
+        return Voice.from_dict(
+            await self._call(v1.voice_localize_request(**fields), extra_headers, extra_query, timeout)
+        )  # type: ignore[return-value]

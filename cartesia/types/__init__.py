@@ -1,5 +1,6 @@
 """Objects the current-API clients return, attribute-compatible with the official 4.2.0 models."""
 
+from .params import RawEncoding, RawOutputFormatParam, SampleRate
 from .tts import (
     PhonemeTimestamps,
     TTSSSEChunkEvent,
@@ -13,6 +14,9 @@ from .tts import (
 from .voices import Voice, VoiceLocale, VoiceMetadata
 
 __all__ = [
+    "RawEncoding",
+    "RawOutputFormatParam",
+    "SampleRate",
     "PhonemeTimestamps",
     "TTSSSEChunkEvent",
     "TTSSSEDoneEvent",

@@ -22,7 +22,7 @@ class Model:
     their per-object validation cost.
     """
 
-    __slots__ = ("_extra",) 
+    __slots__ = ("_extra",)
     FIELDS: ClassVar[Tuple[str, ...]] = ()
     #: ``field -> Model subclass`` for nested objects.
     NESTED: ClassVar[Dict[str, Any]] = {}
@@ -35,7 +35,7 @@ class Model:
         object.__setattr__(self, "_extra", extra)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Model":
+    def from_dict(cls, data: Mapping[str, Any]) -> Model:
         values = dict(data)
         for name, kind in cls.NESTED.items():
             value = values.get(name)

@@ -31,7 +31,7 @@ class _VoiceBase(Model):
     __slots__ = ()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Model":
+    def from_dict(cls, data: Mapping[str, Any]) -> Model:
         voice = super().from_dict(data)
         object.__setattr__(voice, "created_at", _when(voice.created_at))  # type: ignore[attr-defined]
         return voice
