@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 import httpx
@@ -25,7 +25,7 @@ DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 TimeoutArg = Union[float, int, httpx.Timeout, None]
 
 
-def to_httpx_timeout(value: Any) -> Optional[httpx.Timeout]:
+def to_httpx_timeout(value: Any) -> httpx.Timeout:
     """A number, an ``httpx.Timeout`` or None (no limit) as an ``httpx.Timeout``."""
     if value is None:
         return httpx.Timeout(None)
@@ -38,7 +38,7 @@ def to_httpx_timeout(value: Any) -> Optional[httpx.Timeout]:
     )
 
 
-def _root(url: str, what: str, schemes: tuple) -> str:
+def _root(url: str, what: str, schemes: Tuple[str, ...]) -> str:
     parts = urlsplit(url)
     if parts.scheme not in schemes or not parts.hostname:
         raise ConfigurationError(

@@ -69,7 +69,8 @@ class _Binary:
     @property
     def file_id(self) -> Optional[str]:
         """``Cartesia-File-ID`` of a ``save=True`` generation."""
-        return self.http_response.headers.get("cartesia-file-id")
+        file_id: Optional[str] = self.http_response.headers.get("cartesia-file-id")
+        return file_id
 
 
 class BinaryResponse(_Binary):
@@ -263,7 +264,7 @@ class AsyncSSEStream(SSEStream):
     def __iter__(self) -> Iterator[TTSSSEEvent]:
         raise TypeError("use `async for` with the async client's stream")
 
-    async def __aiter__(self) -> AsyncIterator[TTSSSEEvent]:  # type: ignore[override]
+    async def __aiter__(self) -> AsyncIterator[TTSSSEEvent]:
         try:
             async for data in aiter_guarded(self.response, self._where):
                 for event in self._events(data):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Awaitable, Callable, Generic, Iterator, List, Optional, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Generic, Iterator, List, Optional, Tuple, TypeVar
 
 __all__ = ["SyncCursorIDPage", "AsyncCursorIDPage"]
 
@@ -10,7 +10,7 @@ T = TypeVar("T")
 
 
 class _Page(Generic[T]):
-    def __init__(self, data: List[T], has_more: Optional[bool], params: dict) -> None:
+    def __init__(self, data: List[T], has_more: Optional[bool], params: Dict[str, Any]) -> None:
         self.data = data
         self.has_more = has_more
         self._params = params
@@ -25,7 +25,7 @@ class _Page(Generic[T]):
             return False
         return self.has_more is not False
 
-    def next_page_params(self) -> dict:
+    def next_page_params(self) -> Dict[str, Any]:
         params = {k: v for k, v in self._params.items() if k != "ending_before"}
         params["starting_after"] = self.data[-1].id  # type: ignore[attr-defined]
         return params
@@ -35,7 +35,7 @@ class SyncCursorIDPage(_Page[T]):
     """One page of results; iterating it walks every later page too (as 4.2.0)."""
 
     def __init__(
-        self, data: List[T], has_more: Optional[bool], params: dict, fetch: Callable[..., SyncCursorIDPage[T]]
+        self, data: List[T], has_more: Optional[bool], params: Dict[str, Any], fetch: Callable[..., SyncCursorIDPage[T]]
     ) -> None:
         super().__init__(data, has_more, params)
         self._fetch = fetch
@@ -67,7 +67,7 @@ class AsyncCursorIDPage(_Page[T]):
         self,
         data: List[T],
         has_more: Optional[bool],
-        params: dict,
+        params: Dict[str, Any],
         fetch: Callable[..., Awaitable[AsyncCursorIDPage[T]]],
     ) -> None:
         super().__init__(data, has_more, params)
@@ -94,7 +94,7 @@ class AsyncCursorIDPage(_Page[T]):
                 yield item
 
 
-def page_parts(answer: Any) -> tuple[list, Optional[bool]]:
+def page_parts(answer: Any) -> Tuple[List[Any], Optional[bool]]:
     """``(data, has_more)`` of a ``/voices`` answer (a bare list from old versions too)."""
     if isinstance(answer, list):
         return answer, False

@@ -301,7 +301,7 @@ class TTS(_Common):
         """The ``/tts/websocket`` connection (see :mod:`cartesia.resources.tts_websocket`)."""
         from . import tts_websocket  # noqa: PLC0415 - lazy: websockets is only loaded when used
 
-        return tts_websocket.connect(self, *args, **kwargs)  # type: ignore[attr-defined]
+        return tts_websocket.connect(self, *args, **kwargs)
 
 
 class _StreamingTTS:
@@ -531,7 +531,7 @@ class AsyncTTS(_Common):
         """The ``/tts/websocket`` connection (see :mod:`cartesia.resources.tts_websocket`)."""
         from . import tts_websocket  # noqa: PLC0415
 
-        return tts_websocket.connect_async(self, *args, **kwargs)  # type: ignore[attr-defined]
+        return tts_websocket.connect_async(self, *args, **kwargs)
 
 
 class _AsyncStreamingTTS:

@@ -430,8 +430,9 @@ class _ConnectionBase:
 
     def _forget(self, ctx: Any) -> None:
         with self._registry_lock:
-            if self._contexts.get(ctx.context_id) is ctx:
-                del self._contexts[ctx.context_id]
+            key: str = ctx.context_id
+            if self._contexts.get(key) is ctx:
+                del self._contexts[key]
 
     @staticmethod
     def _defaults(values: Dict[str, Any]) -> Dict[str, Any]:
@@ -686,7 +687,8 @@ class WebSocketConnection(_ConnectionBase):
             sink=sink,
             raise_errors=raise_errors,
         )
-        return self._register(ctx)
+        registered: WebSocketContext = self._register(ctx)
+        return registered
 
     @property
     def socket(self) -> Optional[SyncSocket]:
@@ -952,7 +954,8 @@ class AsyncWebSocketConnection(_ConnectionBase):
             sink=sink,
             raise_errors=raise_errors,
         )
-        return self._register(ctx)
+        registered: AsyncWebSocketContext = self._register(ctx)
+        return registered
 
     @property
     def socket(self) -> Optional[AsyncSocket]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import IO, Any, Mapping, Optional, Sequence, Tuple, Union
+from typing import IO, Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import httpx
 
@@ -51,11 +51,11 @@ class _Omit:
 OMIT: Any = _Omit()
 
 
-def _given(**fields: Any) -> dict:
+def _given(**fields: Any) -> Dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not OMIT}
 
 
-def _merge(fields: Mapping[str, Any], extra_body: Optional[Mapping[str, Any]]) -> dict:
+def _merge(fields: Mapping[str, Any], extra_body: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
     out = dict(fields)
     out.update(extra_body or {})
     return out
@@ -117,7 +117,7 @@ class Voices:
         timeout: Any = DEFAULT,
     ) -> Voice:
         """``GET /voices/{id}`` (``NotFoundError`` for an unknown id)."""
-        return Voice.from_dict(self._call(v1.voice_get_request(id, expand), extra_headers, extra_query, timeout))  # type: ignore[return-value]
+        return Voice.from_dict(self._call(v1.voice_get_request(id, expand), extra_headers, extra_query, timeout))
 
     def clone(
         self,
@@ -136,7 +136,7 @@ class Voices:
         """Multipart ``POST /voices/clone`` from an audio clip."""
         fields = _merge(dict(accent=accent, base_voice_id=base_voice_id, description=description), extra_body)
         request = v1.voice_clone_request(clip=_clip(clip), name=name, language=language, **fields)
-        return VoiceMetadata.from_dict(self._call(request, extra_headers, extra_query, timeout))  # type: ignore[return-value]
+        return VoiceMetadata.from_dict(self._call(request, extra_headers, extra_query, timeout))
 
     def update(
         self,
@@ -154,7 +154,7 @@ class Voices:
         """``PATCH /voices/{id}`` with the fields given."""
         fields = _merge(_given(accent=accent, description=description, gender=gender, name=name), extra_body)
         request = v1.voice_update_request(id, **fields)
-        return Voice.from_dict(self._call(request, extra_headers, extra_query, timeout))  # type: ignore[return-value]
+        return Voice.from_dict(self._call(request, extra_headers, extra_query, timeout))
 
     def delete(
         self,
@@ -197,7 +197,7 @@ class Voices:
             ),
             extra_body,
         )
-        return Voice.from_dict(self._call(v1.voice_localize_request(**fields), extra_headers, extra_query, timeout))  # type: ignore[return-value]
+        return Voice.from_dict(self._call(v1.voice_localize_request(**fields), extra_headers, extra_query, timeout))
 
 
 class AsyncVoices:
@@ -252,7 +252,7 @@ class AsyncVoices:
         timeout: Any = DEFAULT,
     ) -> Voice:
         """As :meth:`Voices.get`."""
-        return Voice.from_dict(await self._call(v1.voice_get_request(id, expand), extra_headers, extra_query, timeout))  # type: ignore[return-value]
+        return Voice.from_dict(await self._call(v1.voice_get_request(id, expand), extra_headers, extra_query, timeout))
 
     async def clone(
         self,
@@ -271,7 +271,7 @@ class AsyncVoices:
         """As :meth:`Voices.clone` (a file object is read before the request)."""
         fields = _merge(dict(accent=accent, base_voice_id=base_voice_id, description=description), extra_body)
         request = v1.voice_clone_request(clip=_clip(clip), name=name, language=language, **fields)
-        return VoiceMetadata.from_dict(await self._call(request, extra_headers, extra_query, timeout))  # type: ignore[return-value]
+        return VoiceMetadata.from_dict(await self._call(request, extra_headers, extra_query, timeout))
 
     async def update(
         self,
@@ -290,7 +290,7 @@ class AsyncVoices:
         fields = _merge(_given(accent=accent, description=description, gender=gender, name=name), extra_body)
         return Voice.from_dict(
             await self._call(v1.voice_update_request(id, **fields), extra_headers, extra_query, timeout)
-        )  # type: ignore[return-value]
+        )
 
     async def delete(
         self, id: str, *, extra_headers: Any = None, extra_query: Any = None, timeout: Any = DEFAULT
@@ -330,4 +330,4 @@ class AsyncVoices:
         )
         return Voice.from_dict(
             await self._call(v1.voice_localize_request(**fields), extra_headers, extra_query, timeout)
-        )  # type: ignore[return-value]
+        )

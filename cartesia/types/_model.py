@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Mapping, Tuple
+from typing import Any, ClassVar, Dict, Mapping, Tuple, Type, TypeVar
 
-__all__ = ["Model"]
+__all__ = ["Model", "ModelT"]
+
+#: A ``Model`` subclass: ``from_dict`` returns an instance of the class it is called on.
+ModelT = TypeVar("ModelT", bound="Model")
 
 
 def _plain(value: Any) -> Any:
@@ -35,7 +38,7 @@ class Model:
         object.__setattr__(self, "_extra", extra)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Model:
+    def from_dict(cls: Type[ModelT], data: Mapping[str, Any]) -> ModelT:
         values = dict(data)
         for name, kind in cls.NESTED.items():
             value = values.get(name)
@@ -59,7 +62,7 @@ class Model:
         return out
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self.to_dict() == other.to_dict()  # type: ignore[attr-defined]
+        return type(other) is type(self) and self.to_dict() == other.to_dict()
 
     __hash__ = None  # type: ignore[assignment]
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any, Mapping, Type
 
-from ._model import Model
+from ._model import Model, ModelT
 
 __all__ = ["VoiceLocale", "Voice", "VoiceMetadata"]
 
@@ -31,9 +31,9 @@ class _VoiceBase(Model):
     __slots__ = ()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Model:
+    def from_dict(cls: Type[ModelT], data: Mapping[str, Any]) -> ModelT:
         voice = super().from_dict(data)
-        object.__setattr__(voice, "created_at", _when(voice.created_at))  # type: ignore[attr-defined]
+        object.__setattr__(voice, "created_at", _when(voice.created_at))
         return voice
 
     def to_dict(self) -> Any:
