@@ -168,7 +168,7 @@ class Endpoints:
         self._stack = ExitStack()
         self._urls: Dict[float, str] = {}
 
-    def __enter__(self) -> "Endpoints":
+    def __enter__(self) -> Endpoints:
         self._urls[0.0] = self._stack.enter_context(local_server(log=self.log))
         return self
 

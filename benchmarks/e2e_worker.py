@@ -46,7 +46,7 @@ def cpu_seconds():
 
 def status_kib(field):
     with open("/proc/self/status") as f:
-        m = re.search(r"^%s:\s+(\d+) kB" % field, f.read(), re.M)
+        m = re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.M)
     return int(m.group(1)) if m else 0
 
 
@@ -105,14 +105,14 @@ def run_sync(cfg, voice, rounds, concurrency, transcript, duration):
             sync_stream(client, warm)
         except Exception as exc:
             with lock:
-                errors.append("warm-up %s: %s" % (type(exc).__name__, str(exc)[:200]))
+                errors.append(f"warm-up {type(exc).__name__}: {str(exc)[:200]}")
         barrier.wait()
         for _ in range(rounds):
             try:
                 r = sync_stream(client, kw)
             except Exception as exc:  # recorded, the harness reports it
                 with lock:
-                    errors.append("%s: %s" % (type(exc).__name__, str(exc)[:200]))
+                    errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
                 continue
             with lock:
                 results.append(r)
@@ -156,14 +156,14 @@ async def run_async_main(cfg, voice, rounds, concurrency, transcript, duration):
     clients = [AsyncCartesiaTTS() for _ in range(concurrency)]
     for r in await asyncio.gather(*(async_stream(c, warm) for c in clients), return_exceptions=True):
         if isinstance(r, BaseException):
-            errors.append("warm-up %s: %s" % (type(r).__name__, str(r)[:200]))
+            errors.append(f"warm-up {type(r).__name__}: {str(r)[:200]}")
 
     async def worker(client):
         for _ in range(rounds):
             try:
                 results.append(await async_stream(client, kw))
             except Exception as exc:
-                errors.append("%s: %s" % (type(exc).__name__, str(exc)[:200]))
+                errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
 
     gc.collect()
     c0, w0 = cpu_seconds(), perf()
@@ -211,7 +211,7 @@ def scenario_ttfa(cfg, voice):
                 sizes.append(n)
                 ttfa.append(first)
             except Exception as exc:
-                errors.append("%s: %s" % (type(exc).__name__, str(exc)[:200]))
+                errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
         cpu = cpu_seconds() - c0
         client.close()
     else:
@@ -226,7 +226,7 @@ def scenario_ttfa(cfg, voice):
                     sizes.append(n)
                     ttfa.append(first)
                 except Exception as exc:
-                    errors.append("%s: %s" % (type(exc).__name__, str(exc)[:200]))
+                    errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
             cpu = cpu_seconds() - c0
             await client.close()
             return cpu

@@ -26,7 +26,7 @@ async def _pipe(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float, first_extra: float = 0.0
 ) -> None:
     loop = asyncio.get_running_loop()
-    queue: "collections.deque[tuple]" = collections.deque()
+    queue: collections.deque[tuple] = collections.deque()
     ready = asyncio.Event()
 
     async def deliver() -> None:

@@ -10,8 +10,8 @@ from typing import List, Optional
 
 
 def top(path: Path, n: int = 15, inclusive: bool = False) -> List[str]:
-    self_counts: "collections.Counter[str]" = collections.Counter()
-    incl: "collections.Counter[str]" = collections.Counter()
+    self_counts: collections.Counter[str] = collections.Counter()
+    incl: collections.Counter[str] = collections.Counter()
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")

@@ -280,7 +280,7 @@ def e2e_section(e2e: Dict[str, Any], summary: Dict[str, Any]) -> List[str]:
     ]
 
     rows, summ_t = [], []
-    for (sc, mode, tr, conc, rtt), pair in sorted(idx.items(), key=lambda kv: (kv[0][4], kv[0][2] != "ws", kv[0][1])):
+    for (sc, mode, tr, _conc, rtt), pair in sorted(idx.items(), key=lambda kv: (kv[0][4], kv[0][2] != "ws", kv[0][1])):
         if sc != "ttfa":
             continue
         o, s = pair.get("ours"), pair.get("seed")
@@ -300,11 +300,11 @@ def e2e_section(e2e: Dict[str, Any], summary: Dict[str, Any]) -> List[str]:
                   "through `latency_proxy.py`, which delays every byte by RTT/2 each way and the first bytes of "
                   "a new connection by one more RTT (the TCP handshake; TLS not simulated). Plain loopback "
                   "(RTT 0) makes connections almost free and hides what reuse saves.", "",
-                  table(["mode", "transport", "added RTT ms", "ours p50 ms", "ours p95 ms", "seed p50 ms", "seed p95 ms",
-                         "seed / ours (p50)"], rows)]
+                  table(["mode", "transport", "added RTT ms", "ours p50 ms", "ours p95 ms", "seed p50 ms",
+                         "seed p95 ms", "seed / ours (p50)"], rows)]
 
     rows, summ_m = [], []
-    for (sc, mode, tr, conc, _), pair in sorted(idx.items()):
+    for (sc, mode, tr, _conc, _), pair in sorted(idx.items()):
         if sc != "memory":
             continue
         o, s, on = pair.get("ours"), pair.get("seed"), pair.get("ours+numpy")
@@ -312,7 +312,8 @@ def e2e_section(e2e: Dict[str, Any], summary: Dict[str, Any]) -> List[str]:
              "ours_numpy_growth_mb": m(on, "peak_growth_mb"), "ours_numpy_ratio": m(on, "peak_over_audio"),
              "ours_growth_mb": m(o, "peak_growth_mb"), "seed_growth_mb": m(s, "peak_growth_mb"),
              "ours_ratio": m(o, "peak_over_audio"), "seed_ratio": m(s, "peak_over_audio"),
-             "ours_cpu_ms_per_audio_s": m(o, "cpu_ms_per_audio_s"), "seed_cpu_ms_per_audio_s": m(s, "cpu_ms_per_audio_s")}
+             "ours_cpu_ms_per_audio_s": m(o, "cpu_ms_per_audio_s"),
+             "seed_cpu_ms_per_audio_s": m(s, "cpu_ms_per_audio_s")}
         summ_m.append(r)
         rows.append([mode, tr, f(r["audio_mb"], ".1f"), f(r["ours_growth_mb"], ".1f"),
                      fx(r["ours_ratio"], ".2f"), f(r["ours_numpy_growth_mb"], ".1f"),
@@ -346,7 +347,7 @@ def e2e_section(e2e: Dict[str, Any], summary: Dict[str, Any]) -> List[str]:
                        verdict(val <= T_MEMORY) if val is not None else "–"])
         val = r["ours_numpy_ratio"]
         if val is not None:
-            t_rows.append([f"... same with `as_numpy=True` (not the 0.0.5 API)", fx(val, ".2f"),
+            t_rows.append(["... same with `as_numpy=True` (not the 0.0.5 API)", fx(val, ".2f"),
                            verdict(val <= T_MEMORY)])
     for r in summ_t:
         if r["transport"] != "ws":
@@ -440,7 +441,8 @@ def machine_lines(core: Dict[str, Any], e2e: Dict[str, Any]) -> List[str]:
         from .machine import machine_info
 
         info = machine_info()
-    keys = ("cpu", "cores", "python", "numpy", "pybase64", "cartesia_b64_backend", "cartesia_implementation", "platform")
+    keys = ("cpu", "cores", "python", "numpy", "pybase64", "cartesia_b64_backend", "cartesia_implementation",
+            "platform")
     lines = [f"- {k.replace('_', ' ')}: {info[k]}" for k in keys if k in info]
     cores = sorted({r["metrics"].get("streaming_core", "?") for r in e2e.get("results", [])
                     if r["impl"] == "ours" and r.get("metrics")})

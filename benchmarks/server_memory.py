@@ -48,7 +48,7 @@ def proc_kib(pid: int, field: str) -> int:
 
 def start_server(
     server_path: Optional[str], pace: str, engine: str
-) -> "tuple[subprocess.Popen, int]":
+) -> tuple[subprocess.Popen, int]:
     env = dict(os.environ)
     if server_path:
         env["PYTHONPATH"] = server_path + os.pathsep + env.get("PYTHONPATH", "")

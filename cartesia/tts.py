@@ -12,8 +12,8 @@ from typing import (
     TYPE_CHECKING,
     Any,
     AsyncIterator,
-    Generic,
     Dict,
+    Generic,
     Iterator,
     List,
     Literal,
@@ -122,7 +122,7 @@ def _new_context_id() -> str:
 StreamT = TypeVar("StreamT", AudioStream, AsyncAudioStream)
 
 # Sync clients still open at exit: their sockets are torn down without waiting (see __del__).
-_LIVE: "weakref.WeakSet[CartesiaTTS]" = weakref.WeakSet()
+_LIVE: weakref.WeakSet[CartesiaTTS] = weakref.WeakSet()
 
 
 @atexit.register
@@ -582,7 +582,7 @@ class CartesiaTTS(_ClientBase[AudioStream]):
         except Exception:  # noqa: BLE001 - never raise from __del__
             pass
 
-    def __enter__(self) -> "CartesiaTTS":
+    def __enter__(self) -> CartesiaTTS:
         self.refresh_websocket()
         return self
 
@@ -658,7 +658,7 @@ class AsyncCartesiaTTS(_ClientBase[AsyncAudioStream]):
         except Exception:  # noqa: BLE001 - never raise from __del__
             pass
 
-    async def __aenter__(self) -> "AsyncCartesiaTTS":
+    async def __aenter__(self) -> AsyncCartesiaTTS:
         await self.refresh_websocket()
         return self
 

@@ -100,7 +100,12 @@ def say_tone(tmp_path_factory) -> Dict:
     assert result.returncode == 0, result.stderr.decode()
     floats = run_cli(["say", TEXT, "--local", "--engine", "tone", "--format", "f32", "-o", "f32.wav", "-q"], cwd)
     assert floats.returncode == 0, floats.stderr.decode()
-    return {"result": result, "path": cwd / "hello.wav", "wav": read_wav(cwd / "hello.wav"), "f32": read_wav(cwd / "f32.wav")}
+    return {
+        "result": result,
+        "path": cwd / "hello.wav",
+        "wav": read_wav(cwd / "hello.wav"),
+        "f32": read_wav(cwd / "f32.wav"),
+    }
 
 
 def test_say_local_writes_pcm16_wav_and_reports_metrics(say_tone):
@@ -162,7 +167,9 @@ def test_say_http_stdin_and_raw_stdout_give_the_same_audio(say_tone, tmp_path):
     assert piped.stdout == expected  # raw 16-bit PCM LE, no header
     assert "16-bit PCM raw" in piped.stderr.decode()
 
-    floats = run_cli(["say", "--local", "--engine", "tone", "-o", "-", "--format", "f32", "-q"], tmp_path, stdin=TEXT.encode())
+    floats = run_cli(
+        ["say", "--local", "--engine", "tone", "-o", "-", "--format", "f32", "-q"], tmp_path, stdin=TEXT.encode()
+    )
     assert floats.returncode == 0 and floats.stdout == say_tone["f32"]["data"], floats.stderr.decode()
 
 
@@ -187,7 +194,10 @@ def test_existing_output_is_replaced_with_a_warning_or_kept_with_no_clobber(say_
     replaced = run_cli(["say", TEXT, "--local", "--engine", "tone", "-o", "take.wav"], tmp_path)
     assert replaced.returncode == 0, replaced.stderr.decode()
     warnings = [line for line in replaced.stderr.decode().splitlines() if "warning" in line]
-    assert warnings == ["cartesia: warning: take.wav exists; it will be replaced once the new audio is complete (--no-clobber keeps it)"]
+    assert warnings == [
+        "cartesia: warning: take.wav exists; it will be replaced once the new audio is complete"
+        " (--no-clobber keeps it)"
+    ]
     assert read_wav(target)["data"] == say_tone["wav"]["data"]
 
     quiet = run_cli(["say", TEXT, "--local", "--engine", "tone", "-o", "take.wav", "-q"], tmp_path)
@@ -341,9 +351,18 @@ def test_usage_errors(tmp_path, args, stdin, message):
         (["say", TEXT, "extra words", "--local"], "unrecognized arguments: extra words"),
         (["say", TEXT, "--timeout", "0", "--local"], "argument --timeout: must be more than 0 seconds"),
         (["say", TEXT, "--timeout", "nan", "--local"], "argument --timeout: 'nan' is not a finite number of seconds"),
-        (["say", TEXT, "--format", "f32", "-o", "x.mp3", "--local"], "--format applies to WAV and raw output, not to MP3"),
-        (["say", TEXT, "--format", "s16", "-o", "x.f32", "--local"], "--format s16 contradicts the .f32 suffix of x.f32"),
-        (["say", TEXT, "--format", "f64", "--local"], "argument --format: invalid choice: 'f64' (choose from 's16', 'f32')"),
+        (
+            ["say", TEXT, "--format", "f32", "-o", "x.mp3", "--local"],
+            "--format applies to WAV and raw output, not to MP3",
+        ),
+        (
+            ["say", TEXT, "--format", "s16", "-o", "x.f32", "--local"],
+            "--format s16 contradicts the .f32 suffix of x.f32",
+        ),
+        (
+            ["say", TEXT, "--format", "f64", "--local"],
+            "argument --format: invalid choice: 'f64' (choose from 's16', 'f32')",
+        ),
         # Without --local and without an API key: a usage error (2), not the missing key (3).
         (["say", TEXT, "--engine", "tone"], "--engine picks the engine of the bundled server: use it with --local"),
     ],
@@ -434,9 +453,13 @@ def test_a_bug_is_one_line_too_and_verbose_shows_the_traceback(tmp_path):
     )
     result = run_cli(["voices", "--local"], tmp_path, python=["-c", planted])
     assert result.returncode == 1
-    assert one_error_line(result) == "cartesia: error: unexpected ZeroDivisionError: integer division or modulo by zero (--verbose shows the details)"
+    assert one_error_line(result) == (
+        "cartesia: error: unexpected ZeroDivisionError: integer division or modulo by zero"
+        " (--verbose shows the details)"
+    )
     verbose = run_cli(["voices", "--local", "-v"], tmp_path, python=["-c", planted])
-    assert verbose.returncode == 1 and "Traceback" in verbose.stderr.decode() and ", in broken" in verbose.stderr.decode()
+    assert verbose.returncode == 1
+    assert "Traceback" in verbose.stderr.decode() and ", in broken" in verbose.stderr.decode()
 
 
 def test_say_outputs_are_ignored_by_git():

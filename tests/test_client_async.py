@@ -10,8 +10,6 @@ import warnings
 from typing import Any
 
 import pytest
-
-from cartesia.tts import AsyncCartesiaTTS
 from test_client_support import (  # noqa: F401  (fixtures)
     async_client,
     expected_audio,
@@ -20,6 +18,8 @@ from test_client_support import (  # noqa: F401  (fixtures)
     run_isolated,
     voice,
 )
+
+from cartesia.tts import AsyncCartesiaTTS
 
 LONG = "A longer sentence that the server cuts into many chunks, so a consumer can fall behind."
 

@@ -10,11 +10,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-import cartesia
-from cartesia import tts
-from cartesia.errors import AuthenticationError, BadRequestError, GenerationError, NotFoundError
-from cartesia.tts import AsyncCartesiaTTS, CartesiaTTS
 from test_client_support import (  # noqa: F401  (fixtures)
     async_client,
     expected_audio,
@@ -24,6 +19,11 @@ from test_client_support import (  # noqa: F401  (fixtures)
     sync_client,
     voice,
 )
+
+import cartesia
+from cartesia import tts
+from cartesia.errors import AuthenticationError, BadRequestError, GenerationError, NotFoundError
+from cartesia.tts import AsyncCartesiaTTS, CartesiaTTS
 
 TEXT = "Hello, world! Welcome to Cartesia."
 

@@ -34,7 +34,9 @@ client = AsyncCartesiaTTS()
 voice = client.get_voice_embedding(voice_id=client.get_voices()["Milo"]["id"])
 
 async def main():
-    stream = await client.generate(transcript="Hello there, a few chunks of audio.", voice=voice, websocket={ws}, stream=True)
+    stream = await client.generate(
+        transcript="Hello there, a few chunks of audio.", voice=voice, websocket={ws}, stream=True
+    )
     await stream.__anext__()
     out = await client.generate(transcript="Hello", voice=voice, websocket={ws})
     assert out["audio"]

@@ -6,6 +6,12 @@ import time
 from typing import Any
 
 import pytest
+from test_client_support import (  # noqa: F401  (fixtures)
+    async_client,
+    expected_audio,
+    sync_client,
+    voice,
+)
 
 from cartesia.errors import (
     AuthenticationError,
@@ -17,12 +23,6 @@ from cartesia.errors import (
     ServerError,
     StreamFormatError,
     TotalTimeoutError,
-)
-from test_client_support import (  # noqa: F401  (fixtures)
-    async_client,
-    expected_audio,
-    sync_client,
-    voice,
 )
 
 LONG = "Long enough for a dozen chunks of audio, so that faults can hit the middle of it."
@@ -308,7 +308,9 @@ def test_missing_key_is_an_authentication_error(
 
 
 @TRANSPORTS
-def test_sync_stream_yields_as_data_arrives(local_server: Any, server_faults: Any, voice: list, websocket: bool) -> None:
+def test_sync_stream_yields_as_data_arrives(
+    local_server: Any, server_faults: Any, voice: list, websocket: bool
+) -> None:
     """Chunks reach the caller while the server is still working, not when the body ends."""
     client = sync_client(local_server)
     try:
@@ -336,7 +338,9 @@ async def test_async_stream_yields_as_data_arrives(
         assert times[1] < 0.4 < 0.6 <= times[2] + 0.05
 
 
-async def test_async_ws_refused_upgrade_keeps_the_server_message(local_server: Any, server_faults: Any, voice: list) -> None:
+async def test_async_ws_refused_upgrade_keeps_the_server_message(
+    local_server: Any, server_faults: Any, voice: list
+) -> None:
     """aiohttp drops the body of a refused upgrade ("429 Invalid response status"); the
     server's message is kept, as over HTTP."""
     async with async_client(local_server, max_retries=1) as client:

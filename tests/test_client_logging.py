@@ -12,12 +12,12 @@ import textwrap
 from typing import Any
 
 import pytest
+from raw_server import RawServer
+from test_client_support import async_client, run_isolated, sync_client, voice  # noqa: F401
 
 from cartesia.errors import CartesiaTimeoutError
 from cartesia.tts import AsyncCartesiaTTS
 from cartesia.utils import retry_on_connection_error
-from raw_server import RawServer
-from test_client_support import async_client, run_isolated, sync_client, voice  # noqa: F401
 
 RETRY_LINE = re.compile(r"^Retrying (.+) after (\w+) \(attempt (\d)/(\d) in \d+\.\d\d s\)$")
 

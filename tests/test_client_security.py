@@ -8,11 +8,11 @@ import traceback
 from typing import Any
 
 import pytest
+from test_client_support import voice  # noqa: F401  (fixture)
 
 from cartesia._client.redact import RedactingFilter, redact
 from cartesia.errors import CartesiaError
 from cartesia.tts import AsyncCartesiaTTS, CartesiaTTS
-from test_client_support import voice  # noqa: F401  (fixture)
 
 KEY = "sk_live_TOPSECRET_0123456789"
 

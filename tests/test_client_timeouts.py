@@ -11,11 +11,11 @@ import time
 from typing import Any, Callable
 
 import pytest
+from raw_server import FRAME_PCM, RawServer
+from test_client_support import expected_audio, run_isolated, voice  # noqa: F401  (fixture)
 
 from cartesia.errors import CartesiaTimeoutError, TotalTimeoutError, TruncatedStreamError
 from cartesia.tts import AsyncCartesiaTTS, CartesiaTTS
-from raw_server import FRAME_PCM, RawServer
-from test_client_support import expected_audio, run_isolated, voice  # noqa: F401  (fixture)
 
 LONG = "Long enough for a dozen chunks of audio, so that a stall can hit the middle of it."
 TRANSPORTS = pytest.mark.parametrize("websocket", [True, False], ids=["ws", "http"])
@@ -72,7 +72,7 @@ def test_async_calls_against_a_silent_server_are_bounded(call: str) -> None:
             client = AsyncCartesiaTTS(api_key="k" * 12, base_url=server.host_for_env, **SHORT)
             try:
                 if call == "transcribe":
-                    coro: Callable[[], Any] = lambda: client.transcribe(b"RIFF....")
+                    coro: Callable[[], Any] = lambda: client.transcribe(b"RIFF....")  # noqa: E731
                 else:
                     coro = lambda: client.generate(  # noqa: E731
                         transcript="hi", voice=_voice(), websocket=call == "generate_ws"

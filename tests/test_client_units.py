@@ -13,27 +13,27 @@ from cartesia._client.config import Endpoints
 from cartesia._client.errors import frame_error, parse_retry_after, server_message, status_error
 from cartesia._client.generation import Deadline, Timeouts
 from cartesia._client.retry import RetryPolicy
-from cartesia.protocol.v0 import ErrorFrame
 from cartesia.errors import (
     APIError,
     APIStatusError,
-    ConflictError,
-    InternalServerError,
-    PermissionDeniedError,
-    UnprocessableEntityError,
     AuthenticationError,
     BadRequestError,
     CartesiaConnectionError,
     ChunkGapTimeoutError,
+    ConflictError,
     ConnectTimeoutError,
     FirstAudioTimeoutError,
     GenerationError,
+    InternalServerError,
     NotFoundError,
+    PermissionDeniedError,
     RateLimitError,
     ServerError,
     TotalTimeoutError,
+    UnprocessableEntityError,
     WebSocketClosedError,
 )
+from cartesia.protocol.v0 import ErrorFrame
 from cartesia.utils import retry_on_connection_error, retry_on_connection_error_async
 
 

@@ -12,11 +12,11 @@ import time
 from typing import Any, Dict
 
 import pytest
+from raw_server import RawServer
+from test_client_support import run_isolated
 
 from cartesia.errors import InvalidInputError, TranscriptTypeError
 from cartesia.tts import AsyncCartesiaTTS, CartesiaTTS
-from raw_server import RawServer
-from test_client_support import run_isolated
 
 GOOD = [0.1] * 192
 MISTAKES: Dict[str, Dict[str, Any]] = {
@@ -65,7 +65,8 @@ def test_each_mistake_is_one_error_class_on_every_transport(
                     sync.generate(**_kwargs(mistake), websocket=websocket, stream=stream)
                 errors.append(info.value)
 
-                async def call() -> None:
+                # Defaults bind this iteration's values (call() runs at once, but keep it obviously safe).
+                async def call(websocket: bool = websocket, stream: bool = stream) -> None:
                     await aio.generate(**_kwargs(mistake), websocket=websocket, stream=stream)
 
                 with pytest.raises(InvalidInputError) as info:

@@ -6,8 +6,6 @@ import time
 from typing import Any
 
 import pytest
-
-from cartesia.errors import WebSocketClosedError
 from test_client_support import (  # noqa: F401  (fixtures)
     async_client,
     expected_audio,
@@ -15,6 +13,8 @@ from test_client_support import (  # noqa: F401  (fixtures)
     sync_client,
     voice,
 )
+
+from cartesia.errors import WebSocketClosedError
 
 LONG = "This sentence is long enough to be cut into a good number of chunks, twelve or more."
 
@@ -196,7 +196,9 @@ async def test_async_socket_reuse_and_idle_replacement(local_server: Any, server
 
 
 @pytest.mark.parametrize("fault,code", [("close1011", 1011), ("drop", 1006)])
-async def test_async_mid_stream_close(local_server: Any, server_faults: Any, voice: list, fault: str, code: int) -> None:
+async def test_async_mid_stream_close(
+    local_server: Any, server_faults: Any, voice: list, fault: str, code: int
+) -> None:
     async with async_client(local_server) as client:
         server_faults.add(fault, after_frames=2, on="ws")
         got = []
@@ -215,7 +217,7 @@ async def test_async_break_cancels_context(local_server: Any, voice: list, exper
     before = dict(local_server.stats)
     async with async_client(local_server, experimental_ws_handle_interrupts=experimental) as client:
         for _ in range(3):
-            async for chunk in await client.generate(transcript=LONG, voice=voice, stream=True):
+            async for _chunk in await client.generate(transcript=LONG, voice=voice, stream=True):
                 break
             out = await client.generate(transcript="clean", voice=voice)
             assert out["audio"] == expected_audio("clean", voice)

@@ -147,7 +147,9 @@ def test_after_the_address_it_says_how_to_point_clients_here_and_that_works(host
         # Follow the 0.0.5 hint literally: the first CARTESIA_BASE_URL=... of its line.
         base_url = re.search(r"CARTESIA_BASE_URL=(\S+)", hints[1]).group(1)
         assert base_url == (f"localhost:{port}" if host == "localhost" else f"http://{host}:{port}")
-        voices = run_cartesia(["voices", "--attempts", "1"], {"CARTESIA_BASE_URL": base_url, "CARTESIA_API_KEY": "serve-secret-123"})
+        voices = run_cartesia(
+            ["voices", "--attempts", "1"], {"CARTESIA_BASE_URL": base_url, "CARTESIA_API_KEY": "serve-secret-123"}
+        )
         assert voices.returncode == 0 and "Milo" in voices.stdout, voices.stderr
         proc.terminate()
         assert proc.wait(timeout=10) == 0

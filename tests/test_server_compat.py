@@ -48,7 +48,9 @@ out["http"], out["ws"] = h(a["audio"]), h(b["audio"])
 chunks = list(client.generate(transcript=text, voice=milo, stream=True, websocket=False, chunk_time=0.2))
 out["http_stream"] = h(b"".join(c["audio"] for c in chunks))
 out["http_stream_chunks"] = len(chunks)
-chunks = list(client.generate(transcript=text, voice=clone_link, stream=True, websocket=True, chunk_time=0.5, duration=1))
+chunks = list(
+    client.generate(transcript=text, voice=clone_link, stream=True, websocket=True, chunk_time=0.5, duration=1)
+)
 out["ws_stream_clone"] = h(b"".join(c["audio"] for c in chunks))
 out["transcribe"] = client.transcribe(a["audio"])
 

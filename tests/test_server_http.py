@@ -360,7 +360,7 @@ def test_transcription_memory_is_bounded():
 def test_local_server_restarts_and_reports_bind_errors(local_server):
     server = LocalServer(engine="tone")
     with pytest.raises(RuntimeError, match="not running"):
-        server.port
+        _ = server.port
     with server:
         first = server.port
         assert httpx.get(server.base_url + "/").status_code == 200

@@ -125,7 +125,7 @@ class ClientConfig:
         contexts_per_socket: int = 512,
         max_sockets: int = 8,
         dialect: Dialect = v0,
-    ) -> "ClientConfig":
+    ) -> ClientConfig:
         if max_retries < 1:
             raise ValueError("`max_retries` counts attempts and must be at least 1")
         if max_queued_chunks < 1:

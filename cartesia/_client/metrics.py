@@ -4,7 +4,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-
 __all__ = ["GenerationMetrics"]
 
 

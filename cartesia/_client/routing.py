@@ -74,7 +74,7 @@ class SyncSlot(Slot):
 
     def __init__(self, context_id: str, maxsize: int) -> None:
         super().__init__(context_id)
-        self.queue: "queue.Queue[object]" = queue.Queue(maxsize)
+        self.queue: queue.Queue[object] = queue.Queue(maxsize)
 
     def put_nowait(self, item: object) -> bool:
         try:
@@ -115,7 +115,7 @@ class AsyncSlot(Slot):
 
     def __init__(self, context_id: str, maxsize: int) -> None:
         super().__init__(context_id)
-        self.queue: "asyncio.Queue[object]" = asyncio.Queue(maxsize)
+        self.queue: asyncio.Queue[object] = asyncio.Queue(maxsize)
 
     def put_nowait(self, item: object) -> bool:
         try:
@@ -316,7 +316,7 @@ class PoolState(Generic[R]):
         self.prune()
         return self.sockets[0] if self.sockets else None
 
-    def pick(self, context_id: Optional[str]) -> Optional["Pick[R]"]:
+    def pick(self, context_id: Optional[str]) -> Optional[Pick[R]]:
         """The socket (and, with ``context_id``, the slot) for a new context; None: wait."""
         self.prune()
         roomy = [s for s in self.sockets if s.load < self.per_socket]

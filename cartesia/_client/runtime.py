@@ -16,7 +16,7 @@ __all__ = ["LoopRuntime", "LoopRuntimes"]
 # Runtimes whose keeper still runs. The loop only holds its tasks weakly: without this, a
 # runtime whose client was dropped would be garbage-collected with its keeper still pending,
 # and never close its session and sockets.
-_RUNNING: Set["LoopRuntime"] = set()
+_RUNNING: Set[LoopRuntime] = set()
 
 
 class LoopRuntime:
@@ -33,7 +33,7 @@ class LoopRuntime:
         loop: asyncio.AbstractEventLoop,
         *,
         make_session: Callable[[], aiohttp.ClientSession],
-        make_pool: Callable[["LoopRuntime"], AsyncWsPool],
+        make_pool: Callable[[LoopRuntime], AsyncWsPool],
     ) -> None:
         self.loop = loop
         self._make_session = make_session

@@ -13,8 +13,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import urlencode
 
 from ..errors import InvalidInputError, TranscriptTypeError, TruncatedStreamError
-from .events import Audio, Done, ErrorFrame, Event
 from ..streaming import Message, StreamParser, parse_message
+from .events import Audio, Done, ErrorFrame, Event
 
 __all__ = [
     "NAME",

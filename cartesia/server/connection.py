@@ -147,7 +147,7 @@ class GuardedConnection(asyncio.Protocol):
             self._body_timer.cancel()
             self._body_timer = None
 
-    def _body_expired(self, content: "object") -> None:
+    def _body_expired(self, content: object) -> None:
         self._body_timer = None
         if not self._body_pending:
             return

@@ -156,13 +156,13 @@ class LocalServer:
         return self._voice_store
 
     @property
-    def stats(self) -> "collections.Counter[str]":
+    def stats(self) -> collections.Counter[str]:
         """Counters of what the server saw (see :class:`~cartesia.server.state.ServerState`)."""
         return self.state.stats
 
     # --- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> "LocalServer":
+    def start(self) -> LocalServer:
         """Start serving; returns once the port accepts connections.
 
         Raises:
@@ -214,7 +214,7 @@ class LocalServer:
             ca_out = str(Path(self._tls_dir.name) / "ca.pem")
         return server_tls(cert, key, ca_out)
 
-    def __enter__(self) -> "LocalServer":
+    def __enter__(self) -> LocalServer:
         return self.start()
 
     def __exit__(

@@ -334,7 +334,7 @@ class Generation:
 
     def __init__(
         self,
-        renderer: "Renderer",
+        renderer: Renderer,
         key: Tuple,
         producer: Optional[_Producer] = None,
         cached: Optional[_Cached] = None,
@@ -342,8 +342,8 @@ class Generation:
         self._renderer = renderer
         self._key = key
         self._producer = producer
-        self._ready: "collections.deque[Chunk]" = collections.deque()
-        self._refill: Optional["asyncio.Future[None]"] = None
+        self._ready: collections.deque[Chunk] = collections.deque()
+        self._refill: Optional[asyncio.Future[None]] = None
         self._error: Optional[BaseException] = None
         self._closed = False
         # Cached frames belong to the cache, not to this generation: they are not counted.
@@ -405,7 +405,7 @@ class Generation:
             self._refill = asyncio.ensure_future(self._fill())
             self._refill.add_done_callback(self._refilled)
 
-    def _refilled(self, future: "asyncio.Future[None]") -> None:
+    def _refilled(self, future: asyncio.Future[None]) -> None:
         self._refill = None
 
     async def first(self) -> None:
@@ -488,9 +488,9 @@ class Renderer:
         self.peak_buffered_bytes = 0
         self.open_generations = 0
         self._trim_pending = False
-        self._cache: "collections.OrderedDict[Tuple, _Cached]" = collections.OrderedDict()
+        self._cache: collections.OrderedDict[Tuple, _Cached] = collections.OrderedDict()
         self._cache_used = 0
-        self._inflight: "set[asyncio.Future[Any]]" = set()
+        self._inflight: set[asyncio.Future[Any]] = set()
         self._lock = threading.Lock()
         self._on_render = on_render
 
@@ -550,7 +550,7 @@ class Renderer:
         if not self.open_generations and not loop.is_closed():
             self.track(loop.run_in_executor(None, release_freed_memory))
 
-    def track(self, future: "asyncio.Future[Any]") -> None:
+    def track(self, future: asyncio.Future[Any]) -> None:
         """Remember a render running in a thread until it ends (for :meth:`drain`)."""
         self._inflight.add(future)
         future.add_done_callback(self._inflight.discard)

@@ -38,7 +38,7 @@ class ServerState:
     renderer: Renderer
     transcripts: TranscriptionRegistry
     faults: FaultController
-    stats: "collections.Counter[str]"
+    stats: collections.Counter[str]
     #: Live websocket connections and HTTP stream handler tasks, ended at shutdown.
     connections: set = dataclasses.field(default_factory=set)
     streams: set = dataclasses.field(default_factory=set)
@@ -48,7 +48,7 @@ class ServerState:
     @classmethod
     def create(
         cls, config: ServerConfig, faults: Optional[FaultController] = None
-    ) -> "ServerState":
+    ) -> ServerState:
         engine = create_engine(config.engine)
         transcripts = TranscriptionRegistry(config.transcription_memory)
         renderer = Renderer(
@@ -69,7 +69,7 @@ class ServerState:
 
 
 #: Application key under which the state is stored.
-STATE_KEY: "web.AppKey[ServerState]" = web.AppKey("cartesia_server_state", ServerState)
+STATE_KEY: web.AppKey[ServerState] = web.AppKey("cartesia_server_state", ServerState)
 
 # aiohttp >= 3.13 wants typed keys for request storage (a plain string key warns); older
 # versions only know plain strings.

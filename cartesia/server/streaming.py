@@ -37,7 +37,7 @@ async def write_http_generation(
     generation: Generation,
     faults: List[Fault],
     pacer: Pacer,
-    stats: "object",
+    stats: object,
 ) -> bool:
     """Write every frame of ``generation`` (then the final object) to ``resp``, as rendered.
 

@@ -57,9 +57,9 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 
 def server_tls(
-    cert: "Optional[str | os.PathLike[str]]" = None,
-    key: "Optional[str | os.PathLike[str]]" = None,
-    ca_out: "Optional[str | os.PathLike[str]]" = None,
+    cert: Optional[str | os.PathLike[str]] = None,
+    key: Optional[str | os.PathLike[str]] = None,
+    ca_out: Optional[str | os.PathLike[str]] = None,
 ) -> TLSMaterial:
     """The TLS setup for ``cartesia serve --tls``.
 

@@ -127,7 +127,7 @@ class Fingerprint:
         self._hash = hashlib.sha256()
         self._block = max(1, int(round(rate * _BLOCK_SECONDS)))
         self._carry = np.zeros(0, np.float64)
-        self._features: "list[np.ndarray]" = []
+        self._features: list[np.ndarray] = []
 
     def update(self, samples: np.ndarray) -> None:
         """Add the next piece of the audio (float32)."""
@@ -167,7 +167,7 @@ class TranscriptionRegistry:
         self._bytes = 0
         self._lock = threading.Lock()
         # exact hash -> (transcript, features, duration seconds)
-        self._entries: "collections.OrderedDict[bytes, Tuple[str, np.ndarray, float]]" = (
+        self._entries: collections.OrderedDict[bytes, Tuple[str, np.ndarray, float]] = (
             collections.OrderedDict()
         )
 

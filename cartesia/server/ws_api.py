@@ -44,7 +44,7 @@ class _Context:
         self.acks = 0
         self.ack_event = asyncio.Event()
         self.cancelled = False
-        self.task: Optional["asyncio.Task[None]"] = None
+        self.task: Optional[asyncio.Task[None]] = None
 
 
 class _Connection:
@@ -59,10 +59,10 @@ class _Connection:
         self.contexts: Dict[str, _Context] = {}
         self.send_lock = asyncio.Lock()
         self.dead = False
-        self.idle_closer: Optional["asyncio.Task[None]"] = None
+        self.idle_closer: Optional[asyncio.Task[None]] = None
         self.last_activity = asyncio.get_running_loop().time()
-        self.watchdog: Optional["asyncio.Task[None]"] = None
-        self.closer: Optional["asyncio.Task[Any]"] = None
+        self.watchdog: Optional[asyncio.Task[None]] = None
+        self.closer: Optional[asyncio.Task[Any]] = None
 
     async def send(self, text: Union[str, bytes]) -> None:
         """Send one text frame (``bytes`` must be UTF-8 JSON; sent without re-encoding)."""

@@ -116,7 +116,7 @@ class AsyncHttp:
         except Exception as exc:  # noqa: BLE001 - mapped to our typed errors
             return _plain_timeout(map_exception(exc, where), where, deadline)
 
-    async def stream(self, request: HttpRequest, gen: Generation) -> "AsyncHttpStreamAttempt":
+    async def stream(self, request: HttpRequest, gen: Generation) -> AsyncHttpStreamAttempt:
         attempt = AsyncHttpStreamAttempt(self, request, gen)
         await attempt.open()
         return attempt

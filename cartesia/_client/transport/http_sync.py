@@ -196,7 +196,7 @@ class SyncHttp:
             secret=self._key,
         )
 
-    def stream(self, request: HttpRequest, gen: Generation) -> "HttpStreamAttempt":
+    def stream(self, request: HttpRequest, gen: Generation) -> HttpStreamAttempt:
         return HttpStreamAttempt(self, request, gen)
 
     def close(self) -> None:

@@ -31,7 +31,7 @@ _log = logging.getLogger("cartesia.websocket")
 
 # aiohttp drops the body of a refused websocket upgrade; the server's message is in it. The
 # trace hook below reads it while the response is still open, for the connect waiting on it.
-_HANDSHAKE_BODY: "contextvars.ContextVar[Optional[List[str]]]" = contextvars.ContextVar(
+_HANDSHAKE_BODY: contextvars.ContextVar[Optional[List[str]]] = contextvars.ContextVar(
     "cartesia_handshake_body", default=None
 )
 
@@ -75,9 +75,9 @@ class AsyncSocket(RoutedSocket[AsyncSlot]):
         self._secret = secret
         self.ws: Optional[aiohttp.ClientWebSocketResponse] = None
         self.ready = asyncio.Event()
-        self._reader: Optional["asyncio.Task[None]"] = None
+        self._reader: Optional[asyncio.Task[None]] = None
         self._send_lock = asyncio.Lock()
-        self._tasks: Set["asyncio.Task[Any]"] = set()
+        self._tasks: Set[asyncio.Task[Any]] = set()
 
     def link_open(self) -> bool:
         ws, reader = self.ws, self._reader
@@ -320,7 +320,7 @@ class AsyncWsAttempt:
         self.sock: Optional[AsyncSocket] = None
         self.slot: Optional[AsyncSlot] = None
 
-    async def open(self, message: str) -> "AsyncWsAttempt":
+    async def open(self, message: str) -> AsyncWsAttempt:
         self.sock, self.slot, self.reused = await self._pool.acquire(
             self._gen, self.context_id, self._gen.connect_limit()
         )

@@ -211,7 +211,7 @@ def _fill_timestamps(
 
 
 def _spoken_words(
-    tok: "re.Match[str]", inside: List[Tuple[int, int, int]], spell: bool
+    tok: re.Match[str], inside: List[Tuple[int, int, int]], spell: bool
 ) -> List[Tuple[str, int, int]]:
     """A token's words without punctuation, timed by the engine words that start in each.
 
@@ -224,7 +224,7 @@ def _spoken_words(
         return []
     base = tok.start()
     # Groups of runs: a run that holds an engine word opens a group, the others join it.
-    groups: List[List["re.Match[str]"]] = []
+    groups: List[List[re.Match[str]]] = []
     owned: List[List[Tuple[int, int]]] = []
     for run in runs:
         mine = [(s, e) for i, s, e in inside if base + run.start() <= i < base + run.end()]

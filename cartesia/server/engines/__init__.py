@@ -131,7 +131,7 @@ class Rendering:
         phonemes: ``(phoneme, sample_start, sample_end)``, IPA for the speech engine.
     """
 
-    samples: "np.ndarray"
+    samples: np.ndarray
     words: List[Tuple[int, int, int]] = field(default_factory=list)
     phonemes: List[Tuple[str, int, int]] = field(default_factory=list)
 
@@ -145,10 +145,10 @@ class Engine:
     def synthesize(
         self,
         text: str,
-        voice: "Voice",
+        voice: Voice,
         speed: float = 1.0,
         max_seconds: Optional[float] = None,
-    ) -> "np.ndarray":
+    ) -> np.ndarray:
         """Render ``text`` in ``voice``.
 
         Args:
@@ -166,7 +166,7 @@ class Engine:
     def render(
         self,
         text: str,
-        voice: "Voice",
+        voice: Voice,
         *,
         language: Optional[str] = None,
         speed: float = 1.0,
@@ -191,10 +191,10 @@ class Engine:
     def stream(
         self,
         text: str,
-        voice: "Voice",
+        voice: Voice,
         speed: float = 1.0,
         max_seconds: Optional[float] = None,
-    ) -> Iterator["np.ndarray"]:
+    ) -> Iterator[np.ndarray]:
         """The samples of :meth:`synthesize`, in consecutive pieces rendered as they are pulled.
 
         The server pulls a bounded look-ahead of a generation at a time, so an engine that

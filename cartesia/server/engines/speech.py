@@ -50,7 +50,7 @@ _CALLBACK = ctypes.CFUNCTYPE(
 class _Library:
     """The process-wide espeak-ng instance (the C library has one global state)."""
 
-    _instance: Optional["_Library"] = None
+    _instance: Optional[_Library] = None
     _instance_lock = threading.Lock()
 
     def __init__(self) -> None:
@@ -100,7 +100,7 @@ class _Library:
         lib.espeak_SetSynthCallback(self._callback)
 
     @classmethod
-    def get(cls) -> "_Library":
+    def get(cls) -> _Library:
         with cls._instance_lock:
             if cls._instance is None:
                 cls._instance = cls()

@@ -13,7 +13,7 @@ __all__ = ["ApiError", "error_body", "error_response", "error_frame", "new_reque
 DOC_URL = "https://docs.cartesia.ai/api-reference/errors"
 
 #: Default title and error code per status (the 2026-03-01 body needs both).
-_DEFAULTS: Dict[int, "tuple[str, str]"] = {
+_DEFAULTS: Dict[int, tuple[str, str]] = {
     400: ("Bad Request", "invalid_request"),
     401: ("Unauthorized", "unauthorized"),
     402: ("Payment Required", "payment_required"),

@@ -25,7 +25,7 @@ class Slots:
         self.what = what
         self.error_code = error_code
         self._lock = threading.Lock()
-        self._held: "collections.Counter[str]" = collections.Counter()
+        self._held: collections.Counter[str] = collections.Counter()
 
     def acquire(self, account: str) -> None:
         """Take one slot for ``account``.

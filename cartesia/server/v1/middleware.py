@@ -56,7 +56,7 @@ def _injected(fault: Fault) -> ApiError:
 
 def create_middleware(
     status_fault: Callable[[web.Request], Optional[Fault]],
-) -> "Middleware":
+) -> Middleware:
     """The middleware.
 
     Args:

@@ -19,7 +19,16 @@ from ..audio import Speech, StreamEncoder, synthesize
 from ..engines import Engine
 from .request import TTSRequest, speakable
 
-__all__ = ["SynthesisError", "segments", "complete_sentences", "Chunk", "Timestamps", "Generation", "CHUNK_SECONDS", "MAX_SEGMENT_CHARS"]
+__all__ = [
+    "SynthesisError",
+    "segments",
+    "complete_sentences",
+    "Chunk",
+    "Timestamps",
+    "Generation",
+    "CHUNK_SECONDS",
+    "MAX_SEGMENT_CHARS",
+]
 
 #: Audio per chunk frame (seconds of engine output).
 CHUNK_SECONDS = 0.1
@@ -164,7 +173,7 @@ class Generation:
         )
         return speech, (time.perf_counter() - t0) * 1000.0
 
-    def _submit(self, text: str) -> "asyncio.Future[Tuple[Speech, float]]":
+    def _submit(self, text: str) -> asyncio.Future[Tuple[Speech, float]]:
         remaining = max(self._cap - self.samples_done, 0) / self.rate
         return asyncio.get_running_loop().run_in_executor(None, self._synth, text, remaining)
 
@@ -178,7 +187,7 @@ class Generation:
         self._cap = self.samples_done + self._per_render
         if not pieces:
             return
-        pending: Optional["asyncio.Future[Tuple[Speech, float]]"] = self._submit(pieces[0])
+        pending: Optional[asyncio.Future[Tuple[Speech, float]]] = self._submit(pieces[0])
         try:
             for i in range(len(pieces)):
                 assert pending is not None

@@ -29,7 +29,7 @@ class CurrentApi:
     connections: Set = dataclasses.field(default_factory=set)
 
     @classmethod
-    def create(cls, config: ServerConfig) -> "CurrentApi":
+    def create(cls, config: ServerConfig) -> CurrentApi:
         max_sockets: Optional[int] = config.max_sockets
         if max_sockets is None and config.concurrency_limit is not None:
             # The real service allows ten times the concurrency limit in open sockets.

@@ -53,7 +53,7 @@ _CONTEXT_ID = re.compile(r'"context_id"\s*:\s*"([^"\\]{1,256})"')
 class _Context:
     """One context: its first input's settings, its queued inputs and its worker task."""
 
-    def __init__(self, conn: "_Connection", context_id: str, req: TTSRequest, delay_ms: int,
+    def __init__(self, conn: _Connection, context_id: str, req: TTSRequest, delay_ms: int,
                  plan: FaultPlan) -> None:
         self.conn = conn
         self.id = context_id
@@ -65,7 +65,7 @@ class _Context:
         self.flush_id = 1
         self.inbox: Deque[Tuple[str, bool, bool]] = collections.deque()
         self.wakeup = asyncio.Event()
-        self.task: Optional["asyncio.Task[None]"] = None
+        self.task: Optional[asyncio.Task[None]] = None
         self.chunks_sent = 0
         self.pending_chars = 0  # text received and not yet handed to the generation
         self.ending = False  # its done frame is on the way: no input is taken any more
@@ -209,7 +209,7 @@ class _Connection:
         self.account = principal(request).account
         self.lookup = voice_lookup(request)
         self.contexts: Dict[str, _Context] = {}
-        self.finished: "collections.OrderedDict[str, str]" = collections.OrderedDict()
+        self.finished: collections.OrderedDict[str, str] = collections.OrderedDict()
         self.send_lock = asyncio.Lock()
         self.dead = False
         self.last_activity = time.monotonic()
@@ -410,7 +410,7 @@ async def _receive_loop(conn: _Connection, ws: web.WebSocketResponse) -> None:
     """Read and handle messages until the peer closes or a close is requested (see
     :meth:`_Connection.close`)."""
     closing = asyncio.ensure_future(conn.closing.wait())
-    recv: Optional["asyncio.Future[Any]"] = None
+    recv: Optional[asyncio.Future[Any]] = None
     try:
         while not ws.closed:
             if recv is None:

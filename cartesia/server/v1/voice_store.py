@@ -216,7 +216,7 @@ def _locales(value: Any) -> Tuple[Optional[str], Tuple[str, ...]]:
 
 
 def load_voices_file(
-    path: "str | Path", known: Iterable[VoiceRecord] = BUILTIN_VOICES
+    path: str | Path, known: Iterable[VoiceRecord] = BUILTIN_VOICES
 ) -> List[VoiceRecord]:
     """Read a ``--voices`` file: a JSON array of voice objects, or a saved ``{"data": [...]}`` page.
 
@@ -302,7 +302,7 @@ class VoiceStore:
         self._embeddings: Optional[Tuple[Tuple[str, ...], np.ndarray]] = None
 
     @classmethod
-    def from_config(cls, config: "ServerConfig") -> "VoiceStore":
+    def from_config(cls, config: ServerConfig) -> VoiceStore:
         """The store for a server's settings (reads ``config.voices_file``).
 
         Raises:
@@ -542,4 +542,4 @@ def _adhoc(voice_id: str) -> VoiceRecord:
 
 
 #: Application key of the server's :class:`VoiceStore`.
-VOICE_STORE_KEY: "web.AppKey[VoiceStore]" = web.AppKey("cartesia_voice_store", VoiceStore)
+VOICE_STORE_KEY: web.AppKey[VoiceStore] = web.AppKey("cartesia_voice_store", VoiceStore)
