@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
 import pytest
-from server_fixtures import cache_dir, install_once
+from server_fixtures import OUTSIDE_CHECKOUT, cache_dir, install_once
 
 OFFICIAL_VERSION = "4.2.0"
 # The websocket helper needs the `websockets` extra; the examples need nothing else.
@@ -25,7 +25,6 @@ REQUIREMENT = f"cartesia[websockets]=={OFFICIAL_VERSION}"
 EXAMPLE_FILES = ("examples.py", "async_examples.py")
 API_KEY = "official-420-key"
 _READY = re.compile(r"^listening on https://localhost:(\d+)$")
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,7 +141,7 @@ def serve_tls(ca: Path, *args: str) -> Iterator[TLSServer]:
             API_KEY,
             *args,
         ],
-        cwd=str(ROOT),
+        cwd=OUTSIDE_CHECKOUT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

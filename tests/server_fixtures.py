@@ -23,6 +23,11 @@ import pytest
 
 from cartesia.server import LocalServer
 
+#: The working directory of every test subprocess that runs ``python -m`` or ``-c``: never the
+#: checkout. Those put the working directory first on ``sys.path``, so the checkout's ``cartesia/``
+#: (without the compiled core when CI tests an installed copy) would shadow the package under test.
+OUTSIDE_CHECKOUT = tempfile.gettempdir()
+
 SEED_VERSION = "0.0.5"
 # pip resolves the official client's own requirements (aiohttp, httpx, requests, websockets,
 # pytest-asyncio) from its metadata.

@@ -8,17 +8,15 @@ import re
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import aiohttp
 import httpx
 import pytest
-from server_fixtures import WS_TIMEOUT
+from server_fixtures import OUTSIDE_CHECKOUT, WS_TIMEOUT
 
 # A server bug must fail a test, never hang it.
 TIMEOUT = aiohttp.ClientTimeout(total=30)
 
-ROOT = Path(__file__).resolve().parents[1]
 READY = re.compile(r"^listening on http://localhost:(\d+)$")
 
 
@@ -26,7 +24,7 @@ def start(*args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "0"}
     return subprocess.Popen(
         [sys.executable, "-m", "cartesia.server", *args],
-        cwd=str(ROOT),
+        cwd=OUTSIDE_CHECKOUT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -124,7 +122,7 @@ def read_lines(proc: subprocess.Popen, count: int, within: float = 30) -> list:
 def run_cartesia(args, env) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CARTESIA_") or "EXTENSIONS" in k}
     return subprocess.run(
-        [sys.executable, "-m", "cartesia", *args], cwd=str(ROOT), env={**clean, **env},
+        [sys.executable, "-m", "cartesia", *args], cwd=OUTSIDE_CHECKOUT, env={**clean, **env},
         capture_output=True, text=True, timeout=60,
     )
 
@@ -186,7 +184,7 @@ def test_client_hints_for_tls_name_the_ca_file():
 def test_bad_arguments_are_one_line_and_exit_2(command, args, message):
     proc = subprocess.run(
         [sys.executable, *command, "--port", "0", *args],
-        cwd=str(ROOT),
+        cwd=OUTSIDE_CHECKOUT,
         capture_output=True,
         text=True,
         timeout=30,
@@ -202,10 +200,23 @@ def test_bad_arguments_are_one_line_and_exit_2(command, args, message):
 def test_port_in_use_exits_2(local_server):
     proc = subprocess.run(
         [sys.executable, "-m", "cartesia.server", "--port", str(local_server.port), "--engine", "tone"],
-        cwd=str(ROOT),
+        cwd=OUTSIDE_CHECKOUT,
         capture_output=True,
         text=True,
         timeout=30,
     )
     assert proc.returncode == 2 and proc.stdout == "", proc.stderr
     assert proc.stderr.startswith("cartesia serve: error: cannot listen") and proc.stderr.count("\n") == 1
+
+
+def test_subprocesses_import_the_package_under_test():
+    # Regression: started from the checkout, `python -m cartesia.server` imported the checkout's
+    # copy (without the compiled core when CI tests an installed one) and died on its first request.
+    import cartesia
+
+    proc = subprocess.run(
+        [sys.executable, "-c", "import cartesia; print(cartesia.__file__)"],
+        cwd=OUTSIDE_CHECKOUT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert os.path.realpath(proc.stdout.strip()) == os.path.realpath(cartesia.__file__)

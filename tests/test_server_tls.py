@@ -12,12 +12,11 @@ import socket
 import ssl
 import subprocess
 import sys
-from pathlib import Path
 
 import aiohttp
 import httpx
 import pytest
-from server_fixtures import WS_TIMEOUT
+from server_fixtures import OUTSIDE_CHECKOUT, WS_TIMEOUT
 
 from cartesia.server.engines.tone import ToneEngine
 from cartesia.server.tls import TLSError, server_tls
@@ -25,7 +24,6 @@ from cartesia.server.voices import VOICES_BY_NAME
 
 trustme = pytest.importorskip("trustme", reason="trustme (the `tls` extra) is not installed")
 
-ROOT = Path(__file__).resolve().parents[1]
 READY = re.compile(r"^listening on https://localhost:(\d+)$")
 TIMEOUT = aiohttp.ClientTimeout(total=30)
 
@@ -149,7 +147,7 @@ NO_TRUSTME = (
 def test_without_trustme_the_error_names_the_extra():
     proc = subprocess.run(
         [sys.executable, "-c", NO_TRUSTME, "--tls", "--port", "0", "--engine", "tone"],
-        cwd=str(ROOT),
+        cwd=OUTSIDE_CHECKOUT,
         capture_output=True,
         text=True,
         timeout=60,
@@ -175,7 +173,7 @@ def test_cli_tls_ready_line_ca_out_and_clean_exit(tmp_path):
             "--ca-out",
             str(ca),
         ],
-        cwd=str(ROOT),
+        cwd=OUTSIDE_CHECKOUT,
         env={**os.environ},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -206,7 +204,7 @@ def test_cli_tls_ready_line_ca_out_and_clean_exit(tmp_path):
 def test_cli_rejects_cert_without_tls(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "cartesia.server", "--port", "0", "--cert", str(tmp_path / "c.pem")],
-        cwd=str(ROOT),
+        cwd=OUTSIDE_CHECKOUT,
         capture_output=True,
         text=True,
         timeout=60,

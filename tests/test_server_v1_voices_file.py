@@ -9,13 +9,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from server_fixtures import OUTSIDE_CHECKOUT
 
 from cartesia.server import LocalServer
 from cartesia.server.v1.voice_catalogue import BUILTIN_VOICES
 from cartesia.server.v1.voice_store import VoicesFileError, VoiceStore, load_voices_file
 from cartesia.server.voices import VOICES_BY_NAME
 
-ROOT = Path(__file__).resolve().parents[1]
 TESSA = "6ccbfb76-1fc6-48f7-b71d-91ac6298247b"
 PROD = "a0000000-1111-4222-8333-944445555666"
 
@@ -200,7 +200,7 @@ def test_cli_bad_file_is_one_line_and_exit_2(tmp_path):
             "--voices",
             path,
         ],
-        cwd=str(ROOT),
+        cwd=OUTSIDE_CHECKOUT,
         capture_output=True,
         text=True,
         timeout=60,

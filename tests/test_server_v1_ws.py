@@ -64,8 +64,10 @@ def audio(frames: List[dict]) -> bytes:
     return b"".join(base64.b64decode(f["data"]) for f in frames if f["type"] == "chunk")
 
 
-async def connect(session: aiohttp.ClientSession, url: str):
-    return await session.ws_connect(url, **WS_TIMEOUT)
+def connect(session: aiohttp.ClientSession, url: str):
+    # The request context manager, not the awaited socket: aiohttp < 3.10 sockets are no context
+    # managers themselves, and the lowest-versions CI job runs aiohttp 3.9.
+    return session.ws_connect(url, **WS_TIMEOUT)
 
 
 # --- one context -------------------------------------------------------------------------------
@@ -73,7 +75,7 @@ async def connect(session: aiohttp.ClientSession, url: str):
 
 async def test_one_context_frames_and_audio(local_server):
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-        async with await connect(session, ws_url(local_server)) as ws:
+        async with connect(session, ws_url(local_server)) as ws:
             await ws.send_json(ctx_input("c1", "Hello websocket"))
             frames = (await receive_until_done(ws, ["c1"]))["c1"]
     *chunks, done = frames
@@ -86,7 +88,7 @@ async def test_one_context_frames_and_audio(local_server):
 
 async def test_continuations_are_concatenated_verbatim(local_server):
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-        async with await connect(session, ws_url(local_server)) as ws:
+        async with connect(session, ws_url(local_server)) as ws:
             # Default buffering: text waits for a sentence end (or the end of the context).
             for piece in ("Hel", "lo wor", "ld, how are", " you"):
                 body = ctx_input("c1", piece, **{"continue": True})
@@ -99,7 +101,7 @@ async def test_continuations_are_concatenated_verbatim(local_server):
 
 async def test_buffer_delay_zero_speaks_each_input_at_once(local_server):
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-        async with await connect(session, ws_url(local_server)) as ws:
+        async with connect(session, ws_url(local_server)) as ws:
             await ws.send_json(ctx_input("c1", "First part", **{"continue": True}))
             first = await asyncio.wait_for(ws.receive_json(), 5)  # before any further input
             assert first["type"] == "chunk"
@@ -110,7 +112,7 @@ async def test_buffer_delay_zero_speaks_each_input_at_once(local_server):
 
 async def test_buffer_delay_releases_unfinished_text(local_server):
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-        async with await connect(session, ws_url(local_server)) as ws:
+        async with connect(session, ws_url(local_server)) as ws:
             t0 = time.monotonic()
             await ws.send_json(ctx_input("c1", "No sentence end", max_buffer_delay_ms=400,
                                          **{"continue": True}))
@@ -123,7 +125,7 @@ async def test_buffer_delay_releases_unfinished_text(local_server):
 
 async def test_sentence_end_releases_buffered_text(local_server):
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-        async with await connect(session, ws_url(local_server)) as ws:
+        async with connect(session, ws_url(local_server)) as ws:
             t0 = time.monotonic()
             body = ctx_input("c1", "A full sentence. And more", max_buffer_delay_ms=5000,
                              **{"continue": True})
@@ -141,7 +143,7 @@ async def test_sentence_end_releases_buffered_text(local_server):
 async def test_contexts_interleave_and_stay_in_order(local_server):
     texts = {f"ctx-{i}": f"Context number {i} speaks a longer sentence here" for i in range(4)}
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-        async with await connect(session, ws_url(local_server)) as ws:
+        async with connect(session, ws_url(local_server)) as ws:
             for cid, text in texts.items():
                 await ws.send_json(ctx_input(cid, text))
             order: List[str] = []
@@ -160,7 +162,7 @@ async def test_contexts_interleave_and_stay_in_order(local_server):
 
 async def test_flush_ids_and_flush_done(local_server):
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-        async with await connect(session, ws_url(local_server)) as ws:
+        async with connect(session, ws_url(local_server)) as ws:
             await ws.send_json(ctx_input("c1", "First segment", **{"continue": True}))
             await ws.send_json(ctx_input("c1", "", flush=True, **{"continue": True}))
             await ws.send_json(ctx_input("c1", "Second segment", **{"continue": True}))
@@ -182,7 +184,7 @@ async def test_flush_ids_and_flush_done(local_server):
 async def test_cancel_stops_one_context(make_server):
     server = make_server(pace="realtime")
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-        async with await connect(session, ws_url(server)) as ws:
+        async with connect(session, ws_url(server)) as ws:
             long_text = "This context speaks for several seconds at the pace of real audio"
             await ws.send_json(ctx_input("doomed", long_text))
             await ws.send_json(ctx_input("kept", "Short one"))
@@ -212,7 +214,7 @@ async def test_cancel_stops_one_context(make_server):
 
 async def test_empty_first_transcript_is_a_400_error_frame(local_server):
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-        async with await connect(session, ws_url(local_server, "2025-11-04")) as ws:
+        async with connect(session, ws_url(local_server, "2025-11-04")) as ws:
             await ws.send_json(ctx_input("c1", "", **{"continue": True}))
             err = await asyncio.wait_for(ws.receive_json(), 5)
             # The socket lives on.
@@ -226,7 +228,7 @@ async def test_empty_first_transcript_is_a_400_error_frame(local_server):
 async def test_no_more_inputs_with_other_defaults_ends_the_context(local_server):
     fmt = raw_format("pcm_s16le", 16000)
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-        async with await connect(session, ws_url(local_server)) as ws:
+        async with connect(session, ws_url(local_server)) as ws:
             await ws.send_json(ctx_input("c1", "Hello there", output_format=fmt, model_id="sonic-3",
                                          **{"continue": True}))
             await ws.send_json({**END_MARKER, "context_id": "c1"})
@@ -243,7 +245,7 @@ async def test_no_more_inputs_with_other_defaults_ends_the_context(local_server)
 
 async def test_timestamps_over_websocket(local_server):
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-        async with await connect(session, ws_url(local_server)) as ws:
+        async with connect(session, ws_url(local_server)) as ws:
             await ws.send_json(ctx_input("c1", "Hello there. ", add_timestamps=True,
                                          add_phoneme_timestamps=True, **{"continue": True}))
             await ws.send_json(ctx_input("c1", "How are you?", **{"continue": False}))
@@ -280,7 +282,7 @@ async def test_timestamps_over_websocket(local_server):
 )
 async def test_bad_message_fails_only_its_context(local_server, raw, context_id):
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-        async with await connect(session, ws_url(local_server)) as ws:
+        async with connect(session, ws_url(local_server)) as ws:
             await ws.send_json(ctx_input("good", "A sentence that keeps going for a while",
                                          **{"continue": True}))
             await ws.send_str(raw)
@@ -301,7 +303,7 @@ async def test_bad_message_fails_only_its_context(local_server, raw, context_id)
 
 async def test_bad_later_input_ends_that_context(local_server):
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-        async with await connect(session, ws_url(local_server)) as ws:
+        async with connect(session, ws_url(local_server)) as ws:
             await ws.send_json(ctx_input("c1", "Some text", **{"continue": True}))
             await ws.send_json({"context_id": "c1", "transcript": 42})
             frames = (await receive_until_done(ws, ["c1"]))["c1"]
@@ -310,10 +312,10 @@ async def test_bad_later_input_ends_that_context(local_server):
 
 async def test_context_id_required_from_2026_03_01(local_server):
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-        async with await connect(session, ws_url(local_server, "2026-03-01")) as ws:
+        async with connect(session, ws_url(local_server, "2026-03-01")) as ws:
             await ws.send_json(tts_body("No id"))
             err = await asyncio.wait_for(ws.receive_json(), 5)
-        async with await connect(session, ws_url(local_server, "2024-11-13")) as ws:
+        async with connect(session, ws_url(local_server, "2024-11-13")) as ws:
             await ws.send_json(tts_body("No id"))
             frames = []
             while not frames or not frames[-1]["done"]:
@@ -400,7 +402,7 @@ async def test_concurrency_limit_is_an_error_frame(make_server):
     server = make_server(concurrency_limit=2, pace="realtime")
     long_text = "A context that speaks for a few seconds at the pace of real audio"
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-        async with await connect(session, ws_url(server)) as ws:
+        async with connect(session, ws_url(server)) as ws:
             await ws.send_json(ctx_input("a", long_text))
             await ws.send_json(ctx_input("b", long_text))
             await ws.send_json(ctx_input("c", "Too many"))
@@ -423,7 +425,7 @@ async def test_concurrency_limit_is_an_error_frame(make_server):
 async def test_idle_socket_is_closed_with_1000(make_server):
     server = make_server(tts_ws_idle_timeout=0.5)
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-        async with await connect(session, ws_url(server)) as ws:
+        async with connect(session, ws_url(server)) as ws:
             await ws.send_json(ctx_input("c1", "Before the silence"))
             await receive_until_done(ws, ["c1"])
             t0 = time.monotonic()
@@ -436,7 +438,7 @@ async def test_idle_socket_is_closed_with_1000(make_server):
 async def test_waiting_context_expires_with_done(make_server):
     server = make_server(context_expiry=0.3)
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-        async with await connect(session, ws_url(server)) as ws:
+        async with connect(session, ws_url(server)) as ws:
             await ws.send_json(ctx_input("c1", "Left open", **{"continue": True}))
             t0 = time.monotonic()
             frames = (await receive_until_done(ws, ["c1"]))["c1"]
@@ -451,7 +453,7 @@ async def test_waiting_context_expires_with_done(make_server):
 async def test_close_mid_context(local_server, server_faults, code):
     server_faults.add(f"close{code}", after_frames=2)
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-        async with await connect(session, ws_url(local_server)) as ws:
+        async with connect(session, ws_url(local_server)) as ws:
             await ws.send_json(ctx_input("c1", "A sentence long enough for several chunks"))
             frames = []
             while True:
@@ -465,14 +467,14 @@ async def test_close_mid_context(local_server, server_faults, code):
 
 async def test_drop_and_malformed_on_the_websocket(local_server):
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-        async with await connect(session, ws_url(local_server, fault="drop;after_frames=1")) as ws:
+        async with connect(session, ws_url(local_server, fault="drop;after_frames=1")) as ws:
             await ws.send_json(ctx_input("c1", "A sentence long enough for several chunks"))
             first = await asyncio.wait_for(ws.receive(), 10)
             after = await asyncio.wait_for(ws.receive(), 10)
         assert first.type == aiohttp.WSMsgType.TEXT
         assert after.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE)
         assert ws.close_code in (None, 1006)
-        async with await connect(session, ws_url(local_server)) as ws:
+        async with connect(session, ws_url(local_server)) as ws:
             body = ctx_input("c1", "A sentence long enough for several chunks", fault="malformed;after_frames=1")
             await ws.send_json(body)
             await asyncio.wait_for(ws.receive_json(), 10)
@@ -496,7 +498,7 @@ async def test_slow_reader_applies_backpressure(make_server):
     server = make_server()
     text = " ".join(["This sentence is spoken again and again."] * 60)
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-        async with await connect(session, ws_url(server)) as ws:
+        async with connect(session, ws_url(server)) as ws:
             await ws.send_json(ctx_input("c1", text))
             await asyncio.wait_for(ws.receive_json(), 10)
             await asyncio.sleep(1.0)  # not reading: the server must block on its sends
@@ -511,7 +513,7 @@ async def test_many_contexts_and_sse_streams_at_once(local_server):
     texts = {f"m{i}": f"Generation {i} of many at once" for i in range(60)}
 
     async def sock(session, ids):
-        async with await connect(session, ws_url(local_server)) as ws:
+        async with connect(session, ws_url(local_server)) as ws:
             for cid in ids:
                 await ws.send_json(ctx_input(cid, texts[cid]))
             return await receive_until_done(ws, ids, limit=60)
@@ -540,7 +542,7 @@ async def test_many_contexts_and_sse_streams_at_once(local_server):
 async def test_idle_close_fault_after_a_context(local_server, server_faults):
     server_faults.add("ws_idle_close", seconds=0.2)
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-        async with await connect(session, ws_url(local_server)) as ws:
+        async with connect(session, ws_url(local_server)) as ws:
             await ws.send_json(ctx_input("c1", "Then idle"))
             await receive_until_done(ws, ["c1"])
             msg = await asyncio.wait_for(ws.receive(), 5)
@@ -550,7 +552,7 @@ async def test_idle_close_fault_after_a_context(local_server, server_faults):
 async def test_server_shutdown_closes_sockets_with_1001(make_server):
     server = make_server()
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-        async with await connect(session, ws_url(server)) as ws:
+        async with connect(session, ws_url(server)) as ws:
             await ws.send_json(ctx_input("c1", "Before shutdown"))
             await receive_until_done(ws, ["c1"])
             loop = asyncio.get_running_loop()
@@ -562,7 +564,7 @@ async def test_server_shutdown_closes_sockets_with_1001(make_server):
 
 async def test_duration_caps_each_piece_of_a_context(local_server):
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-        async with await connect(session, ws_url(local_server)) as ws:
+        async with connect(session, ws_url(local_server)) as ws:
             text = "One two three four five six seven"
             await ws.send_json(ctx_input("c1", text, duration=0.5, **{"continue": True}))
             await ws.send_json(ctx_input("c1", text, duration=0.5, **{"continue": False}))
@@ -575,7 +577,7 @@ async def test_waiting_text_is_bounded(local_server):
 
     piece = "x" * 20_000  # no sentence end: it all waits in the buffer
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-        async with await connect(session, ws_url(local_server)) as ws:
+        async with connect(session, ws_url(local_server)) as ws:
             for _ in range(MAX_PENDING_CHARS // len(piece) + 1):
                 await ws.send_json(ctx_input("c1", piece, max_buffer_delay_ms=5000, **{"continue": True}))
             err = await asyncio.wait_for(ws.receive_json(), 10)
@@ -597,7 +599,7 @@ async def test_waiting_text_is_bounded(local_server):
 )
 async def test_voice_specifiers_by_version_on_the_websocket(local_server, version, voice, ok):
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-        async with await connect(session, ws_url(local_server, version)) as ws:
+        async with connect(session, ws_url(local_server, version)) as ws:
             await ws.send_json(ctx_input("c1", "Which voice", voice=voice))
             frames = (await receive_until_done(ws, ["c1"]))["c1"]
     if ok:
@@ -611,7 +613,7 @@ async def test_voice_specifiers_by_version_on_the_websocket(local_server, versio
 async def test_closing_a_socket_gives_its_slots_back(make_server):
     server = make_server(concurrency_limit=1, pace="realtime")
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-        async with await connect(session, ws_url(server)) as ws:
+        async with connect(session, ws_url(server)) as ws:
             await ws.send_json(ctx_input("a", "A context that would speak for several seconds more"))
             assert (await asyncio.wait_for(ws.receive_json(), 5))["type"] == "chunk"
             busy = await session.post(server.base_url + "/tts/bytes", json=tts_body(),

@@ -93,6 +93,11 @@ class GuardedConnection(asyncio.Protocol):
         self._cancel_timers()
         self._active = None
         self.inner.connection_lost(exc)
+        # Before Python 3.11 a TLS transport whose peer went away is never marked closed (the old
+        # asyncio sslproto), and warns "unclosed transport" when collected. Closing it now is a
+        # no-op for the socket, which is gone, and ends that.
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
 
     def pause_writing(self) -> None:
         self.inner.pause_writing()
