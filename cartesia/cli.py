@@ -1,5 +1,8 @@
 """The ``cartesia`` command line: ``say`` (text to speech), ``voices`` (the catalogue) and ``serve``.
 
+``say`` and ``voices`` speak the current API by default, ``--api v0`` the legacy one
+(:mod:`cartesia._cli_api`).
+
 Exit codes: :data:`EXIT_CODES` (``cartesia --help`` prints them, the README lists them): 0 ok,
 1 other, 2 usage, 3 authentication, 4 connection, 5 server/API error, 6 timeout, 130 Ctrl-C,
 141 closed pipe.

@@ -3,8 +3,10 @@
 
 Every TTS, voices and error-handling function of the sdist's ``examples/examples.py`` and
 ``examples/async_examples.py`` must exit 0, and what it writes must be valid audio of a plausible
-length for its transcript. The client, its interpreter and the examples come from PyPI (cached
-under ``~/.cache/cartesia-tests``); nothing of this checkout is importable from them.
+length for its transcript. Then the same TTS functions run once more with our package in place of
+the official one: every file they write must be byte-identical to the official client's. The
+official client, its interpreter and the examples come from PyPI (cached under
+``~/.cache/cartesia-tests``); nothing of this checkout is importable from them.
 """
 
 from __future__ import annotations
