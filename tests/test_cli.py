@@ -665,3 +665,15 @@ def test_error_text_hides_keys_without_garbling_words(monkeypatch):
     monkeypatch.setattr(cli, "_SECRETS", ["x", "sk-long-secret-123"])
     text = cli._scrub("Expecting x\nin wss://h/v0?api_key=abc and sk-long-secret-123!")
     assert text == "Expecting *** in wss://h/v0?api_key=*** and ***!"
+
+
+def test_api_version_is_the_current_apis_date_and_v0s_path(local_server, tmp_path):
+    env = {"CARTESIA_API_KEY": local_server.api_key, "CARTESIA_BASE_URL": local_server.host_for_env}
+    # 0.0.5's setting means nothing to the current API: left out, so a migrated shell still works.
+    for api in ("current", "v0"):
+        ok = run_cli(["voices", "--api", api], tmp_path, {**env, "CARTESIA_API_VERSION": "v0"})
+        assert ok.returncode == 0 and "Milo" in ok.stdout.decode(), ok.stderr.decode()
+    # A date is the Cartesia-Version header: the server refuses one it does not know.
+    dated = run_cli(["voices"], tmp_path, {**env, "CARTESIA_API_VERSION": "1999-01-01"})
+    assert dated.returncode == 5, dated.stderr.decode()
+    assert "1999-01-01" in one_error_line(dated)
