@@ -1,5 +1,8 @@
 """The ``cartesia`` command line: ``say`` (text to speech), ``voices`` (the catalogue) and ``serve``.
 
+``say`` and ``voices`` speak the current API by default, ``--api v0`` the legacy one
+(:mod:`cartesia._cli_api`).
+
 Exit codes: :data:`EXIT_CODES` (``cartesia --help`` prints them, the README lists them): 0 ok,
 1 other, 2 usage, 3 authentication, 4 connection, 5 server/API error, 6 timeout, 130 Ctrl-C,
 141 closed pipe.
@@ -22,6 +25,7 @@ import time
 import traceback
 from typing import Any, Dict, Iterator, List, NoReturn, Optional, Sequence, Tuple
 
+from ._cli_api import APIS, CURRENT_MODEL, DEFAULT_API, Session, open_session
 from ._cli_args import (
     EXIT_API,
     EXIT_AUTH,
@@ -130,9 +134,9 @@ def _classify(exc: BaseException, where: str) -> Optional[Tuple[int, str]]:
         return EXIT_USAGE, f"{where} is not a usable address: {exc}"
     if isinstance(exc, errors.AuthenticationError):
         return EXIT_AUTH, f"authentication failed {_status_text(exc)} - check CARTESIA_API_KEY"
-    if isinstance(exc, (errors.CartesiaTimeoutError, TimeoutError)):
+    if isinstance(exc, (errors.APITimeoutError, TimeoutError)):
         return EXIT_TIMEOUT, f"timed out talking to {where}: {exc or type(exc).__name__}"
-    if isinstance(exc, (errors.CartesiaConnectionError, ConnectionError)):
+    if isinstance(exc, (errors.APIConnectionError, ConnectionError)):
         return EXIT_CONNECTION, f"connection to {where} failed: {exc or type(exc).__name__}"
     if isinstance(exc, errors.RateLimitError):
         wait = f" (retry after {exc.retry_after:g} s)" if exc.retry_after else ""
@@ -302,22 +306,14 @@ def _speech_available() -> bool:
 
 
 @contextlib.contextmanager
-def _backend(args: argparse.Namespace, log) -> Iterator[Tuple[str, Dict[str, Any]]]:
-    """Yield (a description of the API for messages, the client's keyword arguments).
+def _backend(args: argparse.Namespace, log) -> Iterator[Session]:
+    """Yield a :class:`~cartesia._cli_api.Session` of ``--api`` with the server to use.
 
-    Without ``--local`` the client reads ``CARTESIA_BASE_URL`` / ``CARTESIA_API_VERSION`` itself,
-    as cartesia 0.0.5 did. With ``--local`` a bundled server runs in this process for the
-    duration of the block.
+    Without ``--local`` the server is ``CARTESIA_BASE_URL`` (the public API by default), with the
+    same address rule on both APIs. With ``--local`` a bundled server (it speaks both) runs in
+    this process for the duration of the block.
     """
-    limits: Dict[str, Any] = {}
-    if args.timeout is not None:
-        limits = {
-            "connect_timeout": args.timeout,
-            "first_audio_timeout": args.timeout,
-            "chunk_gap_timeout": args.timeout,
-        }
-    if args.attempts is not None:
-        limits["max_retries"] = args.attempts
+    limits = {"timeout": args.timeout, "attempts": args.attempts}
     if not args.local:
         key = os.environ.get("CARTESIA_API_KEY", "").strip()
         if not key:
@@ -328,7 +324,10 @@ def _backend(args: argparse.Namespace, log) -> Iterator[Tuple[str, Dict[str, Any
         _SECRETS.append(key)
         host = os.environ.get("CARTESIA_BASE_URL") or "api.cartesia.ai"
         _check_base_url(host)
-        yield host, {"api_key": key, **limits}
+        with _client_errors(host):
+            session = open_session(args.api, host, limits, key, host, local=False)
+        with _closing(session):
+            yield session
         return
 
     engine = args.engine or "auto"
@@ -357,22 +356,14 @@ def _backend(args: argparse.Namespace, log) -> Iterator[Tuple[str, Dict[str, Any
         _die(EXIT_ERROR, f"the local server could not start: {exc}")
     try:
         log(f"local server: {server.base_url} (engine: {engine}{why})")
-        # A `localhost` host means plain http/ws, exactly as for cartesia 0.0.5.
-        client_kwargs = {"api_key": key, "base_url": server.host_for_env, "api_version": "v0"}
-        yield f"the local server ({server.base_url})", {**client_kwargs, **limits}
+        where = f"the local server ({server.base_url})"
+        # A `localhost` host means plain http/ws on both APIs, exactly as for cartesia 0.0.5.
+        with _client_errors(where):
+            session = open_session(args.api, where, limits, key, server.host_for_env, local=True)
+        with _closing(session):
+            yield session
     finally:
         server.stop()
-
-
-def _find_voice(voices: Dict[str, Any], wanted: str) -> Dict[str, Any]:
-    """Pick a voice by name (case-insensitive) or by id from ``get_voices()``."""
-    lowered = wanted.strip().lower()
-    for name, voice in voices.items():
-        if str(name).lower() == lowered or str(voice.get("id", "")).lower() == lowered:
-            return voice
-    names = sorted(str(name) for name in voices)
-    shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
-    _die(EXIT_USAGE, f"unknown voice {wanted!r}; available: {shown or 'none'} (see: cartesia voices)")
 
 
 # --- say --------------------------------------------------------------------------------------
@@ -413,17 +404,15 @@ def _cmd_say(args: argparse.Namespace) -> int:
     output.check(warn=lambda message: log(f"warning: {message}"))
     transport = "http" if args.http else "websocket"
 
-    with _backend(args, log) as (where, client_kwargs):
+    with _backend(args, log) as session:
         from . import streaming
-        from .tts import CartesiaTTS
 
         output.open()
         ok = False
         try:
-            with _client_errors(where), _closing(CartesiaTTS(**client_kwargs)) as client:
-                voice = _find_voice(client.get_voices(), args.voice)
-                embedding = client.get_voice_embedding(voice_id=voice["id"])
-                stats = _stream_segments(client, segments, embedding, output, args, transport)
+            with _client_errors(session.where):
+                voice = session.find_voice(args.voice)
+                stats = _stream_segments(session, segments, voice, output, args, transport)
             output.finish()
             ok = True
         except BrokenPipeError:
@@ -438,7 +427,7 @@ def _cmd_say(args: argparse.Namespace) -> int:
     rtf = elapsed / duration if duration else float("inf")
     dest = "stdout" if output.stdout else args.output
     log(f"wrote {dest}: {duration:.2f} s of audio, {rate} Hz, {output.description}")
-    log(f"voice: {voice.get('name', args.voice)} via {transport} to {where}")
+    log(f"voice: {voice['name'] or args.voice} via {transport} ({_API_NAMES[args.api]}) to {session.where}")
     log(f"time to first audio: {stats['first_audio']:.3f} s")
     speed = f"{1 / rtf:.1f}x faster than real time" if 0 < rtf < 1 else "slower than real time"
     log(f"real-time factor: {rtf:.3f} ({speed})")
@@ -455,7 +444,7 @@ def _stdout_gone() -> int:
     return EXIT_BROKEN_PIPE
 
 
-def _stream_segments(client, segments, embedding, output, args, transport) -> Dict[str, Any]:
+def _stream_segments(session: Session, segments, voice, output, args, transport) -> Dict[str, Any]:
     """Generate every segment in turn, writing audio as it arrives; returns the timings."""
     progress = _Progress(
         args.progress if args.progress is not None else len(segments) > 1 and not args.quiet,
@@ -465,22 +454,9 @@ def _stream_segments(client, segments, embedding, output, args, transport) -> Di
     first_audio: Optional[float] = None
     start = time.perf_counter()
     for index, segment in enumerate(segments, 1):
-        kwargs: Dict[str, Any] = {}
-        if args.model:
-            kwargs["model_id"] = args.model
-        chunks = client.generate(
-            transcript=segment,
-            voice=embedding,
-            stream=True,
-            websocket=transport == "websocket",
-            **kwargs,
-        )
+        chunks = session.stream(segment, voice, args.model, websocket=transport == "websocket")
         try:
-            for chunk in chunks:
-                audio = chunk["audio"]
-                if not audio:
-                    continue
-                rate = int(chunk["sampling_rate"])
+            for audio, rate in chunks:
                 if sample_rate is None:
                     sample_rate = rate
                     first_audio = time.perf_counter() - start
@@ -489,9 +465,7 @@ def _stream_segments(client, segments, embedding, output, args, transport) -> Di
                 output.write(audio, sample_rate)
                 progress.update(index, output.frames / sample_rate)
         finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
+            chunks.close()
         if sample_rate:
             progress.update(index, output.frames / sample_rate, force=True)
     elapsed = time.perf_counter() - start
@@ -502,13 +476,12 @@ def _stream_segments(client, segments, embedding, output, args, transport) -> Di
 
 
 @contextlib.contextmanager
-def _closing(client: Any) -> Iterator[Any]:
-    # Not `with client:` - like cartesia 0.0.5, entering the client opens the websocket, which
-    # `voices` and `say --http` do not need.
+def _closing(session: Session) -> Iterator[Session]:
     try:
-        yield client
+        yield session
     finally:
-        client.close()
+        with _client_errors(session.where):
+            session.close()
 
 
 @contextlib.contextmanager
@@ -530,18 +503,9 @@ def _client_errors(where: str) -> Iterator[None]:
 
 def _cmd_voices(args: argparse.Namespace) -> int:
     log = _logger(args.quiet or args.json)
-    with _backend(args, log) as (where, client_kwargs):
-        from .tts import CartesiaTTS
-
-        with _client_errors(where), _closing(CartesiaTTS(**client_kwargs)) as client:
-            voices = client.get_voices()
-    rows = sorted(
-        (
-            (str(v.get("id", "")), str(v.get("name", name)), str(v.get("description") or ""))
-            for name, v in voices.items()
-        ),
-        key=lambda row: row[1].lower(),
-    )
+    with _backend(args, log) as session, _client_errors(session.where):
+        voices = session.voices()
+    rows = sorted(((v["id"], v["name"], v["description"]) for v in voices), key=lambda row: row[1].lower())
     try:
         if args.json:
             json.dump([dict(zip(("id", "name", "description"), row)) for row in rows], sys.stdout, indent=2)
@@ -640,7 +604,9 @@ _EPILOG = "\n".join(
         "environment (without --local):",
         "  CARTESIA_API_KEY      your API key (never printed)",
         "  CARTESIA_BASE_URL     the API host, e.g. api.cartesia.ai or http://localhost:8787",
-        "  CARTESIA_API_VERSION  the API version (default: the client's)",
+        "                        (a bare host means https, a loopback one http, on both APIs)",
+        "  CARTESIA_API_VERSION  --api current: the Cartesia-Version date (default: the client's);",
+        "                        --api v0: the path version (default: v0)",
     ]
 )
 
@@ -666,6 +632,7 @@ def _build_parsers() -> Tuple[argparse.ArgumentParser, Dict[str, argparse.Argume
         "say",
         help="speak TEXT into a WAV or MP3 file, or raw samples on stdout",
         description="Stream speech for TEXT (or stdin) into a WAV or MP3 file, or raw samples on stdout.\n"
+        "Speaks the current Cartesia API (/tts/websocket, or /tts/bytes with --http) unless --api v0.\n"
         "Timings and the streaming core in use are printed on stderr.",
         epilog=_EPILOG,
     )
@@ -693,8 +660,16 @@ def _build_parsers() -> Tuple[argparse.ArgumentParser, Dict[str, argparse.Argume
         help="refuse to replace an existing file (by default it is replaced, with a warning, "
         "once the new audio is complete)",
     )
-    say.add_argument("--model", default=None, help="model id (default: the client's default)")
-    say.add_argument("--http", action="store_true", help="stream over HTTP instead of the websocket")
+    say.add_argument(
+        "--model",
+        default=None,
+        help=f"model id (default: {CURRENT_MODEL} on the current API, the client's default on v0)",
+    )
+    say.add_argument(
+        "--http",
+        action="store_true",
+        help="stream over HTTP (/tts/bytes; v0: /audio/stream) instead of the websocket",
+    )
     _add_backend_options(say)
     say.add_argument(
         "--progress",
@@ -707,7 +682,10 @@ def _build_parsers() -> Tuple[argparse.ArgumentParser, Dict[str, argparse.Argume
     say.set_defaults(handler=_cmd_say)
 
     voices = commands.add_parser(
-        "voices", help="list the available voices", description="List voices.", epilog=_EPILOG
+        "voices",
+        help="list the available voices",
+        description="List voices (GET /voices of the current API, every page; --api v0: the v0 list).",
+        epilog=_EPILOG,
     )
     _add_backend_options(voices)
     voices.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -723,14 +701,26 @@ def _build_parsers() -> Tuple[argparse.ArgumentParser, Dict[str, argparse.Argume
     return parser, {"say": say, "voices": voices}
 
 
+#: How ``say`` names each ``--api`` value in its report.
+_API_NAMES = {"current": "current API", "v0": "legacy v0 API"}
+
+
 def _add_backend_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--api",
+        choices=APIS,
+        default=DEFAULT_API,
+        help="current: the Cartesia API of today (/tts/bytes, /tts/websocket, /voices; default); "
+        "v0: the legacy protocol of cartesia 0.0.5, which the real service no longer serves "
+        "(the --local server speaks both)",
+    )
     parser.add_argument(
         "--timeout",
         type=positive_seconds,
         default=None,
         metavar="SECONDS",
         help="limit for connecting, for the first audio and for each gap between chunks "
-        "(default: the client's, 30 s)",
+        "(default: the client's)",
     )
     parser.add_argument(
         "--attempts",

@@ -216,3 +216,59 @@ def example_functions(path: Path) -> List[str]:
 def first_match(pattern: str, text: str) -> Optional[str]:
     match = re.search(pattern, text)
     return match.group(1) if match else None
+
+
+RUNNER = Path(__file__).with_name("official_420_runner.py")
+#: The timestamp the examples put in their file names (``%Y%m%d_%H%M%S``).
+_STAMP = re.compile(r"_\d{8}_\d{6}(?=\.)")
+
+
+@dataclasses.dataclass
+class BatchRun:
+    """Many example functions run in one process (``official_420_runner.py``), each in its own directory."""
+
+    out: Path
+    #: Per function: None when it returned, else the exception's text.
+    results: Dict[str, Optional[str]]
+    #: The ``__init__.py`` of the ``cartesia`` package that ran.
+    package: Path
+
+    def files(self, function: str) -> Dict[str, bytes]:
+        """What ``function`` wrote, by file name without the examples' timestamp."""
+        return {
+            _STAMP.sub("", path.name): path.read_bytes()
+            for path in sorted((self.out / function).iterdir())
+            if path.is_file()
+        }
+
+    def stdout(self, function: str) -> str:
+        return (self.out / f"{function}.out").read_text()
+
+
+def run_examples_batch(
+    python: Path,
+    client: OfficialClient,
+    server: TLSServer,
+    file: str,
+    functions: List[str],
+    out: Path,
+    timeout: float = 600,
+) -> BatchRun:
+    """Run ``functions`` of example ``file`` with the interpreter ``python`` (the official client's,
+    or ours), all in one subprocess; each function's files land in ``out/FUNCTION``."""
+    out.mkdir(parents=True)
+    proc = subprocess.run(
+        [str(python), str(RUNNER), str(client.example(file)), str(out), *functions],
+        cwd=str(out),
+        env=server.env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    results = out / "results.json"
+    if proc.returncode != 0 or not results.exists():
+        pytest.fail(f"{python} {file}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}", pytrace=False)
+    import json
+
+    answer = json.loads(results.read_text())
+    return BatchRun(out, answer["functions"], Path(answer["cartesia"]))

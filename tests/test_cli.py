@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import re
 import shutil
@@ -134,25 +136,90 @@ def test_default_output_is_read_by_the_stdlib_wave_module(say_tone):
     assert np.array_equal(np.frombuffer(frames, "<i2"), say_tone["wav"]["samples"])
 
 
-def test_say_matches_the_client_bit_for_bit(say_tone, local_server):
-    # The tone engine is deterministic: the CLI's f32 file must hold exactly what the client receives.
-    from cartesia.tts import CartesiaTTS
+def client_audio(api: str, server, text: str) -> bytes:
+    """What our client receives for ``text`` with Milo from ``server``, as float32 LE at 44.1 kHz."""
+    if api == "v0":
+        from cartesia.tts import CartesiaTTS
 
-    env = {"CARTESIA_BASE_URL": local_server.host_for_env, "CARTESIA_API_VERSION": "v0"}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        with CartesiaTTS(api_key=local_server.api_key) as client:
+        with CartesiaTTS(api_key=server.api_key, base_url=server.host_for_env, api_version="v0") as client:
             voice = client.get_voices()["Milo"]
             embedding = client.get_voice_embedding(voice_id=voice["id"])
-            audio = client.generate(transcript=TEXT, voice=embedding, websocket=False)
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    assert audio["audio"] == say_tone["f32"]["data"]
+            return client.generate(transcript=text, voice=embedding, websocket=False)["audio"]
+    from cartesia import Cartesia
+
+    with Cartesia(api_key=server.api_key, base_url=server.base_url) as client:
+        (milo,) = [v for v in client.voices.list() if v.name == "Milo"]
+        return client.tts.generate(
+            model_id="sonic-latest",
+            transcript=text,
+            voice={"mode": "id", "id": milo.id},
+            output_format={"container": "raw", "encoding": "pcm_f32le", "sample_rate": 44100},
+        ).read()
+
+
+@pytest.fixture(scope="module")
+def say_v0(tmp_path_factory) -> Dict:
+    """`say --local --api v0` over the websocket in f32: the legacy protocol's audio."""
+    cwd = tmp_path_factory.mktemp("say_v0")
+    args = ["say", TEXT, "--local", "--engine", "tone", "--api", "v0", "--format", "f32", "-o", "v0.wav"]
+    result = run_cli(args, cwd)
+    assert result.returncode == 0, result.stderr.decode()
+    return {"result": result, "f32": read_wav(cwd / "v0.wav")}
+
+
+def test_say_speaks_the_current_api_by_default_and_v0_on_request(say_tone, say_v0, local_server):
+    # The tone engine is deterministic: the CLI's f32 file holds exactly what the client of the
+    # chosen API receives. The two APIs split this text differently (the current one speaks each
+    # sentence on its own), so the audio also tells which API the CLI spoke.
+    current, legacy = say_tone["f32"]["data"], say_v0["f32"]["data"]
+    assert current == client_audio("current", local_server, TEXT)
+    assert legacy == client_audio("v0", local_server, TEXT)
+    assert current != legacy
+    assert "via websocket (current API) to the local server" in say_tone["result"].stderr.decode()
+    assert "via websocket (legacy v0 API) to the local server" in say_v0["result"].stderr.decode()
+
+
+def test_v0_keeps_every_output_behaviour(say_v0, tmp_path):
+    # The legacy protocol feeds the same writer: s16 WAV by default, raw stdout, mp3, --no-clobber.
+    floats = say_v0["f32"]["samples"]
+    base = ["--local", "--engine", "tone", "--api", "v0"]
+    default = run_cli(["say", TEXT, *base, "--http", "-o", "take.wav"], tmp_path)
+    assert default.returncode == 0, default.stderr.decode()
+    assert "16-bit PCM WAV" in default.stderr.decode() and "via http (legacy v0 API)" in default.stderr.decode()
+    wav = read_wav(tmp_path / "take.wav")
+    assert wav["format"] == 1 and np.array_equal(wav["samples"], as_pcm16(floats))
+    piped = run_cli(["say", *base, "-o", "-", "--format", "f32", "-q"], tmp_path, stdin=TEXT.encode())
+    assert piped.returncode == 0 and piped.stdout == say_v0["f32"]["data"], piped.stderr.decode()
+    kept = run_cli(["say", TEXT, *base, "-o", "take.wav", "-n"], tmp_path)
+    assert kept.returncode == 1 and "(--no-clobber)" in one_error_line(kept)
+    assert "local server" not in kept.stderr.decode()  # refused before the server started
+    if importlib.util.find_spec("lameenc") is not None:
+        from cartesia.server.audio.encode import StreamEncoder
+        from cartesia.server.audio.formats import parse_output_format
+
+        mp3 = run_cli(["say", TEXT, *base, "-o", "take.mp3", "-q"], tmp_path)
+        assert mp3.returncode == 0, mp3.stderr.decode()
+        fmt = parse_output_format({"container": "mp3", "sample_rate": 44100}, route="bytes")
+        encoder = StreamEncoder(fmt, 44100)
+        expected = encoder.header() + encoder.feed(floats) + encoder.finish()
+        assert (tmp_path / "take.mp3").read_bytes() == expected
+
+
+@pytest.mark.parametrize("api", ["current", "v0"])
+def test_voice_by_id_resolves_on_either_api(api, tmp_path):
+    listed = run_cli(["voices", "--local", "--engine", "tone", "--api", api, "--json"], tmp_path)
+    assert listed.returncode == 0, listed.stderr.decode()
+    graham = next(v for v in json.loads(listed.stdout) if v["name"] == "Graham")
+    base = ["--local", "--engine", "tone", "--api", api]
+    ok = run_cli(["say", "Hi there.", *base, "--voice", graham["id"].upper(), "-o", "g.wav"], tmp_path)
+    assert ok.returncode == 0 and "voice: Graham via" in ok.stderr.decode(), ok.stderr.decode()
+    # A well-formed id nobody has is an unknown voice too (the current API answers it with a 404).
+    missing = "00000000-0000-4000-8000-000000000000"
+    bad = run_cli(["say", "Hi there.", *base, "--voice", missing, "-o", "n.wav"], tmp_path)
+    assert bad.returncode == 2, bad.stderr.decode()
+    line = one_error_line(bad)
+    assert f"unknown voice {missing!r}" in line and "Graham" in line
+    assert not (tmp_path / "n.wav").exists()
 
 
 def test_say_http_stdin_and_raw_stdout_give_the_same_audio(say_tone, tmp_path):
@@ -249,16 +316,16 @@ def test_long_text_is_split_with_progress(tmp_path):
     assert len(samples) / 44100 > 5  # twelve sentences
 
 
-def test_voices_table_and_json(tmp_path):
-    table = run_cli(["voices", "--local", "--engine", "tone"], tmp_path)
+@pytest.mark.parametrize("api", [[], ["--api", "v0"]], ids=["current", "v0"])
+def test_voices_table_and_json(tmp_path, api):
+    table = run_cli(["voices", "--local", "--engine", "tone", *api], tmp_path)
     assert table.returncode == 0, table.stderr.decode()
     lines = table.stdout.decode().splitlines()
     assert lines[0].split() == ["ID", "NAME", "DESCRIPTION"]
     names = {line.split()[1] for line in lines[1:]}
     assert {"Milo", "Graham"} <= names and len(lines) - 1 >= 8
 
-    as_json = run_cli(["voices", "--local", "--engine", "tone", "--json"], tmp_path)
-    import json
+    as_json = run_cli(["voices", "--local", "--engine", "tone", "--json", *api], tmp_path)
 
     voices = json.loads(as_json.stdout)
     assert {v["name"] for v in voices} == names
@@ -290,12 +357,13 @@ def test_say_into_a_device_or_a_missing_directory(tmp_path):
     assert result.returncode == 1 and "does not exist" in one_error_line(result)
 
 
+@pytest.mark.parametrize("api", ["current", "v0"])
 @pytest.mark.parametrize("command", [["say", TEXT, "-o", "x.wav"], ["voices"]])
-def test_bad_key_is_an_auth_error_without_the_key(make_server, tmp_path, command):
+def test_bad_key_is_an_auth_error_without_the_key(make_server, tmp_path, command, api):
     server = make_server(api_keys=["the-right-key"])
     secret = "sk-wrong-9f8e7d6c5b4a"
     env = {"CARTESIA_API_KEY": secret, "CARTESIA_BASE_URL": server.host_for_env}
-    result = run_cli(command, tmp_path, env)
+    result = run_cli([*command, "--api", api], tmp_path, env)
     assert result.returncode == 3, result.stderr.decode()
     line = one_error_line(result)
     assert "authentication failed" in line
@@ -309,22 +377,27 @@ def test_missing_key_without_local(tmp_path):
     assert "CARTESIA_API_KEY is not set" in one_error_line(result)
 
 
-def test_server_error_exit_code(local_server, tmp_path):
+@pytest.mark.parametrize("api", ["current", "v0"])
+@pytest.mark.parametrize("transport", [["--http"], []], ids=["http", "websocket"])
+def test_server_error_exit_code(local_server, tmp_path, api, transport):
     env = {"CARTESIA_API_KEY": local_server.api_key, "CARTESIA_BASE_URL": local_server.host_for_env}
-    result = run_cli(["say", TEXT, "--model", "no-such-model", "--http", "-o", "x.wav"], tmp_path, env)
+    result = run_cli(["say", TEXT, "--model", "no-such-model", *transport, "--api", api, "-o", "x.wav"], tmp_path, env)
     assert result.returncode == 5, result.stderr.decode()
-    assert "400" in one_error_line(result)
+    line = one_error_line(result)
+    assert "400" in line and "no-such-model" in line, line
+    assert not (tmp_path / "x.wav").exists()
 
 
-def test_unreachable_server_is_a_connection_error(tmp_path):
+@pytest.mark.parametrize("api", ["current", "v0"])
+def test_unreachable_server_is_a_connection_error(tmp_path, api):
     secret = "sk-unreachable-0a1b2c3d"
     env = {"CARTESIA_API_KEY": secret, "CARTESIA_BASE_URL": f"localhost:{free_port()}"}
-    result = run_cli(["voices", "--attempts", "1"], tmp_path, env)
+    result = run_cli(["voices", "--attempts", "1", "--api", api], tmp_path, env)
     assert result.returncode == 4, result.stderr.decode()
     assert "connection" in one_error_line(result)
     assert secret not in result.stderr.decode()
     # --verbose shows the client's retries on the way (still without the key).
-    verbose = run_cli(["voices", "-v", "--attempts", "2"], tmp_path, env)
+    verbose = run_cli(["voices", "-v", "--attempts", "2", "--api", api], tmp_path, env)
     assert verbose.returncode == 4
     err = verbose.stderr.decode()
     assert err.count("Retrying") == 1 and secret not in err, err
@@ -365,6 +438,11 @@ def test_usage_errors(tmp_path, args, stdin, message):
         ),
         # Without --local and without an API key: a usage error (2), not the missing key (3).
         (["say", TEXT, "--engine", "tone"], "--engine picks the engine of the bundled server: use it with --local"),
+        (["say", TEXT, "--api", "v1"], "argument --api: invalid choice: 'v1' (choose from 'current', 'v0')"),
+        (
+            ["say", TEXT, "--api", "v0", "--format", "f32", "-o", "x.mp3", "--local"],
+            "--format applies to WAV and raw output, not to MP3",
+        ),
     ],
 )
 def test_option_errors_point_at_the_subcommand_help_before_anything_starts(tmp_path, args, message):
@@ -396,6 +474,11 @@ def test_bare_command_prints_help_with_every_exit_code(tmp_path):
     say_help = run_cli(["say", "--help"], tmp_path).stdout.decode()
     assert {int(code) for code in re.findall(r"^  (\d+) ", say_help, re.M)} == codes
     assert "--no-clobber" in say_help and "FILE.mp3" in say_help
+    # Which API is spoken, and how to pick the other one.
+    flat = " ".join(say_help.split())
+    assert "--api {current,v0}" in flat and "/tts/websocket" in flat and "no longer serves" in flat
+    voices_help = " ".join(run_cli(["voices", "--help"], tmp_path).stdout.decode().split())
+    assert "--api {current,v0}" in voices_help and "GET /voices" in voices_help
 
 
 @pytest.mark.parametrize("value", ["localhost:notaport", "localhost:99999", "http://:8080"])
@@ -408,7 +491,16 @@ def test_unusable_base_url_is_one_line_usage_error(tmp_path, value):
     assert not (tmp_path / "x.wav").exists()
 
 
-@pytest.mark.parametrize("command", [["voices"], ["say", TEXT, "-o", "x.wav"], ["say", TEXT, "--http", "-o", "x.wav"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["voices"],
+        ["say", TEXT, "-o", "x.wav"],
+        ["say", TEXT, "--http", "-o", "x.wav"],
+        ["voices", "--api", "v0"],
+        ["say", TEXT, "--api", "v0", "-o", "x.wav"],
+    ],
+)
 def test_tls_to_a_plain_server_says_so_and_hints_http(local_server, tmp_path, command):
     # https:// (or, under the 0.0.5 scheme rule, a bare host not named localhost) means TLS; the
     # server speaks plain HTTP.
@@ -554,11 +646,13 @@ def test_wav_writer_on_a_pipe_keeps_streaming_sizes():
     assert writer.frames == 10
 
 
-def test_stalled_stream_is_a_timeout(local_server, server_faults, tmp_path):
+@pytest.mark.parametrize("api", ["current", "v0"])
+@pytest.mark.parametrize("transport", [["--http"], []], ids=["http", "websocket"])
+def test_stalled_stream_is_a_timeout(local_server, server_faults, tmp_path, api, transport):
     server_faults.add("stall", after_frames=1, seconds=5)
     env = {"CARTESIA_API_KEY": local_server.api_key, "CARTESIA_BASE_URL": local_server.host_for_env}
     start = time.monotonic()
-    result = run_cli(["say", TEXT, "--timeout", "0.5", "-o", "x.wav"], tmp_path, env)
+    result = run_cli(["say", TEXT, "--timeout", "0.5", "--api", api, *transport, "-o", "x.wav"], tmp_path, env)
     assert result.returncode == 6, result.stderr.decode()
     assert "timed out" in one_error_line(result)
     assert time.monotonic() - start < 5
@@ -571,3 +665,15 @@ def test_error_text_hides_keys_without_garbling_words(monkeypatch):
     monkeypatch.setattr(cli, "_SECRETS", ["x", "sk-long-secret-123"])
     text = cli._scrub("Expecting x\nin wss://h/v0?api_key=abc and sk-long-secret-123!")
     assert text == "Expecting *** in wss://h/v0?api_key=*** and ***!"
+
+
+def test_api_version_is_the_current_apis_date_and_v0s_path(local_server, tmp_path):
+    env = {"CARTESIA_API_KEY": local_server.api_key, "CARTESIA_BASE_URL": local_server.host_for_env}
+    # 0.0.5's setting means nothing to the current API: left out, so a migrated shell still works.
+    for api in ("current", "v0"):
+        ok = run_cli(["voices", "--api", api], tmp_path, {**env, "CARTESIA_API_VERSION": "v0"})
+        assert ok.returncode == 0 and "Milo" in ok.stdout.decode(), ok.stderr.decode()
+    # A date is the Cartesia-Version header: the server refuses one it does not know.
+    dated = run_cli(["voices"], tmp_path, {**env, "CARTESIA_API_VERSION": "1999-01-01"})
+    assert dated.returncode == 5, dated.stderr.decode()
+    assert "1999-01-01" in one_error_line(dated)

@@ -3,14 +3,17 @@
 
 Every TTS, voices and error-handling function of the sdist's ``examples/examples.py`` and
 ``examples/async_examples.py`` must exit 0, and what it writes must be valid audio of a plausible
-length for its transcript. The client, its interpreter and the examples come from PyPI (cached
-under ``~/.cache/cartesia-tests``); nothing of this checkout is importable from them.
+length for its transcript. Then the same TTS functions run once more with our package in place of
+the official one: every file they write must be byte-identical to the official client's. The
+official client, its interpreter and the examples come from PyPI (cached under
+``~/.cache/cartesia-tests``); nothing of this checkout is importable from them.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 import wave
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
@@ -18,12 +21,14 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import pytest
 from official_420 import (
+    BatchRun,
     OfficialClient,
     TLSServer,
     example_functions,
     first_match,
     official_client,
     run_example,
+    run_examples_batch,
     serve_tls,
 )
 
@@ -327,3 +332,51 @@ def test_voices_file_gives_hard_coded_ids_your_own_voice(client, tmp_path):
         assert samples_of(path).tobytes() == expected_pcm(HELLO, VOICES_BY_NAME["milo"])
         got = run_example(client, own, "examples.py", "voices_get", cwd=tmp_path / "run")
         assert "name='Our support voice'" in got.stdout, got.stdout
+
+
+# --- byte identity: our package in place of the official one ------------------------------------
+
+#: Every example function that writes audio, compared file by file between the two clients.
+COMPARED = {"examples.py": sorted(SYNC_TTS), "async_examples.py": sorted(ASYNC_TTS)}
+
+
+@pytest.fixture(scope="module")
+def both_clients(client, server, tmp_path_factory) -> Dict[str, Dict[str, BatchRun]]:
+    """Each example file's audio functions run once with the official client and once with ours
+    (this interpreter: our package under the same import name), one process per client and file,
+    against the same tone-engine server."""
+    root = tmp_path_factory.mktemp("identity")
+    interpreters = {"official": client.python, "ours": Path(sys.executable)}
+    runs = {
+        who: {
+            file: run_examples_batch(python, client, server, file, functions, root / who / file)
+            for file, functions in COMPARED.items()
+        }
+        for who, python in interpreters.items()
+    }
+    # Each run really imported the package it stands for.
+    import cartesia
+
+    for run in runs["ours"].values():
+        assert run.package == Path(cartesia.__file__).resolve(), run.package
+    for run in runs["official"].values():
+        assert client.root in run.package.resolve().parents, run.package
+    return runs
+
+
+@pytest.mark.parametrize(
+    "file, function", [(file, name) for file, names in COMPARED.items() for name in names]
+)
+def test_our_package_writes_the_official_clients_bytes(both_clients, file, function):
+    official, ours = both_clients["official"][file], both_clients["ours"][file]
+    assert official.results[function] is None, (official.results[function], official.stdout(function))
+    assert ours.results[function] is None, (ours.results[function], ours.stdout(function))
+    expected, got = official.files(function), ours.files(function)
+    # An example that writes nothing would make the comparison empty: that is a failure.
+    assert expected and all(expected.values()), f"the official client wrote no audio: {sorted(expected)}"
+    assert sorted(got) == sorted(expected), ours.stdout(function)
+    for name, data in expected.items():
+        assert got[name] == data, (
+            f"{function}: {name} differs ({len(got[name])} bytes from ours, {len(data)} from 4.2.0)"
+        )
+    assert "error:" not in ours.stdout(function), ours.stdout(function)
