@@ -364,6 +364,16 @@ class Generation:
 
     async def _fill(self) -> None:
         """Render the next batch (in an executor thread) and queue it."""
+        try:
+            await self._render_batch()
+        finally:
+            # Cleared here, not in a done-callback: a sender woken earlier in the loop turn that
+            # finished this task would otherwise find it still set, re-await it (a finished task
+            # does not yield) and spin forever instead of starting the next batch.
+            if self._refill is asyncio.current_task():
+                self._refill = None
+
+    async def _render_batch(self) -> None:
         producer = self._producer
         assert producer is not None
         budget = self._renderer.lookahead_bytes - self.buffered_bytes
@@ -403,10 +413,6 @@ class Generation:
     def _start_refill(self) -> None:
         if self._refill is None and not self._done and not self._closed:
             self._refill = asyncio.ensure_future(self._fill())
-            self._refill.add_done_callback(self._refilled)
-
-    def _refilled(self, future: asyncio.Future[None]) -> None:
-        self._refill = None
 
     async def first(self) -> None:
         """Render the first batch now (so an engine failure surfaces before anything is sent)."""
