@@ -21,7 +21,7 @@ from .._client.transport.http_async import bounded
 from .._client.transport.http_sync import _install_phase_backend, _Phase
 from ..protocol import v1
 from ..protocol.v1 import HttpRequest
-from .config import DEFAULT, CurrentConfig, to_httpx_timeout
+from .config import DEFAULT, CurrentConfig, merge_headers, to_httpx_timeout
 
 __all__ = ["SyncHttp", "AsyncHttp", "iter_guarded", "aiter_guarded", "phase_deadline"]
 
@@ -96,8 +96,8 @@ class _Base:
             version=cfg.version,
             accept=request.accept,
         )
-        headers.update(cfg.default_headers)
-        headers.update(extra_headers or {})
+        # Ours, then the client's defaults, then the call's: names compared case-insensitively.
+        headers = merge_headers(merge_headers(headers, cfg.default_headers), extra_headers or {})
         params: Dict[str, Any] = dict(cfg.default_query)
         params.update(request.params or {})
         params.update(extra_query or {})
