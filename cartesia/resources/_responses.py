@@ -11,10 +11,9 @@ import numpy as np
 
 from .._client.errors import Where
 from .._current.http import aiter_guarded, iter_guarded
+from .._current.pcm import SinkFeeder, body_to_numpy
 from .._current.tracking import Tracker
-from ..errors import InvalidInputError
 from ..protocol import v1
-from ..streaming import AudioBuffer
 from ..types.tts import TTSSSEEvent, sse_event
 
 __all__ = ["BinaryResponse", "AsyncBinaryResponse", "SSEStream", "AsyncSSEStream", "pcm_to_numpy"]
@@ -23,15 +22,8 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 
 def pcm_to_numpy(pcm: bytes, output_format: Mapping[str, Any]) -> np.ndarray:
-    """Raw PCM in ``output_format`` as float32 samples in [-1, 1] (decoded by the core)."""
-    if output_format.get("container") != "raw":
-        raise InvalidInputError(
-            "numpy output needs `output_format` container 'raw' (wav and mp3 are files)",
-            field="output_format",
-        )
-    buf = AudioBuffer(encoding=str(output_format.get("encoding", "pcm_f32le")))
-    buf.append(pcm)
-    return buf.to_numpy()
+    """A ``raw`` or ``wav`` body in ``output_format`` as float32 samples in [-1, 1] (decoded by the core)."""
+    return body_to_numpy(pcm, output_format)
 
 
 def _write_file(file: PathLike, data: bytes) -> None:
@@ -90,14 +82,28 @@ class BinaryResponse(_Binary):
         return self.read()
 
     def iter_bytes(self, chunk_size: Optional[int] = None) -> Iterator[bytes]:
+        return self._body(chunk_size, None)
+
+    def _body(self, chunk_size: Optional[int], feeder: Optional[SinkFeeder]) -> Iterator[bytes]:
+        # With a feeder the body goes into its sink and nothing is yielded; the call counts as
+        # done only once the feeder accepted the end of the body.
         if self._content is not None:
-            yield self._content
+            if feeder is None:
+                yield self._content
+                return
+            feeder.feed(self._content)
+            feeder.close()
             return
         tracker = self._tracker
         try:
             for data in iter_guarded(self.http_response, self._where, chunk_size):
                 tracker.metrics.chunk(len(data))
-                yield data
+                if feeder is None:
+                    yield data
+                else:
+                    feeder.feed(data)
+            if feeder is not None:
+                feeder.close()
             tracker.finish("done")
         except GeneratorExit:
             tracker.finish("cancelled")
@@ -121,13 +127,23 @@ class BinaryResponse(_Binary):
                 f.write(data)
 
     def to_numpy(self) -> np.ndarray:
-        """The whole body as float32 samples (``raw`` container only)."""
+        """The whole body as float32 samples (``raw`` or ``wav``; mp3 raises ``InvalidInputError``)."""
         return pcm_to_numpy(self.read(), self._format)
 
-    def drain_into(self, sink: Any) -> int:
-        """Append the body to a ``PCMRing``/``AudioBuffer`` as it arrives; returns the samples."""
-        put = sink.append if hasattr(sink, "append") else sink.write
-        return sum(int(put(data)) for data in self.iter_bytes())
+    def drain_into(self, sink: Any, *, chunk_size: Optional[int] = None) -> int:
+        """Put the audio into a ``PCMRing``/``AudioBuffer`` as it arrives; returns the samples.
+
+        Raw PCM goes in as is, WAV after its header (its ``fmt`` chunk must match the sink);
+        a sample split across two chunks is carried over.
+
+        Raises:
+            StreamFormatError: a malformed or unsupported WAV header, or a body that ends
+                inside a sample.
+        """
+        feeder = SinkFeeder(sink, self._format)
+        for _ in self._body(chunk_size, feeder):
+            pass
+        return feeder.samples
 
     def close(self) -> None:
         self.http_response.close()
@@ -147,15 +163,27 @@ class AsyncBinaryResponse(_Binary):
             self._content = b"".join([data async for data in self.iter_bytes()])
         return self._content
 
-    async def iter_bytes(self, chunk_size: Optional[int] = None) -> AsyncIterator[bytes]:
+    def iter_bytes(self, chunk_size: Optional[int] = None) -> AsyncIterator[bytes]:
+        return self._body(chunk_size, None)
+
+    async def _body(self, chunk_size: Optional[int], feeder: Optional[SinkFeeder]) -> AsyncIterator[bytes]:
         if self._content is not None:
-            yield self._content
+            if feeder is None:
+                yield self._content
+                return
+            feeder.feed(self._content)
+            feeder.close()
             return
         tracker = self._tracker
         try:
             async for data in aiter_guarded(self.http_response, self._where, chunk_size):
                 tracker.metrics.chunk(len(data))
-                yield data
+                if feeder is None:
+                    yield data
+                else:
+                    feeder.feed(data)
+            if feeder is not None:
+                feeder.close()
             tracker.finish("done")
         except GeneratorExit:
             tracker.finish("cancelled")
@@ -184,12 +212,12 @@ class AsyncBinaryResponse(_Binary):
     async def to_numpy(self) -> np.ndarray:
         return pcm_to_numpy(await self.read(), self._format)
 
-    async def drain_into(self, sink: Any) -> int:
-        put = sink.append if hasattr(sink, "append") else sink.write
-        total = 0
-        async for data in self.iter_bytes():
-            total += int(put(data))
-        return total
+    async def drain_into(self, sink: Any, *, chunk_size: Optional[int] = None) -> int:
+        """As :meth:`BinaryResponse.drain_into`."""
+        feeder = SinkFeeder(sink, self._format)
+        async for _ in self._body(chunk_size, feeder):
+            pass
+        return feeder.samples
 
     async def close(self) -> None:
         await self.http_response.aclose()

@@ -9,6 +9,7 @@ from .._client.errors import Where
 from .._client.generation import Deadline
 from .._current.config import DEFAULT
 from .._current.http import AsyncHttp, SyncHttp, phase_deadline
+from .._current.pcm import check_sink
 from .._current.tracking import MetricsCallback, Tracker
 from ..protocol import v1
 from ._responses import AsyncBinaryResponse, AsyncSSEStream, BinaryResponse, SSEStream
@@ -52,13 +53,6 @@ def _body(
         allow_empty_transcript=True,
         **optional,
     )
-
-
-def _check_sink(sink: Any, output_format: Mapping[str, Any]) -> None:
-    if sink is not None and output_format.get("container") != "raw":
-        from ..errors import InvalidInputError
-
-        raise InvalidInputError("`sink` needs `output_format` container 'raw' (wav and mp3 are files)", field="sink")
 
 
 class _Common:
@@ -132,8 +126,10 @@ class TTS(_Common):
         ``read()``, ``iter_bytes()``, ``write_to_file()`` or ``stream_to_file()``.
 
         Args:
-            sink: A ``PCMRing``/``AudioBuffer``: the raw PCM body goes into it as it arrives
-                (partial samples carried over) before this returns; ``read()`` is then empty.
+            sink: A ``PCMRing``/``AudioBuffer`` (of ``output_format``'s encoding): the audio
+                goes into it as it arrives, before this returns (raw PCM as is, WAV after its
+                streamed header; partial samples carried over); ``read()`` is then empty.
+                mp3 cannot go into a sink.
             timeout: Seconds or an ``httpx.Timeout`` for this call (None: no limit).
             connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout: Per-phase
                 limits in seconds (the v0 client's options; any of them replaces ``timeout``);
@@ -145,7 +141,7 @@ class TTS(_Common):
             APIStatusError: a subclass per status, with the server's message.
             APIConnectionError: the connection failed or a time limit ran out.
         """
-        _check_sink(sink, output_format)
+        check_sink(sink, output_format)
         body = _body(
             model_id,
             transcript,
@@ -379,7 +375,7 @@ class AsyncTTS(_Common):
         sink: Any = None,
     ) -> AsyncBinaryResponse:
         """As :meth:`TTS.generate`."""
-        _check_sink(sink, output_format)
+        check_sink(sink, output_format)
         body = _body(
             model_id,
             transcript,
