@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
+import json
 import os
 from typing import Any, AsyncIterator, Iterator, List, Mapping, Optional, Union
 
@@ -24,6 +26,22 @@ PathLike = Union[str, "os.PathLike[str]"]
 def pcm_to_numpy(pcm: bytes, output_format: Mapping[str, Any]) -> np.ndarray:
     """A ``raw`` or ``wav`` body in ``output_format`` as float32 samples in [-1, 1] (decoded by the core)."""
     return body_to_numpy(pcm, output_format)
+
+
+class _LineSplitter:
+    """Lines out of text pieces that may split them anywhere; a line ends at ``\n`` (``\r\n``
+    too: the ``\r`` is dropped with it)."""
+
+    def __init__(self) -> None:
+        self._pending = ""
+
+    def feed(self, text: str) -> List[str]:
+        *lines, self._pending = (self._pending + text).split("\n")
+        return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+    def close(self) -> List[str]:
+        rest, self._pending = self._pending, ""
+        return [rest[:-1] if rest.endswith("\r") else rest] if rest else []
 
 
 def _write_file(file: PathLike, data: bytes) -> None:
@@ -57,6 +75,18 @@ class _Binary:
     @property
     def status_code(self) -> int:
         return self.http_response.status_code
+
+    @property
+    def url(self) -> httpx.URL:
+        return self.http_response.url
+
+    @property
+    def http_request(self) -> httpx.Request:
+        return self.http_response.request
+
+    @property
+    def is_closed(self) -> bool:
+        return self.http_response.is_closed
 
     @property
     def file_id(self) -> Optional[str]:
@@ -116,6 +146,32 @@ class BinaryResponse(_Binary):
 
     def __iter__(self) -> Iterator[bytes]:
         return self.iter_bytes()
+
+    def parse(self) -> BinaryResponse:
+        """The response itself (what 4.2.0's ``with_*_response.generate(...).parse()`` returns)."""
+        return self
+
+    def text(self) -> str:
+        return self.read().decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.read())
+
+    def iter_text(self, chunk_size: Optional[int] = None) -> Iterator[str]:
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        for data in self.iter_bytes(chunk_size):
+            text = decoder.decode(data)
+            if text:
+                yield text
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            yield tail
+
+    def iter_lines(self) -> Iterator[str]:
+        splitter = _LineSplitter()
+        for text in self.iter_text():
+            yield from splitter.feed(text)
+        yield from splitter.close()
 
     def write_to_file(self, file: PathLike) -> None:
         with open(file, "wb") as f:
@@ -197,6 +253,34 @@ class AsyncBinaryResponse(_Binary):
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self.iter_bytes()
 
+    async def parse(self) -> AsyncBinaryResponse:
+        """The response itself (as :meth:`BinaryResponse.parse`)."""
+        return self
+
+    async def text(self) -> str:
+        return (await self.read()).decode("utf-8", "replace")
+
+    async def json(self) -> Any:
+        return json.loads(await self.read())
+
+    async def iter_text(self, chunk_size: Optional[int] = None) -> AsyncIterator[str]:
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        async for data in self.iter_bytes(chunk_size):
+            text = decoder.decode(data)
+            if text:
+                yield text
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            yield tail
+
+    async def iter_lines(self) -> AsyncIterator[str]:
+        splitter = _LineSplitter()
+        async for text in self.iter_text():
+            for line in splitter.feed(text):
+                yield line
+        for line in splitter.close():
+            yield line
+
     async def write_to_file(self, file: PathLike) -> None:
         data = await self.read()
         await asyncio.to_thread(_write_file, file, data)  # disk I/O off the event loop
@@ -248,6 +332,22 @@ class SSEStream:
     def metrics(self) -> Any:
         """The call's ``GenerationMetrics`` (final once the stream ended)."""
         return self._tracker.metrics
+
+    @property
+    def http_response(self) -> httpx.Response:
+        return self.response
+
+    @property
+    def headers(self) -> httpx.Headers:
+        return self.response.headers
+
+    @property
+    def status_code(self) -> int:
+        return self.response.status_code
+
+    def parse(self) -> SSEStream:
+        """The stream itself (what 4.2.0's ``with_*_response.generate_sse(...).parse()`` returns)."""
+        return self
 
     def _events(self, data: Optional[bytes]) -> List[TTSSSEEvent]:
         events = self._decoder.close() if data is None else self._decoder.feed(data)
@@ -309,6 +409,10 @@ class AsyncSSEStream(SSEStream):
             raise
         finally:
             await self.aclose()
+
+    async def parse(self) -> AsyncSSEStream:  # type: ignore[override]
+        """The stream itself (awaited, as 4.2.0's async ``parse()``)."""
+        return self
 
     async def aclose(self) -> None:
         await self.response.aclose()

@@ -68,6 +68,7 @@ class TTS(_Common):
         self._http = http
         self._client = client
         self.with_streaming_response = _StreamingTTS(self)
+        self.with_raw_response = _RawTTS(self)
 
     def _bytes_response(
         self,
@@ -301,7 +302,7 @@ class TTS(_Common):
 
 
 class _StreamingTTS:
-    """``tts.with_streaming_response``: the same calls as context managers."""
+    """``tts.with_streaming_response``: the same calls as context managers (closed on exit)."""
 
     def __init__(self, tts: TTS) -> None:
         self._tts = tts
@@ -314,6 +315,34 @@ class _StreamingTTS:
         finally:
             response.close()
 
+    @contextlib.contextmanager
+    def generate_sse(self, **kwargs: Any) -> Iterator[SSEStream]:
+        """Yields the stream; ``parse()`` returns it too (4.2.0 code calls it)."""
+        stream = self._tts.generate_sse(**kwargs)
+        try:
+            yield stream
+        finally:
+            stream.close()
+
+    sse = generate_sse
+
+
+class _RawTTS:
+    """``tts.with_raw_response``: 4.2.0's raw calls; ``parse()`` gives what the plain call gives."""
+
+    def __init__(self, tts: TTS) -> None:
+        self._tts = tts
+
+    def generate(self, **kwargs: Any) -> BinaryResponse:
+        response = self._tts.generate(**kwargs)
+        response.read()  # a raw response holds the whole body, as in 4.2.0
+        return response
+
+    def generate_sse(self, **kwargs: Any) -> SSEStream:
+        return self._tts.generate_sse(**kwargs)
+
+    sse = generate_sse
+
 
 class AsyncTTS(_Common):
     """As :class:`TTS`, for :class:`~cartesia.AsyncCartesia` (every call is awaited)."""
@@ -322,6 +351,7 @@ class AsyncTTS(_Common):
         self._http = http
         self._client = client
         self.with_streaming_response = _AsyncStreamingTTS(self)
+        self.with_raw_response = _AsyncRawTTS(self)
 
     async def _bytes_response(
         self,
@@ -531,6 +561,8 @@ class AsyncTTS(_Common):
 
 
 class _AsyncStreamingTTS:
+    """As :class:`_StreamingTTS`, for the async client (``async with``)."""
+
     def __init__(self, tts: AsyncTTS) -> None:
         self._tts = tts
 
@@ -541,3 +573,30 @@ class _AsyncStreamingTTS:
             yield response
         finally:
             await response.close()
+
+    @contextlib.asynccontextmanager
+    async def generate_sse(self, **kwargs: Any) -> AsyncIterator[AsyncSSEStream]:
+        stream = await self._tts.generate_sse(**kwargs)
+        try:
+            yield stream
+        finally:
+            await stream.aclose()
+
+    sse = generate_sse
+
+
+class _AsyncRawTTS:
+    """As :class:`_RawTTS`, for the async client (every call awaited)."""
+
+    def __init__(self, tts: AsyncTTS) -> None:
+        self._tts = tts
+
+    async def generate(self, **kwargs: Any) -> AsyncBinaryResponse:
+        response = await self._tts.generate(**kwargs)
+        await response.read()
+        return response
+
+    async def generate_sse(self, **kwargs: Any) -> AsyncSSEStream:
+        return await self._tts.generate_sse(**kwargs)
+
+    sse = generate_sse
