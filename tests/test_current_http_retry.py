@@ -277,3 +277,45 @@ def test_status_fault_spec_parsing():
     assert fault.status_headers() == {"retry-after-ms": "5", "x-should-retry": "true"}
     with pytest.raises(FaultSpecError, match="should_retry"):
         parse_fault_spec("503;should_retry=perhaps")
+
+
+# --- a body that fails before anything was delivered ---------------------------------------------
+
+
+def test_body_failing_before_any_audio_is_sent_again(local_server, server_faults):
+    # The headers came (generate() returned), then the connection dropped before the first frame:
+    # nothing reached the caller, so the call's next attempt runs (4.2.0 retries it too: it
+    # reads the whole body inside its retry loop).
+    for read in (lambda r: r.read(), lambda r: b"".join(r.iter_bytes())):
+        server_faults.add("drop", after_frames=0, on="stream")
+        before = _requests(local_server)
+        with _client(local_server) as c:
+            assert read(c.tts.generate(**_args(FMT))) == _want(FMT)
+        assert _requests(local_server) - before == 2 and not server_faults.pending()
+    server_faults.add("drop", after_frames=0, on="stream")
+    with _client(local_server) as c:
+        events = list(c.tts.generate_sse(**_args(FMT)))
+    assert events[-1].type == "done" and b"".join(e.audio for e in events if e.type == "chunk") == _want(FMT)
+
+
+def test_body_failures_use_up_the_same_retries(local_server, server_faults):
+    # One status retry and one body retry: max_retries=1 allows only one of them.
+    server_faults.add("status", status=503, retry_after_ms=1, on="stream")
+    server_faults.add("drop", after_frames=0, on="stream")
+    before = _requests(local_server)
+    with _client(local_server, max_retries=1) as c, pytest.raises(APIConnectionError):
+        c.tts.generate(**_args(FMT)).read()
+    assert _requests(local_server) - before == 2
+    server_faults.add("drop", after_frames=0, on="stream")
+    with _client(local_server, max_retries=0) as c, pytest.raises(APIConnectionError):
+        c.tts.generate(**_args(FMT)).read()
+
+
+async def test_async_body_failing_before_any_audio_is_sent_again(local_server, server_faults):
+    async with AsyncCartesia(api_key=local_server.api_key, base_url=local_server.base_url) as c:
+        server_faults.add("drop", after_frames=0, on="stream")
+        assert await (await c.tts.generate(**_args(FMT))).read() == _want(FMT)
+        server_faults.add("drop", after_frames=0, on="stream")
+        stream = await c.tts.generate_sse(**_args(FMT))
+        assert [e.type async for e in stream][-1] == "done"
+    assert not server_faults.pending()

@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 
 from .._client.errors import Where
-from .._current.http import aiter_guarded, iter_guarded
+from .._current.http import AsyncResend, Resend, aiter_guarded, iter_guarded
 from .._current.pcm import SinkFeeder, body_to_numpy
 from .._current.tracking import Tracker
 from ..protocol import v1
@@ -56,12 +56,15 @@ class _Binary:
         where: Where,
         output_format: Mapping[str, Any],
         tracker: Optional[Tracker] = None,
+        resend: Any = None,
     ) -> None:
+        # ``resend``: a Resend (sync) or AsyncResend (async response): the call's next attempt.
         self.http_response = response
         self._where = where
         self._format = dict(output_format)
         self._content: Optional[bytes] = None
         self._tracker = tracker or Tracker()
+        self._resend = resend
 
     @property
     def metrics(self) -> Any:
@@ -125,13 +128,21 @@ class BinaryResponse(_Binary):
             feeder.close()
             return
         tracker = self._tracker
+        delivered = False
         try:
-            for data in iter_guarded(self.http_response, self._where, chunk_size):
-                tracker.metrics.chunk(len(data))
-                if feeder is None:
-                    yield data
-                else:
-                    feeder.feed(data)
+            while True:
+                try:
+                    for data in iter_guarded(self.http_response, self._where, chunk_size):
+                        delivered = True
+                        tracker.metrics.chunk(len(data))
+                        if feeder is None:
+                            yield data
+                        else:
+                            feeder.feed(data)
+                    break
+                except Exception as exc:  # noqa: BLE001 - the shared rule decides, else re-raised
+                    if delivered or not self._send_again(exc):
+                        raise
             if feeder is not None:
                 feeder.close()
             tracker.finish("done")
@@ -143,6 +154,16 @@ class BinaryResponse(_Binary):
             raise
         finally:
             self.close()
+
+    def _send_again(self, error: BaseException) -> bool:
+        """After a body failure before any of it was delivered: the call's next attempt."""
+        resend: Optional[Resend] = self._resend
+        fresh = resend(error) if resend is not None else None
+        if fresh is None:
+            return False
+        self.http_response.close()
+        self.http_response = fresh
+        return True
 
     def __iter__(self) -> Iterator[bytes]:
         return self.iter_bytes()
@@ -231,13 +252,21 @@ class AsyncBinaryResponse(_Binary):
             feeder.close()
             return
         tracker = self._tracker
+        delivered = False
         try:
-            async for data in aiter_guarded(self.http_response, self._where, chunk_size):
-                tracker.metrics.chunk(len(data))
-                if feeder is None:
-                    yield data
-                else:
-                    feeder.feed(data)
+            while True:
+                try:
+                    async for data in aiter_guarded(self.http_response, self._where, chunk_size):
+                        delivered = True
+                        tracker.metrics.chunk(len(data))
+                        if feeder is None:
+                            yield data
+                        else:
+                            feeder.feed(data)
+                    break
+                except Exception as exc:  # noqa: BLE001 - the shared rule decides, else re-raised
+                    if delivered or not await self._send_again(exc):
+                        raise
             if feeder is not None:
                 feeder.close()
             tracker.finish("done")
@@ -249,6 +278,15 @@ class AsyncBinaryResponse(_Binary):
             raise
         finally:
             await self.close()
+
+    async def _send_again(self, error: BaseException) -> bool:
+        resend: Optional[AsyncResend] = self._resend
+        fresh = await resend(error) if resend is not None else None
+        if fresh is None:
+            return False
+        await self.http_response.aclose()
+        self.http_response = fresh
+        return True
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self.iter_bytes()
@@ -321,12 +359,24 @@ class SSEStream:
     """
 
     def __init__(
-        self, response: httpx.Response, where: Where, sink: Any = None, tracker: Optional[Tracker] = None
+        self,
+        response: httpx.Response,
+        where: Where,
+        sink: Any = None,
+        tracker: Optional[Tracker] = None,
+        resend: Any = None,
     ) -> None:
         self.response = response
         self._where = where
+        self._sink = sink
         self._decoder = v1.SseDecoder(sink=sink)
         self._tracker = tracker or Tracker()
+        self._resend = resend
+
+    def _restart(self, fresh: httpx.Response) -> None:
+        # Nothing was delivered: no event, hence nothing in the sink; a partial line is dropped.
+        self.response = fresh
+        self._decoder = v1.SseDecoder(sink=self._sink)
 
     @property
     def metrics(self) -> Any:
@@ -360,12 +410,23 @@ class SSEStream:
         return out
 
     def __iter__(self) -> Iterator[TTSSSEEvent]:
+        delivered = False
         try:
-            for data in iter_guarded(self.response, self._where):
-                for event in self._events(data):
-                    yield event
-                    if event.type in ("done", "error"):
-                        return
+            while True:
+                try:
+                    for data in iter_guarded(self.response, self._where):
+                        for event in self._events(data):
+                            delivered = True
+                            yield event
+                            if event.type in ("done", "error"):
+                                return
+                    break
+                except Exception as exc:  # noqa: BLE001 - the shared rule decides, else re-raised
+                    fresh = None if delivered or self._resend is None else self._resend(exc)
+                    if fresh is None:
+                        raise
+                    self.response.close()
+                    self._restart(fresh)
             yield from self._events(None)
         except GeneratorExit:
             self._tracker.finish("cancelled")
@@ -393,12 +454,23 @@ class AsyncSSEStream(SSEStream):
         raise TypeError("use `async for` with the async client's stream")
 
     async def __aiter__(self) -> AsyncIterator[TTSSSEEvent]:
+        delivered = False
         try:
-            async for data in aiter_guarded(self.response, self._where):
-                for event in self._events(data):
-                    yield event
-                    if event.type in ("done", "error"):
-                        return
+            while True:
+                try:
+                    async for data in aiter_guarded(self.response, self._where):
+                        for event in self._events(data):
+                            delivered = True
+                            yield event
+                            if event.type in ("done", "error"):
+                                return
+                    break
+                except Exception as exc:  # noqa: BLE001 - the shared rule decides, else re-raised
+                    fresh = None if delivered or self._resend is None else await self._resend(exc)
+                    if fresh is None:
+                        raise
+                    await self.response.aclose()
+                    self._restart(fresh)
             for event in self._events(None):
                 yield event
         except GeneratorExit:

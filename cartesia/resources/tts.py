@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, AsyncIterator, Dict, Iterator, Mapping, Optional
+import functools
+from typing import TYPE_CHECKING, Any, AsyncIterator, Dict, Iterator, Mapping, Optional, Tuple
+
+import httpx
 
 from .._client.errors import Where
 from .._client.generation import Deadline
 from .._current.config import DEFAULT
-from .._current.http import AsyncHttp, SyncHttp, phase_deadline
+from .._current.http import AsyncHttp, AsyncResend, Resend, SyncHttp, phase_deadline
 from .._current.pcm import check_sink
 from .._current.tracking import MetricsCallback, Tracker
 from ..protocol import v1
@@ -70,6 +73,34 @@ class TTS(_Common):
         self.with_streaming_response = _StreamingTTS(self)
         self.with_raw_response = _RawTTS(self)
 
+    def _open(
+        self,
+        request: v1.HttpRequest,
+        extra_headers: Optional[Mapping[str, str]],
+        extra_query: Optional[Mapping[str, Any]],
+        timeout: Any,
+        deadline: Optional[Deadline],
+        tracker: Tracker,
+    ) -> Tuple[httpx.Response, Resend]:
+        """The streamed response (after the retries its answer allows) and how to send it again."""
+        attempts = self._http.attempts(request, deadline)
+        send = functools.partial(
+            self._http.send,
+            request,
+            stream=True,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            timeout=timeout,
+            deadline=deadline,
+            metrics=tracker.metrics,
+            attempts=attempts,
+        )
+        try:
+            return send(), Resend(send, attempts)
+        except BaseException as exc:
+            tracker.failed(exc)
+            raise
+
     def _bytes_response(
         self,
         body: Dict[str, Any],
@@ -81,20 +112,8 @@ class TTS(_Common):
     ) -> BinaryResponse:
         request = v1.bytes_request(body)
         tracker = Tracker(on_metrics)
-        try:
-            response = self._http.send(
-                request,
-                stream=True,
-                extra_headers=extra_headers,
-                extra_query=extra_query,
-                timeout=timeout,
-                deadline=deadline,
-                metrics=tracker.metrics,
-            )
-        except BaseException as exc:
-            tracker.failed(exc)
-            raise
-        return BinaryResponse(response, self._where(request, deadline), body["output_format"], tracker)
+        response, resend = self._open(request, extra_headers, extra_query, timeout, deadline, tracker)
+        return BinaryResponse(response, self._where(request, deadline), body["output_format"], tracker, resend)
 
     def generate(
         self,
@@ -276,20 +295,8 @@ class TTS(_Common):
         request = v1.sse_request(body)
         deadline = phase_deadline(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout)
         tracker = Tracker(on_metrics)
-        try:
-            response = self._http.send(
-                request,
-                stream=True,
-                extra_headers=extra_headers,
-                extra_query=extra_query,
-                timeout=timeout,
-                deadline=deadline,
-                metrics=tracker.metrics,
-            )
-        except BaseException as exc:
-            tracker.failed(exc)
-            raise
-        return SSEStream(response, self._where(request, deadline), sink=sink, tracker=tracker)
+        response, resend = self._open(request, extra_headers, extra_query, timeout, deadline, tracker)
+        return SSEStream(response, self._where(request, deadline), sink=sink, tracker=tracker, resend=resend)
 
     sse = generate_sse
 
@@ -353,6 +360,34 @@ class AsyncTTS(_Common):
         self.with_streaming_response = _AsyncStreamingTTS(self)
         self.with_raw_response = _AsyncRawTTS(self)
 
+    async def _open(
+        self,
+        request: v1.HttpRequest,
+        extra_headers: Optional[Mapping[str, str]],
+        extra_query: Optional[Mapping[str, Any]],
+        timeout: Any,
+        deadline: Optional[Deadline],
+        tracker: Tracker,
+    ) -> Tuple[httpx.Response, AsyncResend]:
+        """The streamed response (after the retries its answer allows) and how to send it again."""
+        attempts = self._http.attempts(request, deadline)
+        send = functools.partial(
+            self._http.send,
+            request,
+            stream=True,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            timeout=timeout,
+            deadline=deadline,
+            metrics=tracker.metrics,
+            attempts=attempts,
+        )
+        try:
+            return await send(), AsyncResend(send, attempts)
+        except BaseException as exc:
+            tracker.failed(exc)
+            raise
+
     async def _bytes_response(
         self,
         body: Dict[str, Any],
@@ -364,20 +399,10 @@ class AsyncTTS(_Common):
     ) -> AsyncBinaryResponse:
         request = v1.bytes_request(body)
         tracker = Tracker(on_metrics)
-        try:
-            response = await self._http.send(
-                request,
-                stream=True,
-                extra_headers=extra_headers,
-                extra_query=extra_query,
-                timeout=timeout,
-                deadline=deadline,
-                metrics=tracker.metrics,
-            )
-        except BaseException as exc:
-            tracker.failed(exc)
-            raise
-        return AsyncBinaryResponse(response, self._where(request, deadline), body["output_format"], tracker)
+        response, resend = await self._open(request, extra_headers, extra_query, timeout, deadline, tracker)
+        return AsyncBinaryResponse(
+            response, self._where(request, deadline), body["output_format"], tracker, resend
+        )
 
     async def generate(
         self,
@@ -535,20 +560,10 @@ class AsyncTTS(_Common):
         request = v1.sse_request(body)
         deadline = phase_deadline(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout)
         tracker = Tracker(on_metrics)
-        try:
-            response = await self._http.send(
-                request,
-                stream=True,
-                extra_headers=extra_headers,
-                extra_query=extra_query,
-                timeout=timeout,
-                deadline=deadline,
-                metrics=tracker.metrics,
-            )
-        except BaseException as exc:
-            tracker.failed(exc)
-            raise
-        return AsyncSSEStream(response, self._where(request, deadline), sink=sink, tracker=tracker)
+        response, resend = await self._open(request, extra_headers, extra_query, timeout, deadline, tracker)
+        return AsyncSSEStream(
+            response, self._where(request, deadline), sink=sink, tracker=tracker, resend=resend
+        )
 
     sse = generate_sse
 
