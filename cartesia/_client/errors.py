@@ -12,7 +12,7 @@ import http.client
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Protocol
+from typing import Any, Dict, Mapping, Optional, Protocol, Type
 
 import aiohttp
 import httpx
@@ -46,6 +46,7 @@ __all__ = [
     "closed_error",
     "parse_retry_after",
     "server_message",
+    "should_retry_header",
 ]
 
 # aiohttp >= 3.10 tells a connect timeout from a read timeout by type.
@@ -233,6 +234,10 @@ def status_error(
 ) -> APIStatusError:
     """The typed error of a failed HTTP response or websocket handshake.
 
+    Every error carries the answer's retry hints for :class:`~cartesia._client.retry.RetryPolicy`:
+    ``retry_after`` (seconds, from ``retry-after-ms``/``Retry-After``) and ``should_retry``
+    (``x-should-retry``), each None when the server sent none.
+
     Args:
         status: HTTP status code.
         text: Response body as text (the server's message; kept whole, as 0.0.5 did).
@@ -243,16 +248,10 @@ def status_error(
     text = redact(text or "", secret)
     message = f"{prefix}{text}"
     request_id = _request_id(headers, text)
+    cls: Type[APIStatusError] = APIStatusError
     if status == 429:
-        return RateLimitError(
-            message,
-            retry_after=parse_retry_after(headers),
-            status_code=status,
-            request_id=request_id,
-            body=_body(text),
-        )
-    cls = APIStatusError
-    if status == 422:
+        cls = RateLimitError
+    elif status == 422:
         cls = UnprocessableEntityError
     elif status in (400, 413):
         cls = BadRequestError
@@ -266,7 +265,19 @@ def status_error(
         cls = NotFoundError
     elif status >= 500:
         cls = ServerError
-    return cls(message, status_code=status, request_id=request_id, body=_body(text))
+    error = cls(message, status_code=status, request_id=request_id, body=_body(text))
+    error.retry_after = parse_retry_after(headers)  # type: ignore[attr-defined]
+    error.should_retry = should_retry_header(headers)  # type: ignore[attr-defined]
+    return error
+
+
+def should_retry_header(headers: Optional[Mapping[str, str]]) -> Optional[bool]:
+    """The server's ``x-should-retry: true|false`` (it overrides the status rule), else None."""
+    value = _header(headers, "x-should-retry") if headers else None
+    if value is None:
+        return None
+    value = value.strip().lower()
+    return True if value == "true" else False if value == "false" else None
 
 
 def _body(text: str) -> Any:

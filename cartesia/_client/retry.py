@@ -6,15 +6,18 @@ import http.client
 import logging
 import random
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Tuple, Type
+from typing import Any, Callable, FrozenSet, List, Optional, Tuple, Type
 
 from ..errors import (
     APIStatusError,
     CartesiaConnectionError,
+    CartesiaTimeoutError,
+    ChunkGapTimeoutError,
     ConnectTimeoutError,
     GenerationError,
     RateLimitError,
     ServerError,
+    TotalTimeoutError,
 )
 
 __all__ = ["RetryPolicy", "Attempts", "transient_error_types", "RETRY_LOGGER"]
@@ -51,12 +54,20 @@ def transient_error_types() -> Tuple[Type[BaseException], ...]:
 class RetryPolicy:
     """Retry rules shared by the clients and the ``cartesia.utils`` decorators.
 
+    The server's own hints win over the status rule: ``x-should-retry: true|false`` says whether
+    (both ways), and ``retry-after-ms`` / ``Retry-After`` how long to wait (a wait longer than
+    ``max_retry_after`` is not waited for: the error is raised at once).
+
     Attributes:
         max_retries: Total number of attempts (0.0.5 semantics: 3 means one try and two retries).
         backoff_factor: Base delay in seconds; attempt ``n`` waits about ``factor * 2**(n-1)``.
         max_backoff: Upper bound of one computed backoff delay.
         max_retry_after: A ``Retry-After`` longer than this is not waited for; the error is raised.
         jitter: Fraction of the delay that is randomised (0 = none, 0.5 = uniform in [50%, 100%]).
+        extra_statuses: Statuses retried besides 429 and 5xx (the current API, as 4.2.0: 408
+            and 409).
+        retry_timeouts: Also retry a call that timed out waiting for its answer (4.2.0 does),
+            not only a timed-out connect; a total or chunk-gap timeout is always final.
     """
 
     max_retries: int = 3
@@ -64,30 +75,40 @@ class RetryPolicy:
     max_backoff: float = 30.0
     max_retry_after: float = 60.0
     jitter: float = 0.5
+    extra_statuses: FrozenSet[int] = frozenset()
+    retry_timeouts: bool = False
 
     def retryable(self, error: BaseException) -> bool:
         """Whether ``error`` may be retried at all (before any audio reached the caller)."""
-        if isinstance(error, RateLimitError):
-            return error.retry_after is None or error.retry_after <= self.max_retry_after
-        if isinstance(error, ServerError):
-            return True
-        if isinstance(error, APIStatusError):
-            return False  # 4xx: the request itself is wrong; sending it again cannot help
-        if isinstance(error, GenerationError):
+        retry_after: Optional[float] = getattr(error, "retry_after", None)
+        if retry_after is not None and retry_after > self.max_retry_after:
+            return False
+        if isinstance(error, (APIStatusError, GenerationError)):
+            hint: Optional[bool] = getattr(error, "should_retry", None)
+            if hint is not None:
+                return hint
+            if isinstance(error, (RateLimitError, ServerError)):
+                return True
             status = error.status_code
-            return status is not None and (status == 429 or status >= 500)
+            return status is not None and (status == 429 or status >= 500 or status in self.extra_statuses)
         if isinstance(error, ConnectTimeoutError):
             return True
+        if isinstance(error, CartesiaTimeoutError):
+            return self.retry_timeouts and not isinstance(error, (TotalTimeoutError, ChunkGapTimeoutError))
         return isinstance(error, transient_error_types())
 
     def delay(self, attempt: int, error: Optional[BaseException] = None) -> float:
-        """Seconds to sleep before attempt ``attempt + 1`` (``attempt`` counts from 1)."""
+        """Seconds to sleep before attempt ``attempt + 1`` (``attempt`` counts from 1).
+
+        The server's ``retry-after-ms``/``Retry-After`` when it gave a positive one (exactly, as
+        4.2.0), else the jittered exponential backoff.
+        """
+        retry_after: Optional[float] = getattr(error, "retry_after", None)
+        if retry_after is not None and 0 < retry_after <= self.max_retry_after:
+            return float(retry_after)
         base = min(self.max_backoff, self.backoff_factor * (2.0 ** (attempt - 1)))
         if self.jitter:
             base *= 1.0 - self.jitter * random.random()
-        retry_after: Optional[float] = getattr(error, "retry_after", None)
-        if retry_after is not None:
-            base = max(base, float(retry_after))
         return max(0.0, base)
 
 

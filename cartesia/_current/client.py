@@ -71,7 +71,8 @@ class Cartesia(_Base):
             ``ws``/``wss``.
         timeout: Seconds or an ``httpx.Timeout`` (default 60 s, 5 s to connect); None: no limit.
         max_retries: Retries after a failed attempt (default 2; 0 turns them off).
-        default_headers: Sent with every request (a ``Cartesia-Version`` here overrides ours).
+        default_headers: Sent with every request (a ``Cartesia-Version`` here overrides ours);
+            they override the ``CARTESIA_CUSTOM_HEADERS`` ones (``Name: value`` lines).
         default_query: Added to every request's query.
     """
 

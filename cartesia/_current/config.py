@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit
@@ -14,7 +15,8 @@ from .._client.retry import RetryPolicy
 from ..errors import ConfigurationError
 from ..protocol import v1
 
-__all__ = ["CurrentConfig", "DEFAULT_BASE_URL", "WEBSOCKET_ENV", "to_httpx_timeout"]
+__all__ = ["CurrentConfig", "DEFAULT_BASE_URL", "WEBSOCKET_ENV", "current_retry_policy", "custom_headers_from_env",
+           "merge_headers", "to_httpx_timeout", "CUSTOM_HEADERS_ENV"]
 
 DEFAULT_BASE_URL = "https://api.cartesia.ai"
 #: Environment variable for the websocket root (4.2.0 has none; it forces ``wss``).
@@ -23,6 +25,19 @@ WEBSOCKET_ENV = "CARTESIA_WEBSOCKET_BASE_URL"
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 
 TimeoutArg = Union[float, int, httpx.Timeout, None]
+
+
+def current_retry_policy(max_retries: int) -> RetryPolicy:
+    """4.2.0's retry rules for ``max_retries`` retries: 408, 409, 429, 5xx, connection errors and
+    timeouts; 0.5 s doubling backoff up to 8 s, jittered down by at most 25 %."""
+    return RetryPolicy(
+        max_retries=max_retries + 1,
+        backoff_factor=0.5,
+        max_backoff=8.0,
+        jitter=0.25,
+        extra_statuses=frozenset({408, 409}),
+        retry_timeouts=True,
+    )
 
 
 def to_httpx_timeout(value: Any) -> httpx.Timeout:
@@ -36,6 +51,47 @@ def to_httpx_timeout(value: Any) -> httpx.Timeout:
     raise ConfigurationError(
         f"`timeout` must be a positive number of seconds, an httpx.Timeout or None, not {value!r}"
     )
+
+
+#: Extra headers for every request, one ``Name: value`` per line (read as 4.2.0 does).
+CUSTOM_HEADERS_ENV = "CARTESIA_CUSTOM_HEADERS"
+# RFC 9110 token characters: what a header name may be made of.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def custom_headers_from_env() -> Dict[str, str]:
+    """The headers of ``CARTESIA_CUSTOM_HEADERS`` (none when unset); blank lines are skipped.
+
+    Raises:
+        ConfigurationError: a line is not ``Name: value`` or holds characters no header may
+            hold; the message names the variable and the line number, never the line (a
+            pasted key must not end up in a log).
+    """
+    raw = os.environ.get(CUSTOM_HEADERS_ENV)
+    headers: Dict[str, str] = {}
+    for number, line in enumerate((raw or "").split("\n"), 1):
+        if not line.strip():
+            continue
+        name, colon, value = line.partition(":")
+        name, value = name.strip(), value.strip()
+        if not colon or not _TOKEN.fullmatch(name):
+            raise ConfigurationError(
+                f"{CUSTOM_HEADERS_ENV} line {number} is not a `Name: value` header "
+                "(one per line, the name made of letters, digits and !#$%&'*+-.^_`|~)"
+            )
+        if any(ord(c) < 32 and c != "\t" or ord(c) == 127 for c in value):
+            raise ConfigurationError(
+                f"{CUSTOM_HEADERS_ENV} line {number}: the value of header {name!r} holds control characters"
+            )
+        headers[name] = value
+    return headers
+
+
+def merge_headers(under: Mapping[str, str], over: Mapping[str, str]) -> Dict[str, str]:
+    """``under`` updated by ``over``, names compared case-insensitively (one header per name)."""
+    merged = {k: v for k, v in under.items() if k.lower() not in {o.lower() for o in over}}
+    merged.update(over)
+    return merged
 
 
 def _root(url: str, what: str, schemes: Tuple[str, ...]) -> str:
@@ -98,7 +154,7 @@ class CurrentConfig:
             scheme, rest = base.split(":", 1)
             ws = ("wss" if scheme == "https" else "ws") + ":" + rest
         ws = _root(ws, "websocket_base_url", ("ws", "wss"))
-        headers = dict(default_headers or {})
+        headers = merge_headers(custom_headers_from_env(), default_headers or {})
         version = v1.API_VERSION
         for name in list(headers):
             if name.lower() == "cartesia-version":
@@ -108,8 +164,7 @@ class CurrentConfig:
             base_url=base,
             websocket_base_url=ws,
             timeout=DEFAULT_TIMEOUT if timeout is _DEFAULT else to_httpx_timeout(timeout),
-            # 0.5 s doubling backoff, as 4.2.0 (its cap is 8 s).
-            retry=RetryPolicy(max_retries=max_retries + 1, backoff_factor=0.5, max_backoff=8.0),
+            retry=current_retry_policy(max_retries),
             version=version,
             default_headers=headers,
             default_query=dict(default_query or {}),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Any, AsyncIterator, Dict, Iterator, Mapping, Optional, Tuple
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Iterator, Mapping, Optional, Tuple
 
 import httpx
 
@@ -21,9 +21,17 @@ from .._client.transport.http_async import bounded
 from .._client.transport.http_sync import _install_phase_backend, _Phase
 from ..protocol import v1
 from ..protocol.v1 import HttpRequest
-from .config import DEFAULT, CurrentConfig, to_httpx_timeout
+from .config import DEFAULT, CurrentConfig, merge_headers, to_httpx_timeout
 
-__all__ = ["SyncHttp", "AsyncHttp", "iter_guarded", "aiter_guarded", "phase_deadline"]
+__all__ = [
+    "SyncHttp",
+    "AsyncHttp",
+    "Resend",
+    "AsyncResend",
+    "iter_guarded",
+    "aiter_guarded",
+    "phase_deadline",
+]
 
 
 def phase_deadline(
@@ -96,8 +104,8 @@ class _Base:
             version=cfg.version,
             accept=request.accept,
         )
-        headers.update(cfg.default_headers)
-        headers.update(extra_headers or {})
+        # Ours, then the client's defaults, then the call's: names compared case-insensitively.
+        headers = merge_headers(merge_headers(headers, cfg.default_headers), extra_headers or {})
         params: Dict[str, Any] = dict(cfg.default_query)
         params.update(request.params or {})
         params.update(extra_query or {})
@@ -118,6 +126,14 @@ class _Base:
             timeout=limit,
         )
         return built, limit
+
+    def attempts(self, request: HttpRequest, deadline: Optional[Deadline]) -> Attempts:
+        """The attempts of one call (the shared retry rule, within its total time limit)."""
+        return Attempts(
+            self.config.retry,
+            f"{request.method} {request.path}",
+            total_left=deadline.total_left if deadline is not None else None,
+        )
 
     def failure(self, request: HttpRequest, response: httpx.Response) -> BaseException:
         return status_error(
@@ -154,19 +170,20 @@ class SyncHttp(_Base):
         timeout: Any = DEFAULT,
         deadline: Optional[Deadline] = None,
         metrics: Optional[GenerationMetrics] = None,
+        attempts: Optional[Attempts] = None,
     ) -> httpx.Response:
         """The successful response (body unread when ``stream``), after the retries the policy allows.
+
+        Args:
+            attempts: The call's attempts so far (a :class:`Resend` passes them on, so that
+                the retries of a call never exceed ``max_retries``).
 
         Raises:
             APIStatusError: (a subclass per status) for an error answer.
             APIConnectionError: the connection failed (``APITimeoutError`` when a limit ran out).
         """
         client = self.client()
-        attempts = Attempts(
-            self.config.retry,
-            f"{request.method} {request.path}",
-            total_left=deadline.total_left if deadline is not None else None,
-        )
+        attempts = attempts or self.attempts(request, deadline)
         while True:
             attempts.begin()
             if deadline is not None:
@@ -225,14 +242,11 @@ class AsyncHttp(_Base):
         timeout: Any = DEFAULT,
         deadline: Optional[Deadline] = None,
         metrics: Optional[GenerationMetrics] = None,
+        attempts: Optional[Attempts] = None,
     ) -> httpx.Response:
         """As :meth:`SyncHttp.send`."""
         client = self.client()
-        attempts = Attempts(
-            self.config.retry,
-            f"{request.method} {request.path}",
-            total_left=deadline.total_left if deadline is not None else None,
-        )
+        attempts = attempts or self.attempts(request, deadline)
         while True:
             attempts.begin()
             if deadline is not None:
@@ -266,6 +280,46 @@ class AsyncHttp(_Base):
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
+
+
+class Resend:
+    """Sends a streamed call again after its body failed before any of it reached the caller.
+
+    The body is read after ``send`` returned, outside its retry loop; this continues that loop
+    (same :class:`~cartesia._client.retry.Attempts`, same rule). The response classes only ask
+    while nothing was delivered: audio that reached the caller is never replayed.
+
+    Args:
+        send: Sends the request once more (with its own status retries) and returns the response.
+        attempts: The call's attempts, shared with ``send``.
+    """
+
+    def __init__(self, send: Callable[[], httpx.Response], attempts: Attempts) -> None:
+        self._send = send
+        self._attempts = attempts
+
+    def __call__(self, error: BaseException) -> Optional[httpx.Response]:
+        """The new response, or None when ``error`` is final (the caller raises it)."""
+        delay = self._attempts.after(error)
+        if delay is None:
+            return None
+        time.sleep(delay)
+        return self._send()
+
+
+class AsyncResend:
+    """As :class:`Resend`, for the async client."""
+
+    def __init__(self, send: Callable[[], Awaitable[httpx.Response]], attempts: Attempts) -> None:
+        self._send = send
+        self._attempts = attempts
+
+    async def __call__(self, error: BaseException) -> Optional[httpx.Response]:
+        delay = self._attempts.after(error)
+        if delay is None:
+            return None
+        await asyncio.sleep(delay)
+        return await self._send()
 
 
 def iter_guarded(response: httpx.Response, where: Where, chunk_size: Optional[int] = None) -> Iterator[bytes]:

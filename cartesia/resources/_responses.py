@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
+import json
 import os
 from typing import Any, AsyncIterator, Iterator, List, Mapping, Optional, Union
 
@@ -10,11 +12,10 @@ import httpx
 import numpy as np
 
 from .._client.errors import Where
-from .._current.http import aiter_guarded, iter_guarded
+from .._current.http import AsyncResend, Resend, aiter_guarded, iter_guarded
+from .._current.pcm import SinkFeeder, body_to_numpy
 from .._current.tracking import Tracker
-from ..errors import InvalidInputError
 from ..protocol import v1
-from ..streaming import AudioBuffer
 from ..types.tts import TTSSSEEvent, sse_event
 
 __all__ = ["BinaryResponse", "AsyncBinaryResponse", "SSEStream", "AsyncSSEStream", "pcm_to_numpy"]
@@ -23,15 +24,24 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 
 def pcm_to_numpy(pcm: bytes, output_format: Mapping[str, Any]) -> np.ndarray:
-    """Raw PCM in ``output_format`` as float32 samples in [-1, 1] (decoded by the core)."""
-    if output_format.get("container") != "raw":
-        raise InvalidInputError(
-            "numpy output needs `output_format` container 'raw' (wav and mp3 are files)",
-            field="output_format",
-        )
-    buf = AudioBuffer(encoding=str(output_format.get("encoding", "pcm_f32le")))
-    buf.append(pcm)
-    return buf.to_numpy()
+    """A ``raw`` or ``wav`` body in ``output_format`` as float32 samples in [-1, 1] (decoded by the core)."""
+    return body_to_numpy(pcm, output_format)
+
+
+class _LineSplitter:
+    """Lines out of text pieces that may split them anywhere; a line ends at ``\n`` (``\r\n``
+    too: the ``\r`` is dropped with it)."""
+
+    def __init__(self) -> None:
+        self._pending = ""
+
+    def feed(self, text: str) -> List[str]:
+        *lines, self._pending = (self._pending + text).split("\n")
+        return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+    def close(self) -> List[str]:
+        rest, self._pending = self._pending, ""
+        return [rest[:-1] if rest.endswith("\r") else rest] if rest else []
 
 
 def _write_file(file: PathLike, data: bytes) -> None:
@@ -46,12 +56,15 @@ class _Binary:
         where: Where,
         output_format: Mapping[str, Any],
         tracker: Optional[Tracker] = None,
+        resend: Any = None,
     ) -> None:
+        # ``resend``: a Resend (sync) or AsyncResend (async response): the call's next attempt.
         self.http_response = response
         self._where = where
         self._format = dict(output_format)
         self._content: Optional[bytes] = None
         self._tracker = tracker or Tracker()
+        self._resend = resend
 
     @property
     def metrics(self) -> Any:
@@ -65,6 +78,18 @@ class _Binary:
     @property
     def status_code(self) -> int:
         return self.http_response.status_code
+
+    @property
+    def url(self) -> httpx.URL:
+        return self.http_response.url
+
+    @property
+    def http_request(self) -> httpx.Request:
+        return self.http_response.request
+
+    @property
+    def is_closed(self) -> bool:
+        return self.http_response.is_closed
 
     @property
     def file_id(self) -> Optional[str]:
@@ -90,14 +115,36 @@ class BinaryResponse(_Binary):
         return self.read()
 
     def iter_bytes(self, chunk_size: Optional[int] = None) -> Iterator[bytes]:
+        return self._body(chunk_size, None)
+
+    def _body(self, chunk_size: Optional[int], feeder: Optional[SinkFeeder]) -> Iterator[bytes]:
+        # With a feeder the body goes into its sink and nothing is yielded; the call counts as
+        # done only once the feeder accepted the end of the body.
         if self._content is not None:
-            yield self._content
+            if feeder is None:
+                yield self._content
+                return
+            feeder.feed(self._content)
+            feeder.close()
             return
         tracker = self._tracker
+        delivered = False
         try:
-            for data in iter_guarded(self.http_response, self._where, chunk_size):
-                tracker.metrics.chunk(len(data))
-                yield data
+            while True:
+                try:
+                    for data in iter_guarded(self.http_response, self._where, chunk_size):
+                        delivered = True
+                        tracker.metrics.chunk(len(data))
+                        if feeder is None:
+                            yield data
+                        else:
+                            feeder.feed(data)
+                    break
+                except Exception as exc:  # noqa: BLE001 - the shared rule decides, else re-raised
+                    if delivered or not self._send_again(exc):
+                        raise
+            if feeder is not None:
+                feeder.close()
             tracker.finish("done")
         except GeneratorExit:
             tracker.finish("cancelled")
@@ -108,8 +155,44 @@ class BinaryResponse(_Binary):
         finally:
             self.close()
 
+    def _send_again(self, error: BaseException) -> bool:
+        """After a body failure before any of it was delivered: the call's next attempt."""
+        resend: Optional[Resend] = self._resend
+        fresh = resend(error) if resend is not None else None
+        if fresh is None:
+            return False
+        self.http_response.close()
+        self.http_response = fresh
+        return True
+
     def __iter__(self) -> Iterator[bytes]:
         return self.iter_bytes()
+
+    def parse(self) -> BinaryResponse:
+        """The response itself (what 4.2.0's ``with_*_response.generate(...).parse()`` returns)."""
+        return self
+
+    def text(self) -> str:
+        return self.read().decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.read())
+
+    def iter_text(self, chunk_size: Optional[int] = None) -> Iterator[str]:
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        for data in self.iter_bytes(chunk_size):
+            text = decoder.decode(data)
+            if text:
+                yield text
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            yield tail
+
+    def iter_lines(self) -> Iterator[str]:
+        splitter = _LineSplitter()
+        for text in self.iter_text():
+            yield from splitter.feed(text)
+        yield from splitter.close()
 
     def write_to_file(self, file: PathLike) -> None:
         with open(file, "wb") as f:
@@ -121,13 +204,23 @@ class BinaryResponse(_Binary):
                 f.write(data)
 
     def to_numpy(self) -> np.ndarray:
-        """The whole body as float32 samples (``raw`` container only)."""
+        """The whole body as float32 samples (``raw`` or ``wav``; mp3 raises ``InvalidInputError``)."""
         return pcm_to_numpy(self.read(), self._format)
 
-    def drain_into(self, sink: Any) -> int:
-        """Append the body to a ``PCMRing``/``AudioBuffer`` as it arrives; returns the samples."""
-        put = sink.append if hasattr(sink, "append") else sink.write
-        return sum(int(put(data)) for data in self.iter_bytes())
+    def drain_into(self, sink: Any, *, chunk_size: Optional[int] = None) -> int:
+        """Put the audio into a ``PCMRing``/``AudioBuffer`` as it arrives; returns the samples.
+
+        Raw PCM goes in as is, WAV after its header (its ``fmt`` chunk must match the sink);
+        a sample split across two chunks is carried over.
+
+        Raises:
+            StreamFormatError: a malformed or unsupported WAV header, or a body that ends
+                inside a sample.
+        """
+        feeder = SinkFeeder(sink, self._format)
+        for _ in self._body(chunk_size, feeder):
+            pass
+        return feeder.samples
 
     def close(self) -> None:
         self.http_response.close()
@@ -147,15 +240,35 @@ class AsyncBinaryResponse(_Binary):
             self._content = b"".join([data async for data in self.iter_bytes()])
         return self._content
 
-    async def iter_bytes(self, chunk_size: Optional[int] = None) -> AsyncIterator[bytes]:
+    def iter_bytes(self, chunk_size: Optional[int] = None) -> AsyncIterator[bytes]:
+        return self._body(chunk_size, None)
+
+    async def _body(self, chunk_size: Optional[int], feeder: Optional[SinkFeeder]) -> AsyncIterator[bytes]:
         if self._content is not None:
-            yield self._content
+            if feeder is None:
+                yield self._content
+                return
+            feeder.feed(self._content)
+            feeder.close()
             return
         tracker = self._tracker
+        delivered = False
         try:
-            async for data in aiter_guarded(self.http_response, self._where, chunk_size):
-                tracker.metrics.chunk(len(data))
-                yield data
+            while True:
+                try:
+                    async for data in aiter_guarded(self.http_response, self._where, chunk_size):
+                        delivered = True
+                        tracker.metrics.chunk(len(data))
+                        if feeder is None:
+                            yield data
+                        else:
+                            feeder.feed(data)
+                    break
+                except Exception as exc:  # noqa: BLE001 - the shared rule decides, else re-raised
+                    if delivered or not await self._send_again(exc):
+                        raise
+            if feeder is not None:
+                feeder.close()
             tracker.finish("done")
         except GeneratorExit:
             tracker.finish("cancelled")
@@ -166,8 +279,45 @@ class AsyncBinaryResponse(_Binary):
         finally:
             await self.close()
 
+    async def _send_again(self, error: BaseException) -> bool:
+        resend: Optional[AsyncResend] = self._resend
+        fresh = await resend(error) if resend is not None else None
+        if fresh is None:
+            return False
+        await self.http_response.aclose()
+        self.http_response = fresh
+        return True
+
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self.iter_bytes()
+
+    async def parse(self) -> AsyncBinaryResponse:
+        """The response itself (as :meth:`BinaryResponse.parse`)."""
+        return self
+
+    async def text(self) -> str:
+        return (await self.read()).decode("utf-8", "replace")
+
+    async def json(self) -> Any:
+        return json.loads(await self.read())
+
+    async def iter_text(self, chunk_size: Optional[int] = None) -> AsyncIterator[str]:
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        async for data in self.iter_bytes(chunk_size):
+            text = decoder.decode(data)
+            if text:
+                yield text
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            yield tail
+
+    async def iter_lines(self) -> AsyncIterator[str]:
+        splitter = _LineSplitter()
+        async for text in self.iter_text():
+            for line in splitter.feed(text):
+                yield line
+        for line in splitter.close():
+            yield line
 
     async def write_to_file(self, file: PathLike) -> None:
         data = await self.read()
@@ -184,12 +334,12 @@ class AsyncBinaryResponse(_Binary):
     async def to_numpy(self) -> np.ndarray:
         return pcm_to_numpy(await self.read(), self._format)
 
-    async def drain_into(self, sink: Any) -> int:
-        put = sink.append if hasattr(sink, "append") else sink.write
-        total = 0
-        async for data in self.iter_bytes():
-            total += int(put(data))
-        return total
+    async def drain_into(self, sink: Any, *, chunk_size: Optional[int] = None) -> int:
+        """As :meth:`BinaryResponse.drain_into`."""
+        feeder = SinkFeeder(sink, self._format)
+        async for _ in self._body(chunk_size, feeder):
+            pass
+        return feeder.samples
 
     async def close(self) -> None:
         await self.http_response.aclose()
@@ -209,17 +359,45 @@ class SSEStream:
     """
 
     def __init__(
-        self, response: httpx.Response, where: Where, sink: Any = None, tracker: Optional[Tracker] = None
+        self,
+        response: httpx.Response,
+        where: Where,
+        sink: Any = None,
+        tracker: Optional[Tracker] = None,
+        resend: Any = None,
     ) -> None:
         self.response = response
         self._where = where
+        self._sink = sink
         self._decoder = v1.SseDecoder(sink=sink)
         self._tracker = tracker or Tracker()
+        self._resend = resend
+
+    def _restart(self, fresh: httpx.Response) -> None:
+        # Nothing was delivered: no event, hence nothing in the sink; a partial line is dropped.
+        self.response = fresh
+        self._decoder = v1.SseDecoder(sink=self._sink)
 
     @property
     def metrics(self) -> Any:
         """The call's ``GenerationMetrics`` (final once the stream ended)."""
         return self._tracker.metrics
+
+    @property
+    def http_response(self) -> httpx.Response:
+        return self.response
+
+    @property
+    def headers(self) -> httpx.Headers:
+        return self.response.headers
+
+    @property
+    def status_code(self) -> int:
+        return self.response.status_code
+
+    def parse(self) -> SSEStream:
+        """The stream itself (what 4.2.0's ``with_*_response.generate_sse(...).parse()`` returns)."""
+        return self
 
     def _events(self, data: Optional[bytes]) -> List[TTSSSEEvent]:
         events = self._decoder.close() if data is None else self._decoder.feed(data)
@@ -232,12 +410,23 @@ class SSEStream:
         return out
 
     def __iter__(self) -> Iterator[TTSSSEEvent]:
+        delivered = False
         try:
-            for data in iter_guarded(self.response, self._where):
-                for event in self._events(data):
-                    yield event
-                    if event.type in ("done", "error"):
-                        return
+            while True:
+                try:
+                    for data in iter_guarded(self.response, self._where):
+                        for event in self._events(data):
+                            delivered = True
+                            yield event
+                            if event.type in ("done", "error"):
+                                return
+                    break
+                except Exception as exc:  # noqa: BLE001 - the shared rule decides, else re-raised
+                    fresh = None if delivered or self._resend is None else self._resend(exc)
+                    if fresh is None:
+                        raise
+                    self.response.close()
+                    self._restart(fresh)
             yield from self._events(None)
         except GeneratorExit:
             self._tracker.finish("cancelled")
@@ -265,12 +454,23 @@ class AsyncSSEStream(SSEStream):
         raise TypeError("use `async for` with the async client's stream")
 
     async def __aiter__(self) -> AsyncIterator[TTSSSEEvent]:
+        delivered = False
         try:
-            async for data in aiter_guarded(self.response, self._where):
-                for event in self._events(data):
-                    yield event
-                    if event.type in ("done", "error"):
-                        return
+            while True:
+                try:
+                    async for data in aiter_guarded(self.response, self._where):
+                        for event in self._events(data):
+                            delivered = True
+                            yield event
+                            if event.type in ("done", "error"):
+                                return
+                    break
+                except Exception as exc:  # noqa: BLE001 - the shared rule decides, else re-raised
+                    fresh = None if delivered or self._resend is None else await self._resend(exc)
+                    if fresh is None:
+                        raise
+                    await self.response.aclose()
+                    self._restart(fresh)
             for event in self._events(None):
                 yield event
         except GeneratorExit:
@@ -281,6 +481,10 @@ class AsyncSSEStream(SSEStream):
             raise
         finally:
             await self.aclose()
+
+    async def parse(self) -> AsyncSSEStream:  # type: ignore[override]
+        """The stream itself (awaited, as 4.2.0's async ``parse()``)."""
+        return self
 
     async def aclose(self) -> None:
         await self.response.aclose()

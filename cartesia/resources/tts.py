@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, AsyncIterator, Dict, Iterator, Mapping, Optional
+import functools
+from typing import TYPE_CHECKING, Any, AsyncIterator, Dict, Iterator, Mapping, Optional, Tuple
+
+import httpx
 
 from .._client.errors import Where
 from .._client.generation import Deadline
 from .._current.config import DEFAULT
-from .._current.http import AsyncHttp, SyncHttp, phase_deadline
+from .._current.http import AsyncHttp, AsyncResend, Resend, SyncHttp, phase_deadline
+from .._current.pcm import check_sink
 from .._current.tracking import MetricsCallback, Tracker
 from ..protocol import v1
 from ._responses import AsyncBinaryResponse, AsyncSSEStream, BinaryResponse, SSEStream
@@ -54,13 +58,6 @@ def _body(
     )
 
 
-def _check_sink(sink: Any, output_format: Mapping[str, Any]) -> None:
-    if sink is not None and output_format.get("container") != "raw":
-        from ..errors import InvalidInputError
-
-        raise InvalidInputError("`sink` needs `output_format` container 'raw' (wav and mp3 are files)", field="sink")
-
-
 class _Common:
     def _where(self, request: v1.HttpRequest, deadline: Optional[Deadline] = None) -> Where:
         http = self._http  # type: ignore[attr-defined]
@@ -74,6 +71,35 @@ class TTS(_Common):
         self._http = http
         self._client = client
         self.with_streaming_response = _StreamingTTS(self)
+        self.with_raw_response = _RawTTS(self)
+
+    def _open(
+        self,
+        request: v1.HttpRequest,
+        extra_headers: Optional[Mapping[str, str]],
+        extra_query: Optional[Mapping[str, Any]],
+        timeout: Any,
+        deadline: Optional[Deadline],
+        tracker: Tracker,
+    ) -> Tuple[httpx.Response, Resend]:
+        """The streamed response (after the retries its answer allows) and how to send it again."""
+        attempts = self._http.attempts(request, deadline)
+        send = functools.partial(
+            self._http.send,
+            request,
+            stream=True,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            timeout=timeout,
+            deadline=deadline,
+            metrics=tracker.metrics,
+            attempts=attempts,
+        )
+        try:
+            return send(), Resend(send, attempts)
+        except BaseException as exc:
+            tracker.failed(exc)
+            raise
 
     def _bytes_response(
         self,
@@ -86,20 +112,8 @@ class TTS(_Common):
     ) -> BinaryResponse:
         request = v1.bytes_request(body)
         tracker = Tracker(on_metrics)
-        try:
-            response = self._http.send(
-                request,
-                stream=True,
-                extra_headers=extra_headers,
-                extra_query=extra_query,
-                timeout=timeout,
-                deadline=deadline,
-                metrics=tracker.metrics,
-            )
-        except BaseException as exc:
-            tracker.failed(exc)
-            raise
-        return BinaryResponse(response, self._where(request, deadline), body["output_format"], tracker)
+        response, resend = self._open(request, extra_headers, extra_query, timeout, deadline, tracker)
+        return BinaryResponse(response, self._where(request, deadline), body["output_format"], tracker, resend)
 
     def generate(
         self,
@@ -132,8 +146,10 @@ class TTS(_Common):
         ``read()``, ``iter_bytes()``, ``write_to_file()`` or ``stream_to_file()``.
 
         Args:
-            sink: A ``PCMRing``/``AudioBuffer``: the raw PCM body goes into it as it arrives
-                (partial samples carried over) before this returns; ``read()`` is then empty.
+            sink: A ``PCMRing``/``AudioBuffer`` (of ``output_format``'s encoding): the audio
+                goes into it as it arrives, before this returns (raw PCM as is, WAV after its
+                streamed header; partial samples carried over); ``read()`` is then empty.
+                mp3 cannot go into a sink.
             timeout: Seconds or an ``httpx.Timeout`` for this call (None: no limit).
             connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout: Per-phase
                 limits in seconds (the v0 client's options; any of them replaces ``timeout``);
@@ -145,7 +161,7 @@ class TTS(_Common):
             APIStatusError: a subclass per status, with the server's message.
             APIConnectionError: the connection failed or a time limit ran out.
         """
-        _check_sink(sink, output_format)
+        check_sink(sink, output_format)
         body = _body(
             model_id,
             transcript,
@@ -279,20 +295,8 @@ class TTS(_Common):
         request = v1.sse_request(body)
         deadline = phase_deadline(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout)
         tracker = Tracker(on_metrics)
-        try:
-            response = self._http.send(
-                request,
-                stream=True,
-                extra_headers=extra_headers,
-                extra_query=extra_query,
-                timeout=timeout,
-                deadline=deadline,
-                metrics=tracker.metrics,
-            )
-        except BaseException as exc:
-            tracker.failed(exc)
-            raise
-        return SSEStream(response, self._where(request, deadline), sink=sink, tracker=tracker)
+        response, resend = self._open(request, extra_headers, extra_query, timeout, deadline, tracker)
+        return SSEStream(response, self._where(request, deadline), sink=sink, tracker=tracker, resend=resend)
 
     sse = generate_sse
 
@@ -305,7 +309,7 @@ class TTS(_Common):
 
 
 class _StreamingTTS:
-    """``tts.with_streaming_response``: the same calls as context managers."""
+    """``tts.with_streaming_response``: the same calls as context managers (closed on exit)."""
 
     def __init__(self, tts: TTS) -> None:
         self._tts = tts
@@ -318,6 +322,34 @@ class _StreamingTTS:
         finally:
             response.close()
 
+    @contextlib.contextmanager
+    def generate_sse(self, **kwargs: Any) -> Iterator[SSEStream]:
+        """Yields the stream; ``parse()`` returns it too (4.2.0 code calls it)."""
+        stream = self._tts.generate_sse(**kwargs)
+        try:
+            yield stream
+        finally:
+            stream.close()
+
+    sse = generate_sse
+
+
+class _RawTTS:
+    """``tts.with_raw_response``: 4.2.0's raw calls; ``parse()`` gives what the plain call gives."""
+
+    def __init__(self, tts: TTS) -> None:
+        self._tts = tts
+
+    def generate(self, **kwargs: Any) -> BinaryResponse:
+        response = self._tts.generate(**kwargs)
+        response.read()  # a raw response holds the whole body, as in 4.2.0
+        return response
+
+    def generate_sse(self, **kwargs: Any) -> SSEStream:
+        return self._tts.generate_sse(**kwargs)
+
+    sse = generate_sse
+
 
 class AsyncTTS(_Common):
     """As :class:`TTS`, for :class:`~cartesia.AsyncCartesia` (every call is awaited)."""
@@ -326,6 +358,35 @@ class AsyncTTS(_Common):
         self._http = http
         self._client = client
         self.with_streaming_response = _AsyncStreamingTTS(self)
+        self.with_raw_response = _AsyncRawTTS(self)
+
+    async def _open(
+        self,
+        request: v1.HttpRequest,
+        extra_headers: Optional[Mapping[str, str]],
+        extra_query: Optional[Mapping[str, Any]],
+        timeout: Any,
+        deadline: Optional[Deadline],
+        tracker: Tracker,
+    ) -> Tuple[httpx.Response, AsyncResend]:
+        """The streamed response (after the retries its answer allows) and how to send it again."""
+        attempts = self._http.attempts(request, deadline)
+        send = functools.partial(
+            self._http.send,
+            request,
+            stream=True,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            timeout=timeout,
+            deadline=deadline,
+            metrics=tracker.metrics,
+            attempts=attempts,
+        )
+        try:
+            return await send(), AsyncResend(send, attempts)
+        except BaseException as exc:
+            tracker.failed(exc)
+            raise
 
     async def _bytes_response(
         self,
@@ -338,20 +399,10 @@ class AsyncTTS(_Common):
     ) -> AsyncBinaryResponse:
         request = v1.bytes_request(body)
         tracker = Tracker(on_metrics)
-        try:
-            response = await self._http.send(
-                request,
-                stream=True,
-                extra_headers=extra_headers,
-                extra_query=extra_query,
-                timeout=timeout,
-                deadline=deadline,
-                metrics=tracker.metrics,
-            )
-        except BaseException as exc:
-            tracker.failed(exc)
-            raise
-        return AsyncBinaryResponse(response, self._where(request, deadline), body["output_format"], tracker)
+        response, resend = await self._open(request, extra_headers, extra_query, timeout, deadline, tracker)
+        return AsyncBinaryResponse(
+            response, self._where(request, deadline), body["output_format"], tracker, resend
+        )
 
     async def generate(
         self,
@@ -379,7 +430,7 @@ class AsyncTTS(_Common):
         sink: Any = None,
     ) -> AsyncBinaryResponse:
         """As :meth:`TTS.generate`."""
-        _check_sink(sink, output_format)
+        check_sink(sink, output_format)
         body = _body(
             model_id,
             transcript,
@@ -509,20 +560,10 @@ class AsyncTTS(_Common):
         request = v1.sse_request(body)
         deadline = phase_deadline(connect_timeout, first_audio_timeout, chunk_gap_timeout, total_timeout)
         tracker = Tracker(on_metrics)
-        try:
-            response = await self._http.send(
-                request,
-                stream=True,
-                extra_headers=extra_headers,
-                extra_query=extra_query,
-                timeout=timeout,
-                deadline=deadline,
-                metrics=tracker.metrics,
-            )
-        except BaseException as exc:
-            tracker.failed(exc)
-            raise
-        return AsyncSSEStream(response, self._where(request, deadline), sink=sink, tracker=tracker)
+        response, resend = await self._open(request, extra_headers, extra_query, timeout, deadline, tracker)
+        return AsyncSSEStream(
+            response, self._where(request, deadline), sink=sink, tracker=tracker, resend=resend
+        )
 
     sse = generate_sse
 
@@ -535,6 +576,8 @@ class AsyncTTS(_Common):
 
 
 class _AsyncStreamingTTS:
+    """As :class:`_StreamingTTS`, for the async client (``async with``)."""
+
     def __init__(self, tts: AsyncTTS) -> None:
         self._tts = tts
 
@@ -545,3 +588,30 @@ class _AsyncStreamingTTS:
             yield response
         finally:
             await response.close()
+
+    @contextlib.asynccontextmanager
+    async def generate_sse(self, **kwargs: Any) -> AsyncIterator[AsyncSSEStream]:
+        stream = await self._tts.generate_sse(**kwargs)
+        try:
+            yield stream
+        finally:
+            await stream.aclose()
+
+    sse = generate_sse
+
+
+class _AsyncRawTTS:
+    """As :class:`_RawTTS`, for the async client (every call awaited)."""
+
+    def __init__(self, tts: AsyncTTS) -> None:
+        self._tts = tts
+
+    async def generate(self, **kwargs: Any) -> AsyncBinaryResponse:
+        response = await self._tts.generate(**kwargs)
+        await response.read()
+        return response
+
+    async def generate_sse(self, **kwargs: Any) -> AsyncSSEStream:
+        return await self._tts.generate_sse(**kwargs)
+
+    sse = generate_sse

@@ -15,7 +15,9 @@ kind                    effect
 ``malformed``           after ``after_frames`` frames send one frame that is not valid JSON, then
                         end the generation (HTTP: end of body; websocket: no ``done`` frame)
 ``status``              answer the next request with HTTP ``status`` (401, 429, 500, ...) and a
-                        JSON error body; 429 carries ``Retry-After: <retry_after>`` when given.
+                        JSON error body; it carries ``Retry-After: <retry_after>``,
+                        ``retry-after-ms: <retry_after_ms>`` and ``x-should-retry:
+                        true|false`` (``should_retry``) when given.
                         On websockets the upgrade is refused with that status.
 ``ws_close``            websocket only: close the socket with ``code`` (default 1011) after
                         ``after_frames`` frames of a generation
@@ -87,7 +89,8 @@ _ALIASES: Dict[str, Dict[str, Any]] = {
     "close1011": {"kind": "ws_close", "code": 1011},
 }
 _INT_FIELDS = ("count", "after_frames", "status", "code", "piece", "frames")
-_FLOAT_FIELDS = ("seconds", "retry_after")
+_FLOAT_FIELDS = ("seconds", "retry_after", "retry_after_ms")
+_BOOL_FIELDS = ("should_retry",)
 
 
 class FaultSpecError(ValueError):
@@ -107,6 +110,8 @@ class Fault:
         seconds: Stall length, or the delay before an idle close.
         status: HTTP status for ``status`` faults.
         retry_after: Seconds for the ``Retry-After`` header of a ``status`` fault.
+        retry_after_ms: Milliseconds for its ``retry-after-ms`` header.
+        should_retry: Its ``x-should-retry`` header (``true``/``false``), when not None.
         code: Websocket close code (``ws_close``, ``ws_idle_close``).
         piece: Bytes per write for ``split``.
         frames: Frames per write for ``coalesce`` (0 = everything in one write).
@@ -122,6 +127,8 @@ class Fault:
     code: Optional[int] = None
     piece: int = 1
     frames: int = 0
+    retry_after_ms: Optional[float] = None
+    should_retry: Optional[bool] = None
 
     def __post_init__(self) -> None:
         if self.kind in _ALIASES:
@@ -157,6 +164,17 @@ class Fault:
             return target != "ws"
         return self.on == target
 
+    def status_headers(self) -> Dict[str, str]:
+        """The retry hints a ``status`` fault's answer carries (``Retry-After``...)."""
+        headers = {}
+        if self.retry_after is not None:
+            headers["Retry-After"] = f"{self.retry_after:g}"
+        if self.retry_after_ms is not None:
+            headers["retry-after-ms"] = f"{self.retry_after_ms:g}"
+        if self.should_retry is not None:
+            headers["x-should-retry"] = "true" if self.should_retry else "false"
+        return headers
+
     def as_dict(self) -> Dict[str, Any]:
         """The fault as a JSON-serialisable dict (what the control endpoint lists)."""
         return dataclasses.asdict(self)
@@ -167,6 +185,10 @@ def _coerce(key: str, value: str) -> Any:
         return int(value)
     if key in _FLOAT_FIELDS:
         return float(value)
+    if key in _BOOL_FIELDS:
+        if value.lower() not in ("true", "false"):
+            raise FaultSpecError(f"fault parameter {key!r} must be true or false")
+        return value.lower() == "true"
     if key in ("kind", "on"):
         return value
     raise FaultSpecError(f"unknown fault parameter {key!r}")
@@ -236,12 +258,15 @@ def _check_type(key: str, value: Any) -> None:
             key == "code" and value is None
         )
         want = "an integer"
+    elif key in _BOOL_FIELDS:
+        ok = value is None or isinstance(value, bool)
+        want = "a boolean"
     else:  # _FLOAT_FIELDS
         ok = (
             isinstance(value, (int, float))
             and not isinstance(value, bool)
             and math.isfinite(value)
-        ) or (key == "retry_after" and value is None)
+        ) or (key in ("retry_after", "retry_after_ms") and value is None)
         want = "a finite number"
     if not ok:
         raise FaultSpecError(f"fault parameter {key!r} must be {want}, got {json_type(value)}")

@@ -48,10 +48,7 @@ def principal(request: web.Request) -> Principal:
 
 
 def _injected(fault: Fault) -> ApiError:
-    headers = {}
-    if fault.retry_after is not None:
-        headers["Retry-After"] = f"{fault.retry_after:g}"
-    return ApiError(fault.status, f"injected fault: HTTP {fault.status}", headers=headers)
+    return ApiError(fault.status, f"injected fault: HTTP {fault.status}", headers=fault.status_headers())
 
 
 def create_middleware(
