@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 from urllib.parse import urlencode
 
-from ..errors import InvalidInputError, TranscriptTypeError, TruncatedStreamError
+from ..errors import InvalidInputError, TranscriptTypeError
 from ..streaming import Message, StreamParser, parse_message
+from .body import BodyDecoder
 from .events import Audio, Done, ErrorFrame, Event
 
 __all__ = [
@@ -125,7 +126,7 @@ def decode_ws(payload: Payload, sink: Any = None) -> List[Event]:
     return _events(parse_message(payload, sink=sink))
 
 
-class HttpStreamDecoder:
+class HttpStreamDecoder(BodyDecoder):
     """Turns the bytes of a ``POST /audio/stream`` body into events, whatever the read sizes.
 
     A body that ends without its ``done`` frame was cut short: :meth:`close` raises
@@ -133,33 +134,11 @@ class HttpStreamDecoder:
     """
 
     def __init__(self, sink: Any = None) -> None:
-        self._parser = StreamParser("auto", sink=sink)
-        self.done = False
-        self._ended = False  # a done or an error frame ends the body
-
-    def _collect(self, messages: Sequence[Message]) -> List[Event]:
-        out: List[Event] = []
-        for msg in messages:
-            if self._ended:
-                break  # nothing after `done` belongs to this generation
-            for event in _events(msg):
-                out.append(event)
-                if isinstance(event, (Done, ErrorFrame)):
-                    self.done = isinstance(event, Done)
-                    self._ended = True
-        return out
-
-    def feed(self, data: bytes) -> List[Event]:
-        return self._collect(self._parser.feed(data))
-
-    def close(self) -> List[Event]:
-        events = self._collect(self._parser.close())
-        if not self._ended:
-            raise TruncatedStreamError(
-                "The audio stream ended without its final `done` frame (the response was cut "
-                "short)."
-            )
-        return events
+        super().__init__(
+            StreamParser("auto", sink=sink),
+            _events,
+            "The audio stream ended without its final `done` frame (the response was cut short).",
+        )
 
 
 # --- requests ------------------------------------------------------------------------------
