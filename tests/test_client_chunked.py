@@ -344,3 +344,32 @@ def test_current_bytes_abandoned_midway_closes_its_connection():
             client.close()
     assert server.connections == 2
 
+
+
+# --- undecoded websocket frames (the sync reader takes text frames as bytes) -----------------
+
+ROUTING_CASES = [
+    '{"data":"AAAA","context_id":"abc","done":false}',
+    '{"context_id" :\t "x y"}',
+    '{"done":true,"context_id":null}',
+    '{"data":"AAAA"}',
+    '{"context_id":"a\\"b","done":true}',
+    '{"context_id":"żółw-🐢","done":true}',
+    '{"context_id":"unterminated',
+    '{"context_id" "no colon"}',
+]
+
+
+@pytest.mark.parametrize("text", ROUTING_CASES)
+def test_context_id_of_bytes_matches_text(text):
+    from cartesia.protocol import v0
+
+    raw = text.encode("utf-8")
+    assert v0.context_id_of(raw) == v0.context_id_of(text)
+    assert v0.context_id_of(bytearray(raw)) == v0.context_id_of(text)
+
+
+def test_context_id_of_bytes_with_invalid_utf8_id_is_unroutable():
+    from cartesia.protocol import v0
+
+    assert v0.context_id_of(b'{"context_id":"\xff\xfe","done":true}') is None

@@ -328,6 +328,9 @@ def ws_cancel(context_id: str) -> str:
 
 
 _KEY = '"context_id"'
+_BKEY = b'"context_id"'
+_WS = " \t\r\n"
+_BWS = b" \t\r\n"
 
 
 def context_id_of(payload: Payload) -> Optional[str]:
@@ -336,32 +339,42 @@ def context_id_of(payload: Payload) -> Optional[str]:
     From the end: frames carry the id after the audio, and the key cannot occur inside base64 or
     inside a JSON string (its quotes would be escaped), so this skips the payload scan. Returns
     ``None`` when the frame has no string ``context_id``; ids with escapes take a full parse.
+    Bytes (an undecoded text frame) are searched as they are: only the id is decoded.
     """
-    if isinstance(payload, (bytes, bytearray, memoryview)):
-        payload = bytes(payload).decode("utf-8", "replace")
-    at = payload.rfind(_KEY)
+    if isinstance(payload, str):
+        key, ws, colon, quote, escape = _KEY, _WS, ":", '"', "\\"
+    else:
+        if not isinstance(payload, bytes):
+            payload = bytes(payload)
+        key, ws, colon, quote, escape = _BKEY, _BWS, b":", b'"', b"\\"  # type: ignore[assignment]
+    at = payload.rfind(key)  # type: ignore[arg-type]
     if at < 0:
         return None
-    i = at + len(_KEY)
+    i = at + len(key)
     n = len(payload)
-    while i < n and payload[i] in " \t\r\n":
+    while i < n and payload[i : i + 1] in ws:  # type: ignore[operator]
         i += 1
-    if i >= n or payload[i] != ":":
+    if payload[i : i + 1] != colon:
         return None
     i += 1
-    while i < n and payload[i] in " \t\r\n":
+    while i < n and payload[i : i + 1] in ws:  # type: ignore[operator]
         i += 1
-    if i >= n or payload[i] != '"':
+    if payload[i : i + 1] != quote:
         return None
-    end = payload.find('"', i + 1)
+    end = payload.find(quote, i + 1)  # type: ignore[arg-type]
     if end < 0:
         return None
     value = payload[i + 1 : end]
-    if "\\" in value:
+    if escape in value:
         try:
             obj = json.loads(payload)
         except ValueError:
             return None
         found = obj.get("context_id") if isinstance(obj, dict) else None
         return found if isinstance(found, str) else None
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
     return value
