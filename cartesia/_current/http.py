@@ -18,7 +18,7 @@ from .._client.generation import Deadline, Timeouts
 from .._client.metrics import GenerationMetrics
 from .._client.retry import Attempts
 from .._client.transport.http_async import bounded
-from .._client.transport.http_sync import _install_phase_backend, _Phase
+from .._client.transport.http_sync import _install_phase_backend, _Phase, iter_raw_body, raw_body
 from ..protocol import v1
 from ..protocol.v1 import HttpRequest
 from .config import DEFAULT, CurrentConfig, merge_headers, to_httpx_timeout
@@ -329,7 +329,8 @@ def iter_guarded(response: httpx.Response, where: Where, chunk_size: Optional[in
     limit that ran out raises its own typed timeout.
     """
     deadline = where.deadline
-    chunks = response.iter_bytes(chunk_size)
+    raw = raw_body(response) if chunk_size is None else None  # large reads past h11
+    chunks = iter_raw_body(response, raw) if raw is not None else response.iter_bytes(chunk_size)
     while True:
         try:
             with _phase(deadline):  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ only see a :class:`Dialect`, so another dialect plugs in without copying them.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Protocol, Union
+from typing import Any, Dict, List, Optional, Protocol, Sequence, Union
 
 from .events import Audio, Done, ErrorFrame, Event
 
@@ -18,6 +18,9 @@ class StreamDecoder(Protocol):
     """Turns the bytes of one streamed HTTP body into events, whatever the read sizes."""
 
     def feed(self, data: bytes) -> List[Event]: ...
+
+    def feed_pieces(self, pieces: Sequence[Any]) -> List[Event]:
+        """As ``feed``, for consecutive pieces of the body (views on one read)."""
 
     def close(self) -> List[Event]:
         """The last events; raises ``TruncatedStreamError`` for a body cut short."""

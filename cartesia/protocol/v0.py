@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 from urllib.parse import urlencode
 
-from ..errors import InvalidInputError, TranscriptTypeError, TruncatedStreamError
+from ..errors import InvalidInputError, TranscriptTypeError
 from ..streaming import Message, StreamParser, parse_message
+from .body import BodyDecoder
 from .events import Audio, Done, ErrorFrame, Event
 
 __all__ = [
@@ -125,7 +126,7 @@ def decode_ws(payload: Payload, sink: Any = None) -> List[Event]:
     return _events(parse_message(payload, sink=sink))
 
 
-class HttpStreamDecoder:
+class HttpStreamDecoder(BodyDecoder):
     """Turns the bytes of a ``POST /audio/stream`` body into events, whatever the read sizes.
 
     A body that ends without its ``done`` frame was cut short: :meth:`close` raises
@@ -133,33 +134,11 @@ class HttpStreamDecoder:
     """
 
     def __init__(self, sink: Any = None) -> None:
-        self._parser = StreamParser("auto", sink=sink)
-        self.done = False
-        self._ended = False  # a done or an error frame ends the body
-
-    def _collect(self, messages: Sequence[Message]) -> List[Event]:
-        out: List[Event] = []
-        for msg in messages:
-            if self._ended:
-                break  # nothing after `done` belongs to this generation
-            for event in _events(msg):
-                out.append(event)
-                if isinstance(event, (Done, ErrorFrame)):
-                    self.done = isinstance(event, Done)
-                    self._ended = True
-        return out
-
-    def feed(self, data: bytes) -> List[Event]:
-        return self._collect(self._parser.feed(data))
-
-    def close(self) -> List[Event]:
-        events = self._collect(self._parser.close())
-        if not self._ended:
-            raise TruncatedStreamError(
-                "The audio stream ended without its final `done` frame (the response was cut "
-                "short)."
-            )
-        return events
+        super().__init__(
+            StreamParser("auto", sink=sink),
+            _events,
+            "The audio stream ended without its final `done` frame (the response was cut short).",
+        )
 
 
 # --- requests ------------------------------------------------------------------------------
@@ -349,6 +328,9 @@ def ws_cancel(context_id: str) -> str:
 
 
 _KEY = '"context_id"'
+_BKEY = b'"context_id"'
+_WS = " \t\r\n"
+_BWS = b" \t\r\n"
 
 
 def context_id_of(payload: Payload) -> Optional[str]:
@@ -357,32 +339,42 @@ def context_id_of(payload: Payload) -> Optional[str]:
     From the end: frames carry the id after the audio, and the key cannot occur inside base64 or
     inside a JSON string (its quotes would be escaped), so this skips the payload scan. Returns
     ``None`` when the frame has no string ``context_id``; ids with escapes take a full parse.
+    Bytes (an undecoded text frame) are searched as they are: only the id is decoded.
     """
-    if isinstance(payload, (bytes, bytearray, memoryview)):
-        payload = bytes(payload).decode("utf-8", "replace")
-    at = payload.rfind(_KEY)
+    if isinstance(payload, str):
+        key, ws, colon, quote, escape = _KEY, _WS, ":", '"', "\\"
+    else:
+        if not isinstance(payload, bytes):
+            payload = bytes(payload)
+        key, ws, colon, quote, escape = _BKEY, _BWS, b":", b'"', b"\\"  # type: ignore[assignment]
+    at = payload.rfind(key)  # type: ignore[arg-type]
     if at < 0:
         return None
-    i = at + len(_KEY)
+    i = at + len(key)
     n = len(payload)
-    while i < n and payload[i] in " \t\r\n":
+    while i < n and payload[i : i + 1] in ws:  # type: ignore[operator]
         i += 1
-    if i >= n or payload[i] != ":":
+    if payload[i : i + 1] != colon:
         return None
     i += 1
-    while i < n and payload[i] in " \t\r\n":
+    while i < n and payload[i : i + 1] in ws:  # type: ignore[operator]
         i += 1
-    if i >= n or payload[i] != '"':
+    if payload[i : i + 1] != quote:
         return None
-    end = payload.find('"', i + 1)
+    end = payload.find(quote, i + 1)  # type: ignore[arg-type]
     if end < 0:
         return None
     value = payload[i + 1 : end]
-    if "\\" in value:
+    if escape in value:
         try:
             obj = json.loads(payload)
         except ValueError:
             return None
         found = obj.get("context_id") if isinstance(obj, dict) else None
         return found if isinstance(found, str) else None
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
     return value

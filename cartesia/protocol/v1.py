@@ -10,8 +10,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from ..errors import InvalidInputError, TruncatedStreamError
+from ..errors import InvalidInputError
 from ..streaming import Message, StreamParser, parse_message
+from .body import BodyDecoder
 from .events import (
     Audio,
     Done,
@@ -344,7 +345,7 @@ def decode_ws(payload: Payload, sink: Any = None) -> List[Event]:
     return events_of(parse_message(payload, sink=sink))
 
 
-class SseDecoder:
+class SseDecoder(BodyDecoder):
     """Turns the bytes of a ``POST /tts/sse`` body into events, whatever the read sizes.
 
     An error event ends the stream like ``done`` does. A body that ends before either was cut
@@ -352,32 +353,11 @@ class SseDecoder:
     """
 
     def __init__(self, sink: Any = None) -> None:
-        self._parser = StreamParser("sse", sink=sink, max_frame_bytes=MAX_MESSAGE_BYTES)
-        self.done = False
-        self._ended = False
-
-    def _collect(self, messages: Sequence[Message]) -> List[Event]:
-        out: List[Event] = []
-        for msg in messages:
-            if self._ended:
-                break  # nothing after `done` belongs to this generation
-            for event in events_of(msg):
-                out.append(event)
-                if isinstance(event, (Done, ErrorFrame)):
-                    self.done = isinstance(event, Done)
-                    self._ended = True
-        return out
-
-    def feed(self, data: bytes) -> List[Event]:
-        return self._collect(self._parser.feed(data))
-
-    def close(self) -> List[Event]:
-        events = self._collect(self._parser.close())
-        if not self._ended:
-            raise TruncatedStreamError(
-                "The SSE stream ended without its final `done` event (the response was cut short)."
-            )
-        return events
+        super().__init__(
+            StreamParser("sse", sink=sink, max_frame_bytes=MAX_MESSAGE_BYTES),
+            events_of,
+            "The SSE stream ended without its final `done` event (the response was cut short).",
+        )
 
 
 #: The :class:`Dialect` name for the streamed HTTP decoder (SSE in the current API).

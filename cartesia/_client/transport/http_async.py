@@ -162,7 +162,11 @@ class AsyncHttpStreamAttempt:
         assert self._response is not None
         error: Optional[BaseException] = None
         try:
-            data = await bounded(self._response.content.readany(), self._gen.wait_limit())
+            content = self._response.content
+            # What arrived already is taken without a wait (no timer, no task switch).
+            data = content.read_nowait()
+            if not data and not content.at_eof():
+                data = await bounded(content.readany(), self._gen.wait_limit())
             if not data:
                 return self._decoder.close()
             events = self._decoder.feed(data)

@@ -7,6 +7,7 @@ backend whose reads ask the running call for the limit of the current phase inst
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
@@ -20,11 +21,13 @@ from ...protocol.v0 import HttpRequest
 from ..errors import Where, map_exception, status_error
 from ..generation import Deadline, Generation, out_of_connect_time
 from ..retry import Attempts, RetryPolicy
+from .chunked import ChunkedBody
 
-__all__ = ["SyncHttp", "HttpStreamAttempt"]
+__all__ = ["SyncHttp", "HttpStreamAttempt", "raw_body", "iter_raw_body", "release_raw"]
 
 _PHASE = threading.local()  # .limit: Callable[[], Optional[float]] of the call reading now
 _MIN_WAIT = 1e-3  # a zero socket timeout would mean "non-blocking", not "expired"
+_END_WAIT = 0.1  # how long a finished generation waits for its body's last chunk
 
 
 def _phase_timeout(default: Optional[float]) -> Optional[float]:
@@ -36,18 +39,64 @@ def _phase_timeout(default: Optional[float]) -> Optional[float]:
 
 
 class _PhaseStream(httpcore.NetworkStream):
-    """A connection whose reads wait as long as the running call's current phase allows."""
+    """A connection whose reads wait as long as the running call's current phase allows.
+
+    It also lets a streamed body be read past h11 (see :func:`raw_body`): while a response's
+    headers are awaited, h11 is handed at most one header block per read and the bytes after
+    it wait here, so once httpx returns the response nothing of its body was parsed yet.
+    """
 
     def __init__(self, inner: httpcore.NetworkStream) -> None:
         self._inner = inner
+        self._pending = b""  # read off the socket, not handed to h11 yet
+        self._in_headers = False  # a request went out: its response's headers come next
+        self._tail = b""  # the end of what h11 got in header mode (a CRLFCRLF across reads)
+        self._body_start = False  # h11 has exactly the headers, none of the body
 
     def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
-        return self._inner.read(max_bytes, _phase_timeout(timeout))
+        if self._pending:
+            data, self._pending = self._pending, b""
+        else:
+            data = self._inner.read(max_bytes, _phase_timeout(timeout))
+        self._body_start = False
+        if self._in_headers and data:
+            window = self._tail + data
+            end = window.find(b"\r\n\r\n")
+            if end < 0:
+                self._tail = window[-3:]
+            else:
+                cut = end + 4 - len(self._tail)
+                data, self._pending = data[:cut], data[cut:]
+                self._in_headers, self._tail, self._body_start = False, b"", True
+        return data
 
     def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
+        self._in_headers, self._tail, self._body_start = True, b"", False
         self._inner.write(buffer, timeout)
 
+    def take_body(self) -> Optional[ChunkedBody]:
+        """The body of the response whose headers h11 just parsed, to be read here; None when
+        it cannot be (h11 already has some of it, or the socket is not the plain/TLS one)."""
+        if not self._body_start:
+            return None
+        sock = self._inner.get_extra_info("socket")
+        if sock is None or (
+            # TLS inside TLS (an HTTPS proxy): the socket carries the outer layer.
+            self._inner.get_extra_info("ssl_object") is not None
+            and not isinstance(sock, ssl.SSLSocket)
+        ):
+            return None
+        self._body_start = False
+        first, self._pending = self._pending, b""
+        return ChunkedBody(sock, first)
+
+    def end_body(self) -> None:
+        """The body read here ended: h11 gets the end of an empty chunked body, so it ends the
+        response and the connection goes back to the pool."""
+        self._pending = b"0\r\n\r\n"
+
     def close(self) -> None:
+        self._pending = b""
         self._inner.close()
 
     def start_tls(
@@ -59,7 +108,61 @@ class _PhaseStream(httpcore.NetworkStream):
         return _PhaseStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
 
     def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable" and self._pending:
+            return True  # bytes nobody asked for: the pool must not reuse this connection
         return self._inner.get_extra_info(info)
+
+
+def raw_body(response: httpx.Response) -> Optional[ChunkedBody]:
+    """The chunked body of a streamed ``response``, to be read straight off its socket.
+
+    None when httpx must read it (not HTTP/1.1 chunked, content-encoded, another network
+    backend): the caller then iterates the response as usual.
+    """
+    headers = response.headers
+    if (
+        response.http_version != "HTTP/1.1"
+        or headers.get("transfer-encoding", "").lower() != "chunked"
+        or headers.get("content-encoding", "identity").lower() != "identity"
+        or response.is_stream_consumed
+    ):
+        return None
+    stream = response.extensions.get("network_stream")
+    return stream.take_body() if isinstance(stream, _PhaseStream) else None
+
+
+def release_raw(response: httpx.Response, body: ChunkedBody) -> None:
+    """Hand the connection of a body read by :func:`raw_body` back to the pool if it was read
+    to its end (else it is closed); never raises."""
+    stream = response.extensions.get("network_stream")
+    try:
+        if body.done and not body.extra and isinstance(stream, _PhaseStream):
+            stream.end_body()
+            for _ in response.iter_raw():  # h11 reads the end just queued: no I/O
+                pass
+    except Exception:  # noqa: BLE001 - the connection is then closed instead of reused
+        pass
+    response.close()
+
+
+def _read_timeout(response: httpx.Response) -> Optional[float]:
+    timeouts = response.request.extensions.get("timeout") or {}
+    read: Optional[float] = timeouts.get("read")
+    return read
+
+
+def iter_raw_body(response: httpx.Response, body: ChunkedBody) -> Iterator[bytes]:
+    """The bytes of a body taken by :func:`raw_body`, one piece per socket read; the
+    connection goes back to the pool at the end. Reads obey the running call's phase."""
+    default = _read_timeout(response)
+    try:
+        while True:
+            pieces = body.read(_phase_timeout(default))
+            if not pieces:
+                return
+            yield pieces[0].tobytes() if len(pieces) == 1 else b"".join(pieces)
+    finally:
+        release_raw(response, body)
 
 
 class _PhaseBackend(httpcore.NetworkBackend):
@@ -231,6 +334,7 @@ class HttpStreamAttempt:
         self._phase = _Phase(gen.wait_limit)
         self._decoder = http.dialect.HttpStreamDecoder(sink=gen.sink)
         self._response: Optional[httpx.Response] = None
+        self._raw: Optional[ChunkedBody] = None
         limit = gen.connect_limit()
         timeout = httpx.Timeout(connect=limit, read=None, write=limit, pool=limit)
         error: Optional[BaseException] = None
@@ -261,16 +365,26 @@ class HttpStreamAttempt:
             self.close(False)
             raise error
         assert self._response is not None
-        self._chunks: Iterator[bytes] = self._response.iter_bytes()
+        # Read the body off the socket when httpx allows it (see `raw_body`); else via httpx.
+        self._raw = raw_body(self._response)
+        self._chunks: Iterator[bytes] = iter(()) if self._raw else self._response.iter_bytes()
 
     def receive(self) -> List[Event]:
         error: Optional[BaseException] = None
+        raw = self._raw
         try:
-            with self._phase:
-                data = next(self._chunks, b"")
-            if not data:
-                return self._decoder.close()
-            events = self._decoder.feed(data)
+            if raw is not None:
+                left = self._gen.wait_limit()
+                pieces = raw.read(None if left is None else max(_MIN_WAIT, left))
+                if not pieces:
+                    return self._decoder.close()
+                events = self._decoder.feed_pieces(pieces)
+            else:
+                with self._phase:
+                    data = next(self._chunks, b"")
+                if not data:
+                    return self._decoder.close()
+                events = self._decoder.feed(data)
             if not events:
                 self._gen.deadline.check()  # a trickle of bytes without a whole frame
             return events
@@ -283,5 +397,18 @@ class HttpStreamAttempt:
 
     def close(self, completed: bool) -> None:
         response, self._response = self._response, None
-        if response is not None:
+        if response is None:
+            return
+        raw = self._raw
+        if raw is None:
             response.close()
+            return
+        if completed and not raw.done:
+            # The `done` frame came; the body's last chunk follows at once. Read it (briefly)
+            # so the connection can serve the next generation instead of being closed.
+            try:
+                while raw.read(_END_WAIT):
+                    pass
+            except Exception:  # noqa: BLE001 - then the connection is closed, nothing lost
+                pass
+        release_raw(response, raw)

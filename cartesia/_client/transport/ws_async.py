@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import logging
 import time
 from types import SimpleNamespace
@@ -28,6 +29,13 @@ __all__ = ["AsyncSocket", "AsyncWsPool", "AsyncWsAttempt", "handshake_trace"]
 
 WHAT = "Failed to generate audio. "
 _log = logging.getLogger("cartesia.websocket")
+# aiohttp >= 3.12 can hand text frames over undecoded: the core parses the UTF-8 bytes and the
+# router reads the context id off them, so a frame's text is never decoded to str.
+_UNDECODED: Dict[str, Any] = (
+    {"decode_text": False}
+    if "decode_text" in inspect.signature(aiohttp.ClientSession.ws_connect).parameters
+    else {}
+)
 
 # aiohttp drops the body of a refused websocket upgrade; the server's message is in it. The
 # trace hook below reads it while the response is still open, for the connect waiting on it.
@@ -87,6 +95,7 @@ class AsyncSocket(RoutedSocket[AsyncSlot]):
         self, session: aiohttp.ClientSession, where: Where, timeout: Optional[float]
     ) -> None:
         kwargs: Dict[str, Any] = {"autoping": True, "max_msg_size": self.dialect.MAX_MESSAGE_BYTES}
+        kwargs.update(_UNDECODED)
         if self._headers:
             kwargs["headers"] = self._headers
         if self._heartbeat:

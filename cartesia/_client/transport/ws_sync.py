@@ -118,7 +118,9 @@ class SyncSocket(RoutedSocket[SyncSlot]):
         error: Optional[BaseException] = None
         try:
             while True:
-                payload = conn.recv()
+                # Undecoded: the core parses the UTF-8 bytes itself and routing reads the id
+                # off the bytes, so the 20-100 kB text of a frame is never decoded to str.
+                payload = conn.recv(decode=False)
                 slot = self.route(payload)
                 if slot is None or slot.put_nowait(payload):
                     continue
