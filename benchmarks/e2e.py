@@ -1,14 +1,17 @@
-"""End-to-end harness: local server in one process, our client and the official 0.0.5 in others.
+"""End-to-end harness: local server in one process; our client, the floor and the official clients in others.
 
 Usage::
 
-    python -m benchmarks.e2e            # full matrix (a few minutes)
-    python -m benchmarks.e2e --quick    # a subset, under two minutes
+    python -m benchmarks.e2e            # full matrix (long on 2 busy cores)
+    python -m benchmarks.e2e --quick    # a subset
+    python -m benchmarks.e2e --streams 1,100 --seconds 8 --transports sse,ctx   # any slice
 
 The server (``python -m cartesia.server --engine tone --pace none``) runs in its own process so its
 CPU is never counted. Each measurement is one worker process (``benchmarks/e2e_worker.py``) run by
-this checkout's interpreter ("ours") or by a venv holding ``cartesia==0.0.5`` from PyPI ("seed");
-both are driven through the API they share, against the same server, back to back.
+this checkout's interpreter ("ours", and "floor": ``benchmarks/floor.py``, bare sockets feeding our
+core), by a venv holding ``cartesia==0.0.5`` ("seed", v0 transports) or one holding
+``cartesia==4.2.0`` ("o420", with and without permessage-deflate, current-API transports), each
+driven through its own API (``benchmarks/e2e_apis.py``), against the same server, back to back.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from .machine import machine_info
-from .seed import seed_python
+from .seed import official_python, seed_python
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "e2e_worker.py"
@@ -42,7 +45,18 @@ TEXT = (
 ) * 4
 # For the whole 10-minute generation: the tone engine makes ~65 ms per letter, 45 ms per space.
 LONG_WORD = "speech "
-IMPLS = ("ours", "seed")
+IMPLS = ("ours", "floor", "seed", "o420", "o420-nodeflate")
+#: Transports: v0 HTTP stream, /tts/sse, /tts/bytes, v0 websocket, /tts/websocket contexts.
+TRANSPORTS = ("http", "sse", "bytes", "ws", "ctx")
+#: Who speaks each transport (0.0.5 only has v0; 4.2.0 is measured on SSE and contexts).
+IMPLS_OF = {
+    "http": ("ours", "floor", "seed"),
+    "sse": ("ours", "floor", "o420"),
+    "bytes": ("ours", "floor"),
+    "ws": ("ours", "floor", "seed"),
+    "ctx": ("ours", "floor", "o420", "o420-nodeflate"),
+}
+OUR_INTERPRETER = ("ours", "floor")
 RTT_MS = 20.0  # simulated network round trip of the latency-proxy TTFA cases
 
 
@@ -67,7 +81,11 @@ class Case:
 
     @property
     def impls(self) -> Tuple[str, ...]:
-        return ("ours",) if self.as_numpy else IMPLS
+        if self.as_numpy:
+            return ("ours",)
+        if self.scenario == "memory" or self.rtt_ms:
+            return ("ours", "seed")
+        return IMPLS_OF[self.transport]
 
 
 @dataclass
@@ -78,19 +96,24 @@ class Result:
     problems: List[str] = field(default_factory=list)
 
 
-def matrix(quick: bool) -> List[Case]:
-    """The cases of a full or a quick run."""
+def matrix(
+    quick: bool,
+    streams: Optional[Tuple[int, ...]] = None,
+    seconds: Optional[float] = None,
+    transports: Tuple[str, ...] = TRANSPORTS,
+) -> List[Case]:
+    """The cases of a full or a quick run (``streams``/``seconds`` override the stream cells)."""
     cases: List[Case] = []
     # Enough audio per cell that CPU time is well above timer and scheduling noise.
-    seconds = 8.0 if quick else 20.0
-    conc = (1, 10) if quick else (1, 10, 100)
+    seconds = seconds or (8.0 if quick else 20.0)
+    conc = streams or ((1, 10) if quick else (1, 10, 100))
     rounds = {1: 4, 10: 1, 100: 1} if quick else {1: 5, 10: 2, 100: 1}
-    for transport in ("http", "ws"):
+    for transport in transports:
         for mode in ("sync", "async"):
             for c in conc:
-                cases.append(Case("stream", mode, transport, c, rounds[c], seconds))
+                cases.append(Case("stream", mode, transport, c, rounds.get(c, 1), seconds))
     for rtt in (0.0, RTT_MS):
-        for transport in ("ws", "http"):
+        for transport in (transports if not rtt else [t for t in ("ws", "http") if t in transports]):
             for mode in ("sync", "async"):
                 n = (10 if quick else 30) if not rtt else (8 if quick else 15)
                 cases.append(Case("ttfa", mode, transport, 1, n, 1.0, rtt_ms=rtt))
@@ -98,7 +121,7 @@ def matrix(quick: bool) -> List[Case]:
     # Six letters and a space at 65 and 45 ms: ~0.435 s per "speech " word.
     words = int(minutes * 60 / (6 * 0.065 + 0.045)) + 1
     long_text = (LONG_WORD * words).strip()
-    for transport in ("http", "ws"):
+    for transport in [t for t in ("http", "ws") if t in transports]:
         cases.append(Case("memory", "sync", transport, transcript=long_text))
         cases.append(Case("memory", "sync", transport, transcript=long_text, as_numpy=True))
     return cases
@@ -192,12 +215,12 @@ def run_worker(
     With ``profile_dir``, the worker runs under ``py-spy record`` and its collapsed stacks land
     there (the timings of a profiled run are inflated; use them for where, not how much).
     """
-    cfg = dict(asdict(case), base_url=base_url, api_key=API_KEY)
-    if impl == "ours":
+    cfg = dict(asdict(case), base_url=base_url, api_key=API_KEY, impl=impl)
+    if impl in OUR_INTERPRETER:
         python = sys.executable
         cfg["sys_path"] = [str(ROOT)]
     else:
-        python = seed_python()
+        python = seed_python() if impl == "seed" else official_python()
         cfg["sys_path"] = []
     res = Result(impl, asdict(case))
     res.case.pop("transcript")
@@ -231,9 +254,12 @@ def run_worker(
 
 def _check(impl: str, case: Case, m: Dict[str, Any], problems: List[str]) -> None:
     file = m.get("cartesia_file", "")
-    if (impl == "ours") != file.startswith(str(ROOT / "cartesia")):
+    if (impl in OUR_INTERPRETER) != file.startswith(str(ROOT / "cartesia")):
         problems.append(f"{impl} imported the wrong cartesia: {file}")
-    if impl == "ours" and m.get("streaming_core") != "c" and os.environ.get("CARTESIA_NO_EXTENSIONS") != "1":
+    want_version = {"seed": "0.0.5", "o420": "4.2.0", "o420-nodeflate": "4.2.0"}.get(impl)
+    if want_version and m.get("cartesia_version") != want_version:
+        problems.append(f"{impl} ran cartesia {m.get('cartesia_version')}, not {want_version}")
+    if impl in OUR_INTERPRETER and m.get("streaming_core") != "c" and os.environ.get("CARTESIA_NO_EXTENSIONS") != "1":
         problems.append(f"ours ran the {m.get('streaming_core')!r} streaming core, not the compiled one")
     problems.extend(m.get("errors", [])[:3])
     sizes = m.get("audio_bytes", [])
@@ -261,6 +287,11 @@ def _summarise(case: Case, m: Dict[str, Any]) -> None:
     m["audio_s"] = audio_s
     if audio_s:
         m["cpu_ms_per_audio_s"] = 1000 * m["cpu_s"] / audio_s
+    added = m.pop("added_s", None) or []
+    m["added_median_us"] = 1e6 * statistics.median(added) if added else None
+    m["added_p95_us"] = 1e6 * _pct(added, 0.95) if added else None
+    last = m.pop("after_last_read_s", None) or []
+    m["after_last_read_median_us"] = 1e6 * statistics.median(last) if last else None
     t = m.get("ttfa_s") or []
     m["ttfa_median_ms"] = 1000 * statistics.median(t) if t else None
     m["ttfa_p95_ms"] = 1000 * _pct(t, 0.95) if t else None
@@ -274,18 +305,26 @@ def _summarise(case: Case, m: Dict[str, Any]) -> None:
 
 
 def run_all(
-    quick: bool, only: Optional[str] = None, log=print, profile_dir: Optional[Path] = None
+    quick: bool,
+    only: Optional[str] = None,
+    log=print,
+    profile_dir: Optional[Path] = None,
+    impls: Optional[Tuple[str, ...]] = None,
+    **matrix_options: Any,
 ) -> Dict[str, Any]:
     """Run the matrix; returns the JSON-able results (also the machine and the timings)."""
-    seed_python()  # install the official client before the clock starts
+    seed_python()  # install the official clients before the clock starts
+    official_python()
     RAW_DIR.mkdir(parents=True, exist_ok=True)
-    cases = [c for c in matrix(quick) if not only or only in c.key]
+    cases = [c for c in matrix(quick, **matrix_options) if not only or only in c.key]
     results: List[Result] = []
     t0 = time.perf_counter()
     with Endpoints(log=RAW_DIR / "server.log") as endpoints:
         for case in cases:
             pair = []
             for impl in case.impls:
+                if impls and impl not in impls:
+                    continue
                 r = run_worker(impl, case, endpoints.url(case.rtt_ms), profile_dir=profile_dir)
                 pair.append(r)
                 results.append(r)
@@ -299,6 +338,7 @@ def run_all(
     problems = [f"{r.impl} {r.case}: {p}" for r in results for p in r.problems]
     return {
         "quick": quick,
+        "matrix": {k: v for k, v in matrix_options.items() if v is not None},
         "machine": machine_info(),
         "elapsed_s": time.perf_counter() - t0,
         "results": [asdict(r) for r in results],
@@ -313,14 +353,15 @@ def _fmt(x: Optional[float], spec: str = ".2f") -> str:
 
 def _line(r: Result) -> str:
     c, m = r.case, r.metrics
-    key = f"{c['scenario']:6} {c['mode']:5} {c['transport']:4} c={c['concurrency']:<3} rtt={c.get('rtt_ms', 0):<3g}"
+    key = f"{c['scenario']:6} {c['mode']:5} {c['transport']:5} c={c['concurrency']:<3} rtt={c.get('rtt_ms', 0):<3g}"
     if not m:
-        return f"{key} {r.impl:4}  FAILED: {'; '.join(r.problems)}"
+        return f"{key} {r.impl:14}  FAILED: {'; '.join(r.problems)}"
     parts = [
-        f"{key} {r.impl:4}",
+        f"{key} {r.impl:14}",
         f"audio {m['audio_s']:7.1f} s",
         f"cpu {_fmt(m.get('cpu_ms_per_audio_s'), '6.3f')} ms/audio-s",
         f"ttfa p50 {_fmt(m.get('ttfa_median_ms'), '6.1f')} p95 {_fmt(m.get('ttfa_p95_ms'), '6.1f')} ms",
+        f"added p50 {_fmt(m.get('added_median_us'), '6.0f')} us",
         f"rss {m['process_peak_rss_mb']:6.1f} MB",
     ]
     if c["scenario"] == "memory":
@@ -336,8 +377,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--only", help="run only cases whose key contains this (e.g. stream/async/ws)")
     ap.add_argument("--out", type=Path, help="JSON output (default results/raw/e2e-<time>.json)")
     ap.add_argument("--profile", type=Path, metavar="DIR", help="run workers under py-spy, stacks into DIR")
+    ap.add_argument("--streams", help="comma-separated concurrencies of the stream cells (e.g. 1,10,100)")
+    ap.add_argument("--seconds", type=float, help="audio seconds per streamed generation")
+    ap.add_argument("--transports", help=f"comma-separated subset of {','.join(TRANSPORTS)}")
+    ap.add_argument("--impls", help=f"comma-separated subset of {','.join(IMPLS)}")
     args = ap.parse_args(argv)
-    data = run_all(args.quick, args.only, profile_dir=args.profile)
+    data = run_all(
+        args.quick,
+        args.only,
+        profile_dir=args.profile,
+        impls=tuple(args.impls.split(",")) if args.impls else None,
+        streams=tuple(int(x) for x in args.streams.split(",")) if args.streams else None,
+        seconds=args.seconds,
+        transports=tuple(args.transports.split(",")) if args.transports else TRANSPORTS,
+    )
     out = args.out or RAW_DIR / time.strftime("e2e-%Y%m%dT%H%M%S.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(data, indent=1))

@@ -1,16 +1,18 @@
-"""One end-to-end client run in its own process; works with our client and with the official 0.0.5.
+"""One end-to-end client run in its own process: ours, the official 0.0.5 or 4.2.0, or the floor.
 
-Run by ``benchmarks.e2e`` as ``python -I e2e_worker.py '<json config>'`` with either interpreter, so
-it only uses the standard library plus whatever ``cartesia`` that interpreter imports; it drives
-both clients through the API they share (``CartesiaTTS`` / ``AsyncCartesiaTTS``, ``generate``).
-It prints one JSON object on stdout and nothing else.
+Run by ``benchmarks.e2e`` as ``python -I e2e_worker.py '<json config>'`` with the interpreter of the
+client under test, so it uses only the standard library plus whatever ``cartesia`` that interpreter
+imports; ``e2e_apis.py`` (next to this file) drives each client through its own API. It prints one
+JSON object on stdout and nothing else.
 
 Scenarios:
     stream: ``concurrency`` streams at once (threads for sync, tasks for async), each with its own
-        client, each running ``rounds`` generations one after another (``stream=True``), after
-        one untimed warm-up generation per client.
-    ttfa: one client, ``rounds`` sequential short streamed generations after one warm-up.
-    memory: one client, one non-streamed generation (``stream=False``) after a warm-up; peak RSS.
+        client, each running ``rounds`` generations one after another, after one untimed warm-up
+        generation per client.
+    ttfa: one client, ``rounds`` sequential short streamed generations after one warm-up; also the
+        time the client adds between the first bytes of the answer on its socket and the first audio
+        it hands over (``socket.socket.recv``/``recv_into`` are timed for that, in this scenario only).
+    memory: one client, one non-streamed generation (``stream=False``, v0) after a warm-up; peak RSS.
 """
 
 import asyncio
@@ -20,6 +22,7 @@ import json
 import os
 import re
 import resource
+import socket
 import sys
 import threading
 import time
@@ -27,11 +30,17 @@ import time
 CONFIG = json.loads(sys.argv[1])
 for _p in reversed(CONFIG.get("sys_path", [])):
     sys.path.insert(0, _p)
+# Last, so nothing in benchmarks/ can shadow a module the client imports.
+sys.path.append(os.path.dirname(os.path.abspath(__file__)))
 os.environ["CARTESIA_BASE_URL"] = CONFIG["base_url"]
 os.environ["CARTESIA_API_KEY"] = CONFIG["api_key"]
 
+from importlib.metadata import version as installed_version  # noqa: E402
+
+from e2e_apis import Adapter  # noqa: E402
+from e2e_apis import fetch_voice as fetch_voice_of  # noqa: E402
+
 import cartesia  # noqa: E402  (after the path and the environment are set)
-from cartesia.tts import AsyncCartesiaTTS, CartesiaTTS  # noqa: E402
 
 perf = time.perf_counter
 # Every client first runs one untimed generation this long: the timed phase is the steady state
@@ -66,53 +75,95 @@ def gen_kwargs(transcript, duration, voice, websocket, stream):
     return kw
 
 
-def fetch_voice():
-    client = CartesiaTTS()
-    voices = client.get_voices()
-    voice_id = sorted(v["id"] for v in voices.values())[0]
-    embedding = client.get_voice_embedding(voice_id=voice_id)
-    client.close()
-    return embedding
+# --- the socket clock (ttfa only) ----------------------------------------------------------------
+
+FIRST_BYTE = [None]  # perf_counter of the first non-empty read since the last reset
+LAST_BYTE = [None]  # ... and of the latest one
+
+
+def install_socket_clock():
+    """Time every socket read of this process (all clients read through ``socket.socket``)."""
+    cls = socket.socket
+    recv, recv_into = cls.recv, cls.recv_into
+
+    def timed_recv(self, *args):
+        data = recv(self, *args)
+        if data:
+            LAST_BYTE[0] = perf()
+            if FIRST_BYTE[0] is None:
+                FIRST_BYTE[0] = LAST_BYTE[0]
+        return data
+
+    def timed_recv_into(self, *args):
+        n = recv_into(self, *args)
+        if n:
+            LAST_BYTE[0] = perf()
+            if FIRST_BYTE[0] is None:
+                FIRST_BYTE[0] = LAST_BYTE[0]
+        return n
+
+    cls.recv, cls.recv_into = timed_recv, timed_recv_into
+
+
+# --- one generation ------------------------------------------------------------------------------
+
+
+def sync_stream(api, client, duration):
+    """Audio bytes, time to first audio, and the client's own share of it (first read -> audio)."""
+    FIRST_BYTE[0] = None
+    t0 = perf()
+    first = added = None
+    n = 0
+    for audio in api.stream(client, duration):
+        if first is None and audio:
+            t = perf()
+            first = t - t0
+            added = (t - FIRST_BYTE[0], t - LAST_BYTE[0]) if FIRST_BYTE[0] is not None else None
+        n += len(audio)
+    return n, first, added
+
+
+async def async_stream(api, client, duration):
+    FIRST_BYTE[0] = None
+    t0 = perf()
+    first = added = None
+    n = 0
+    async for audio in api.astream(client, duration):
+        if first is None and audio:
+            t = perf()
+            first = t - t0
+            added = (t - FIRST_BYTE[0], t - LAST_BYTE[0]) if FIRST_BYTE[0] is not None else None
+        n += len(audio)
+    return n, first, added
+
+
+def _err(exc, what=""):
+    return f"{what}{type(exc).__name__}: {str(exc)[:200]}"
 
 
 # --- sync ----------------------------------------------------------------------------------------
 
 
-def sync_stream(client, kw):
-    t0 = perf()
-    first = None
-    n = 0
-    for chunk in client.generate(**kw):
-        audio = chunk["audio"]
-        if first is None and audio:
-            first = perf() - t0
-        n += len(audio)
-    return n, first
-
-
-def run_sync(cfg, voice, rounds, concurrency, transcript, duration):
-    websocket = cfg["transport"] == "ws"
-    kw = gen_kwargs(transcript, duration, voice, websocket, True)
-    warm = gen_kwargs(transcript, WARMUP_SECONDS, voice, websocket, True)
+def run_sync(api, rounds, concurrency, duration):
     results = []
     errors = []
     lock = threading.Lock()
     barrier = threading.Barrier(concurrency + 1)
-    clients = [CartesiaTTS() for _ in range(concurrency)]
+    clients = [api.new(False) for _ in range(concurrency)]
 
     def worker(client):
         try:
-            sync_stream(client, warm)
+            sync_stream(api, client, WARMUP_SECONDS)
         except Exception as exc:
             with lock:
-                errors.append(f"warm-up {type(exc).__name__}: {str(exc)[:200]}")
+                errors.append(_err(exc, "warm-up "))
         barrier.wait()
         for _ in range(rounds):
             try:
-                r = sync_stream(client, kw)
+                r = sync_stream(api, client, duration)
             except Exception as exc:  # recorded, the harness reports it
                 with lock:
-                    errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+                    errors.append(_err(exc))
                 continue
             with lock:
                 results.append(r)
@@ -127,55 +178,40 @@ def run_sync(cfg, voice, rounds, concurrency, transcript, duration):
         t.join()
     c1, w1 = cpu_seconds(), perf()
     for c in clients:
-        c.close()
+        api.close(c)
     return results, errors, c1 - c0, w1 - w0
 
 
 # --- async ---------------------------------------------------------------------------------------
 
 
-async def async_stream(client, kw):
-    t0 = perf()
-    first = None
-    n = 0
-    gen = await client.generate(**kw)
-    async for chunk in gen:
-        audio = chunk["audio"]
-        if first is None and audio:
-            first = perf() - t0
-        n += len(audio)
-    return n, first
-
-
-async def run_async_main(cfg, voice, rounds, concurrency, transcript, duration):
-    websocket = cfg["transport"] == "ws"
-    kw = gen_kwargs(transcript, duration, voice, websocket, True)
-    warm = gen_kwargs(transcript, WARMUP_SECONDS, voice, websocket, True)
+async def run_async_main(api, rounds, concurrency, duration):
     results = []
     errors = []
-    clients = [AsyncCartesiaTTS() for _ in range(concurrency)]
-    for r in await asyncio.gather(*(async_stream(c, warm) for c in clients), return_exceptions=True):
+    clients = [api.new(True) for _ in range(concurrency)]
+    warm = [async_stream(api, c, WARMUP_SECONDS) for c in clients]
+    for r in await asyncio.gather(*warm, return_exceptions=True):
         if isinstance(r, BaseException):
-            errors.append(f"warm-up {type(r).__name__}: {str(r)[:200]}")
+            errors.append(_err(r, "warm-up "))
 
     async def worker(client):
         for _ in range(rounds):
             try:
-                results.append(await async_stream(client, kw))
+                results.append(await async_stream(api, client, duration))
             except Exception as exc:
-                errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+                errors.append(_err(exc))
 
     gc.collect()
     c0, w0 = cpu_seconds(), perf()
     await asyncio.gather(*(worker(c) for c in clients))
     c1, w1 = cpu_seconds(), perf()
     for c in clients:
-        await c.close()
+        await api.aclose(c)
     return results, errors, c1 - c0, w1 - w0
 
 
-def run_async(cfg, voice, rounds, concurrency, transcript, duration):
-    return asyncio.run(run_async_main(cfg, voice, rounds, concurrency, transcript, duration))
+def run_async(api, rounds, concurrency, duration):
+    return asyncio.run(run_async_main(api, rounds, concurrency, duration))
 
 
 # --- scenarios -----------------------------------------------------------------------------------
@@ -183,59 +219,68 @@ def run_async(cfg, voice, rounds, concurrency, transcript, duration):
 
 def scenario_stream(cfg, voice):
     run = run_sync if cfg["mode"] == "sync" else run_async
+    api = Adapter(cfg, voice)
     rss_before = status_kib("VmRSS") * 1024
-    results, errors, cpu, wall = run(
-        cfg, voice, cfg["rounds"], cfg["concurrency"], cfg["transcript"], cfg["duration"]
-    )
+    results, errors, cpu, wall = run(api, cfg["rounds"], cfg["concurrency"], cfg["duration"])
     return {
         "cpu_s": cpu,
         "wall_s": wall,
-        "audio_bytes": [n for n, _ in results],
-        "ttfa_s": [t for _, t in results if t is not None],
+        "audio_bytes": [n for n, _, _ in results],
+        "ttfa_s": [t for _, t, _ in results if t is not None],
         "errors": errors,
         "rss_before_mb": rss_before / 1e6,
+        "ws_extensions": api.extensions,
     }
 
 
 def scenario_ttfa(cfg, voice):
-    websocket = cfg["transport"] == "ws"
-    kw = gen_kwargs(cfg["transcript"], cfg["duration"], voice, websocket, True)
-    ttfa, sizes, errors = [], [], []
+    install_socket_clock()
+    api = Adapter(cfg, voice)
+    ttfa, added, after_last, sizes, errors = [], [], [], [], []
+
+    def record(r):
+        n, first, add = r
+        sizes.append(n)
+        ttfa.append(first)
+        if add is not None:
+            added.append(add[0])
+            after_last.append(add[1])
+
     if cfg["mode"] == "sync":
-        client = CartesiaTTS()
-        sync_stream(client, kw)  # warm-up: ours opens its websocket here and keeps it
+        client = api.new(False)
+        sync_stream(api, client, cfg["duration"])  # warm-up: ours opens its websocket here and keeps it
         c0 = cpu_seconds()
         for _ in range(cfg["rounds"]):
             try:
-                n, first = sync_stream(client, kw)
-                sizes.append(n)
-                ttfa.append(first)
+                record(sync_stream(api, client, cfg["duration"]))
             except Exception as exc:
-                errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+                errors.append(_err(exc))
         cpu = cpu_seconds() - c0
-        client.close()
+        api.close(client)
     else:
 
         async def main():
-            client = AsyncCartesiaTTS()
-            await async_stream(client, kw)
+            client = api.new(True)
+            await async_stream(api, client, cfg["duration"])
             c0 = cpu_seconds()
             for _ in range(cfg["rounds"]):
                 try:
-                    n, first = await async_stream(client, kw)
-                    sizes.append(n)
-                    ttfa.append(first)
+                    record(await async_stream(api, client, cfg["duration"]))
                 except Exception as exc:
-                    errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+                    errors.append(_err(exc))
             cpu = cpu_seconds() - c0
-            await client.close()
+            await api.aclose(client)
             return cpu
 
         cpu = asyncio.run(main())
-    return {"cpu_s": cpu, "audio_bytes": sizes, "ttfa_s": ttfa, "errors": errors}
+    return {"cpu_s": cpu, "audio_bytes": sizes, "ttfa_s": ttfa, "added_s": added,
+            "after_last_read_s": after_last, "errors": errors,
+            "ws_extensions": api.extensions}
 
 
 def scenario_memory(cfg, voice):
+    from cartesia.tts import CartesiaTTS
+
     websocket = cfg["transport"] == "ws"
     client = CartesiaTTS()
     client.generate(**gen_kwargs("Warm up.", None, voice, websocket, False))
@@ -271,7 +316,7 @@ def scenario_memory(cfg, voice):
 
 def main():
     t_start = perf()
-    voice = fetch_voice()
+    voice = fetch_voice_of(CONFIG)
     scenario = {"stream": scenario_stream, "ttfa": scenario_ttfa, "memory": scenario_memory}[
         CONFIG["scenario"]
     ]
@@ -284,7 +329,7 @@ def main():
     result.update(
         streaming_core=core,
         cartesia_file=cartesia.__file__,
-        cartesia_version=getattr(cartesia, "__version__", "?"),
+        cartesia_version=getattr(cartesia, "__version__", None) or installed_version("cartesia"),
         python=sys.version.split()[0],
         process_peak_rss_mb=maxrss / 1e6,
         total_wall_s=perf() - t_start,

@@ -36,6 +36,14 @@ T_E2E_HTTP = 5.0
 T_E2E_WS = 3.0
 T_MEMORY = 1.2
 T_TTFA = 2.0
+# Targets of issue 12.
+T_FLOOR = 1.25
+T_VS_420 = 10.0
+T_ADDED_US = 50.0
+T_MEM_NUMPY = 1.05
+T_MEM_BYTES = 1.1
+E2E_IMPLS = ("ours", "floor", "seed", "o420", "o420-nodeflate")
+TRANSPORT_ORDER = ("http", "sse", "bytes", "ws", "ctx")
 
 
 # --- loading -------------------------------------------------------------------------------------
@@ -235,62 +243,168 @@ def _e2e_index(e2e: Dict[str, Any]) -> Dict[Tuple, Dict[str, Dict[str, Any]]]:
     return idx
 
 
+def _core_ceilings(summary: Dict[str, Any]) -> Dict[str, Optional[float]]:
+    """Per transport, the core benchmark's ceiling in ms per audio-second (0.1 s frames, 64 KiB reads)."""
+    out: Dict[str, Optional[float]] = {}
+    for r in summary.get("core", []):
+        if r["frame_s"] != 0.1:
+            continue
+        val = r["ms_per_audio_s"].get("ceiling")
+        if r["kind"] == "ws":
+            out["ws"] = out["ctx"] = val
+        elif r["read_kib"] == 64:
+            out["http" if r["framing"] == "bare" else "sse"] = val
+    return out
+
+
+def _deflate(r: Optional[Dict[str, Any]]) -> Optional[str]:
+    """``"permessage-deflate"``/``"off"`` as the server answered the 4.2.0 handshake (None: unknown)."""
+    ext = (r or {}).get("metrics", {}).get("ws_extensions")
+    if ext is None:
+        return None
+    return "permessage-deflate" if "permessage-deflate" in ext else "off"
+
+
+def issue12_targets(summ: List[Dict[str, Any]], summ_t: List[Dict[str, Any]],
+                    summ_m: List[Dict[str, Any]]) -> List[List[str]]:
+    """The targets of issue 12, each met or missed (ratios from this one run)."""
+    rows: List[List[str]] = []
+    cells = [r for r in summ if r["ours_over_floor"] is not None]
+    worst = max(cells, key=lambda r: r["ours_over_floor"], default=None)
+    missed = [r for r in cells if r["ours_over_floor"] > T_FLOOR]
+    rows.append([f"ours within {T_FLOOR}× of the floor in every cell ({len(cells)} measured)",
+                 f"worst {fx(worst['ours_over_floor'], '.2f')} ({worst['mode']} {worst['transport']} "
+                 f"×{worst['concurrency']}); {len(missed)} cells over" if worst else "not run",
+                 verdict(not missed) if cells else "–"])
+    for tr in ("sse", "ctx"):
+        variants = [("o420_over_ours", "4.2.0")]
+        if tr == "ctx":  # SSE has no websocket, so nothing to compress
+            variants.append(("o420_nodeflate_over_ours", "4.2.0 without permessage-deflate"))
+        for key, label in variants:
+            vals = [r for r in summ if r["transport"] == tr and r[key] is not None]
+            low = min(vals, key=lambda r: r[key], default=None)
+            rows.append([f"{tr}: ≥ {T_VS_420:g}× less CPU than {label} (every mode and stream count)",
+                         f"min {fx(low[key])} ({low['mode']} ×{low['concurrency']})" if low else "not run",
+                         verdict(low[key] >= T_VS_420) if low else "–"])
+    for tr, target in (("http", T_E2E_HTTP), ("ws", T_E2E_WS)):
+        for mode in ("sync", "async"):
+            r = next((x for x in summ if x["transport"] == tr and x["mode"] == mode and x["concurrency"] == 100), None)
+            val = r and r["cpu_ratio"]
+            rows.append([f"100 streams, {tr}, {mode}: ≥ {target:g}× less CPU than 0.0.5",
+                         fx(val) if val else "not run", verdict(val >= target) if val else "–"])
+    for r in summ_t:
+        if r["rtt_ms"] or r["ours_added_p50_us"] is None:
+            continue
+        val = r["ours_added_p50_us"]
+        rows.append([f"TTFA added by the client ≤ {T_ADDED_US:g} µs median ({r['mode']} {r['transport']})",
+                     f"{val:.0f} µs (floor {f(r['floor_added_p50_us'], '.0f')} µs)", verdict(val <= T_ADDED_US)])
+    for r in summ_m:
+        for key, target, label in (("ours_numpy_ratio", T_MEM_NUMPY, "as_numpy=True"),
+                                   ("ours_ratio", T_MEM_BYTES, "bytes")):
+            val = r[key]
+            rows.append([f"whole generation ({r['transport']}, {label}) peaks ≤ {target}× the audio",
+                         fx(val, ".2f") if val is not None else "not run",
+                         verdict(val <= target) if val is not None else "–"])
+    rows.append(["1,000 concurrent async streams (`--pace realtime`) complete", "not run by this harness", "–"])
+    return rows
+
+
 def e2e_section(e2e: Dict[str, Any], summary: Dict[str, Any]) -> List[str]:
     idx = _e2e_index(e2e)
     if not idx:
         return ["_No end-to-end results (run `python -m benchmarks.e2e`)._"]
     lines: List[str] = []
     m = lambda r, k: (r or {}).get("metrics", {}).get(k)  # noqa: E731
+    order = {t: i for i, t in enumerate(TRANSPORT_ORDER)}
 
+    ceilings = _core_ceilings(summary)
     rows, summ = [], []
-    for (sc, mode, tr, conc, _), pair in sorted(idx.items(), key=lambda kv: (kv[0][2], kv[0][1], kv[0][3])):
+    order = {t: i for i, t in enumerate(TRANSPORT_ORDER)}
+    for (sc, mode, tr, conc, _), impls in sorted(
+        idx.items(), key=lambda kv: (order.get(kv[0][2], 9), kv[0][1] != "sync", kv[0][3])
+    ):
         if sc != "stream":
             continue
-        o, s = pair.get("ours"), pair.get("seed")
-        cpu_o, cpu_s = m(o, "cpu_ms_per_audio_s"), m(s, "cpu_ms_per_audio_s")
+        cpu = {i: m(impls.get(i), "cpu_ms_per_audio_s") for i in E2E_IMPLS}
+        o = impls.get("ours")
+        ceiling = ceilings.get(tr)
         row = {
             "mode": mode, "transport": tr, "concurrency": conc,
-            "ours_cpu_ms_per_audio_s": cpu_o, "seed_cpu_ms_per_audio_s": cpu_s,
-            "cpu_ratio": ratio(cpu_s, cpu_o),
-            "ours_ttfa_p50_ms": m(o, "ttfa_median_ms"), "seed_ttfa_p50_ms": m(s, "ttfa_median_ms"),
-            "ours_ttfa_p95_ms": m(o, "ttfa_p95_ms"), "seed_ttfa_p95_ms": m(s, "ttfa_p95_ms"),
-            "ours_peak_rss_mb": m(o, "process_peak_rss_mb"), "seed_peak_rss_mb": m(s, "process_peak_rss_mb"),
+            **{f"{i}_cpu_ms_per_audio_s": cpu[i] for i in E2E_IMPLS},
+            "ours_over_floor": ratio(cpu["ours"], cpu["floor"]),
+            "ours_over_ceiling": ratio(cpu["ours"], ceiling),
+            "floor_over_ceiling": ratio(cpu["floor"], ceiling),
+            "ceiling_ms_per_audio_s": ceiling,
+            "cpu_ratio": ratio(cpu["seed"], cpu["ours"]),  # seed / ours (issue 5)
+            "o420_over_ours": ratio(cpu["o420"], cpu["ours"]),
+            "o420_nodeflate_over_ours": ratio(cpu["o420-nodeflate"], cpu["ours"]),
+            "o420_deflate": _deflate(impls.get("o420")),
+            "o420_nodeflate_deflate": _deflate(impls.get("o420-nodeflate")),
+            "ours_ttfa_p50_ms": m(o, "ttfa_median_ms"), "ours_ttfa_p95_ms": m(o, "ttfa_p95_ms"),
+            "seed_ttfa_p50_ms": m(impls.get("seed"), "ttfa_median_ms"),
+            "seed_ttfa_p95_ms": m(impls.get("seed"), "ttfa_p95_ms"),
+            "ours_peak_rss_mb": m(o, "process_peak_rss_mb"),
+            "seed_peak_rss_mb": m(impls.get("seed"), "process_peak_rss_mb"),
             "audio_s": m(o, "audio_s"),
-            "problems": (o or {}).get("problems", []) + (s or {}).get("problems", []),
+            "problems": [p for r in impls.values() for p in r.get("problems", [])],
         }
         summ.append(row)
+        within = row["ours_over_floor"]
         rows.append([
             mode, tr, str(conc), f(row["audio_s"], ".0f"),
-            f(cpu_o, ".3f"), f(cpu_s, ".3f"), fx(row["cpu_ratio"]),
+            f(cpu["ours"], ".3f"), f(cpu["floor"], ".3f"),
+            fx(within, ".2f") + ("" if within is None else (" ✓" if within <= T_FLOOR else " ✗")),
+            fx(row["ours_over_ceiling"], ".0f"), fx(row["floor_over_ceiling"], ".0f"),
+            f(cpu["seed"], ".3f"), fx(row["cpu_ratio"]),
+            f(cpu["o420"], ".3f"), fx(row["o420_over_ours"]),
+            f(cpu["o420-nodeflate"], ".3f"), fx(row["o420_nodeflate_over_ours"]),
             f"{f(row['ours_ttfa_p50_ms'])} / {f(row['ours_ttfa_p95_ms'])}",
-            f"{f(row['seed_ttfa_p50_ms'])} / {f(row['seed_ttfa_p95_ms'])}",
-            f(row["ours_peak_rss_mb"], ".0f"), f(row["seed_peak_rss_mb"], ".0f"),
+            f(row["ours_peak_rss_mb"], ".0f"),
             "⚠ " + "; ".join(row["problems"])[:120] if row["problems"] else "",
         ])
     summary["e2e_streams"] = summ
+    deflate = sorted({r["o420_deflate"] for r in summ if r["o420_deflate"] is not None})
     lines += [
-        "### Concurrent streamed generations (`stream=True`), one client per stream",
+        "### Concurrent streamed generations, one client per stream",
         "",
         "CPU = user+system seconds of the client process during the timed phase / seconds of audio "
-        "received (ms per audio-second; lower is better; ratio = seed / ours). TTFA = from `generate()` "
-        "to the first chunk with audio, median / p95 over all streams. RSS = the worker process's peak.",
+        "received (ms per audio-second; lower is better). Transports: `http` = v0 `POST /audio/stream`, "
+        "`sse` = `POST /tts/sse`, `bytes` = `POST /tts/bytes`, `ws` = v0 websocket, `ctx` = `/tts/websocket` "
+        "contexts (one context per generation on a kept connection). **floor** = `benchmarks/floor.py`: a "
+        "bare socket, a minimal chunked decoder or websocket frame reader in plain Python, our compiled core "
+        f"(✓ = ours within {T_FLOOR}× of it). **ceiling** = the core benchmark's pybase64 decode of the "
+        "payloads alone per audio-second (64 KiB reads, 0.1 s frames; none for raw `bytes`). seed = "
+        "`cartesia==0.0.5` (v0 only), o420 = `cartesia==4.2.0` as installed (it offers permessage-deflate; "
+        f"negotiated: {', '.join(deflate) or 'not run'}), o420 no-deflate = the same with "
+        "`websocket_connection_options={\"compression\": None}`. Ratios > 1 mean ours spends less. "
+        "TTFA = `generate()` to first audio, p50 / p95.",
         "",
-        table(["mode", "transport", "streams", "audio s", "ours CPU", "seed CPU", "seed / ours",
-               "ours TTFA ms", "seed TTFA ms", "ours RSS MB", "seed RSS MB", "notes"], rows),
+        table(["mode", "transport", "streams", "audio s", "ours CPU", "floor CPU", "ours / floor",
+               "ours / ceiling", "floor / ceiling", "seed CPU", "seed / ours", "4.2.0 CPU", "4.2.0 / ours",
+               "4.2.0 no-deflate CPU", "no-deflate / ours", "ours TTFA ms", "ours RSS MB", "notes"], rows),
     ]
 
     rows, summ_t = [], []
-    for (sc, mode, tr, _conc, rtt), pair in sorted(idx.items(), key=lambda kv: (kv[0][4], kv[0][2] != "ws", kv[0][1])):
+    for (sc, mode, tr, _conc, rtt), impls in sorted(
+        idx.items(), key=lambda kv: (kv[0][4], order.get(kv[0][2], 9), kv[0][1] != "sync")
+    ):
         if sc != "ttfa":
             continue
-        o, s = pair.get("ours"), pair.get("seed")
+        o, s = impls.get("ours"), impls.get("seed")
         r = {"mode": mode, "transport": tr, "rtt_ms": rtt,
              "ours_p50_ms": m(o, "ttfa_median_ms"), "ours_p95_ms": m(o, "ttfa_p95_ms"),
-             "seed_p50_ms": m(s, "ttfa_median_ms"), "seed_p95_ms": m(s, "ttfa_p95_ms")}
+             "seed_p50_ms": m(s, "ttfa_median_ms"), "seed_p95_ms": m(s, "ttfa_p95_ms"),
+             **{f"{i}_added_p50_us": m(impls.get(i), "added_median_us") for i in E2E_IMPLS},
+             "ours_added_p95_us": m(o, "added_p95_us"),
+             **{f"{i}_after_last_p50_us": m(impls.get(i), "after_last_read_median_us") for i in E2E_IMPLS}}
         r["ratio_p50"] = ratio(r["seed_p50_ms"], r["ours_p50_ms"])
         summ_t.append(r)
         rows.append([mode, tr, f"{rtt:g}", f(r["ours_p50_ms"], ".2f"), f(r["ours_p95_ms"], ".2f"),
-                     f(r["seed_p50_ms"], ".2f"), f(r["seed_p95_ms"], ".2f"), fx(r["ratio_p50"])])
+                     f(r["seed_p50_ms"], ".2f"), f(r["seed_p95_ms"], ".2f"), fx(r["ratio_p50"]),
+                     f"{f(r['ours_added_p50_us'], '.0f')} / {f(r['ours_added_p95_us'], '.0f')}",
+                     f(r["floor_added_p50_us"], ".0f"), f(r["seed_added_p50_us"], ".0f"),
+                     f(r["o420_added_p50_us"], ".0f"),
+                     f"{f(r['ours_after_last_p50_us'], '.0f')} / {f(r['floor_after_last_p50_us'], '.0f')}"])
     summary["e2e_ttfa"] = summ_t
     if rows:
         lines += ["", "### Time to first audio, sequential generations on one client", "",
@@ -300,8 +414,18 @@ def e2e_section(e2e: Dict[str, Any], summary: Dict[str, Any]) -> List[str]:
                   "through `latency_proxy.py`, which delays every byte by RTT/2 each way and the first bytes of "
                   "a new connection by one more RTT (the TCP handshake; TLS not simulated). Plain loopback "
                   "(RTT 0) makes connections almost free and hides what reuse saves.", "",
+                  "*Added by the client* = from the first bytes of the answer read from its socket (every "
+                  "`socket.socket.recv`/`recv_into` of the worker is timed in these runs only) to the first audio "
+                  "handed to the caller, in µs (p50 / p95 for ours, p50 for the others). It includes parsing the "
+                  "first frame, thread or task hand-overs and, over HTTP, any wait between the response head and "
+                  "the first chunk when they arrive in separate reads. 0.0.5 opens a new connection per "
+                  "generation, so its first read is the handshake's answer. *After the last read* = from the "
+                  "latest socket read before the first audio to that audio (ours / floor, p50): a lower bound of "
+                  "the client's own work on the first frame (a reader thread may already be reading the next one).",
+                  "",
                   table(["mode", "transport", "added RTT ms", "ours p50 ms", "ours p95 ms", "seed p50 ms",
-                         "seed p95 ms", "seed / ours (p50)"], rows)]
+                         "seed p95 ms", "seed / ours (p50)", "ours added µs", "floor added µs",
+                         "seed added µs", "4.2.0 added µs", "after the last read µs (ours / floor)"], rows)]
 
     rows, summ_m = [], []
     for (sc, mode, tr, _conc, _), pair in sorted(idx.items()):
@@ -357,6 +481,9 @@ def e2e_section(e2e: Dict[str, Any], summary: Dict[str, Any]) -> List[str]:
                        fx(val) if val else "–", verdict(val >= T_TTFA) if val else "–"])
     summary["e2e_targets"] = t_rows
     lines += ["", "Targets (issue 5):", "", table(["target", "measured (seed / ours)", "verdict"], t_rows)]
+    t12 = issue12_targets(summ, summ_t, summ_m)
+    summary["issue12_targets"] = t12
+    lines += ["", "Targets (issue 12):", "", table(["target", "measured", "verdict"], t12)]
     if e2e.get("problems"):
         lines += ["", "Problems seen during the run:", ""] + [f"- {p}" for p in e2e["problems"]]
     return lines
@@ -405,27 +532,39 @@ def plots(summary: Dict[str, Any]) -> List[str]:
         made.append("throughput_vs_read_size.png")
     streams = summary.get("e2e_streams", [])
     if streams:
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-        for ax, tr in zip(axes, ("http", "ws")):
-            for impl, color in (("ours", "tab:blue"), ("seed", "tab:red")):
+        names = {"ours": "cartesia (this)", "floor": "floor (bare socket + core)", "seed": "cartesia 0.0.5",
+                 "o420": "cartesia 4.2.0", "o420-nodeflate": "4.2.0, no deflate"}
+        colors = {"ours": "tab:blue", "floor": "tab:gray", "seed": "tab:red", "o420": "tab:orange",
+                  "o420-nodeflate": "tab:purple"}
+        transports = [t for t in TRANSPORT_ORDER if any(r["transport"] == t for r in streams)]
+        fig, axes = plt.subplots(1, len(transports), figsize=(3.6 * len(transports), 4.2), sharey=True,
+                                 squeeze=False)
+        axes = axes[0]
+        titles = {"http": "v0 HTTP stream", "sse": "/tts/sse", "bytes": "/tts/bytes", "ws": "v0 websocket",
+                  "ctx": "/tts/websocket contexts"}
+        for ax, tr in zip(axes, transports):
+            for impl in E2E_IMPLS:
                 for mode, style in (("sync", "-o"), ("async", "--s")):
                     pts = sorted((r["concurrency"], r[f"{impl}_cpu_ms_per_audio_s"]) for r in streams
                                  if r["transport"] == tr and r["mode"] == mode and r[f"{impl}_cpu_ms_per_audio_s"])
                     if pts:
-                        ax.plot([p[0] for p in pts], [p[1] for p in pts], style, color=color,
-                                label=f"{'cartesia (this)' if impl == 'ours' else 'cartesia 0.0.5'}, {mode}")
+                        ax.plot([p[0] for p in pts], [p[1] for p in pts], style, color=colors[impl],
+                                label=f"{names[impl]}, {mode}")
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel("concurrent generations")
-            ax.set_title("HTTP stream" if tr == "http" else "websocket")
+            ax.set_title(titles[tr])
             ax.grid(True, which="both", alpha=0.3)
             ax.xaxis.set_major_formatter(plain)
             ax.yaxis.set_major_formatter(plain)
             ax.yaxis.set_minor_formatter(sparse)
         axes[0].set_ylabel("client CPU ms per audio-second (lower is better)")
-        handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
-        fig.tight_layout(rect=(0, 0.08, 1, 1))
+        seen: Dict[str, Any] = {}
+        for ax in axes:
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                seen.setdefault(lab, h)
+        fig.legend(list(seen.values()), list(seen), loc="lower center", ncol=5, fontsize=8, frameon=False)
+        fig.tight_layout(rect=(0, 0.14, 1, 1))
         fig.savefig(RESULTS / "cpu_vs_concurrency.png", dpi=110)
         plt.close(fig)
         made.append("cpu_vs_concurrency.png")
@@ -451,7 +590,7 @@ def machine_lines(core: Dict[str, Any], e2e: Dict[str, Any]) -> List[str]:
     return lines
 
 
-def run_benchmarks(quick: bool) -> Tuple[Path, Path]:
+def run_benchmarks(quick: bool, streams: Optional[str] = None) -> Tuple[Path, Path]:
     stamp = time.strftime("%Y%m%dT%H%M%S")
     RAW.mkdir(parents=True, exist_ok=True)
     core_json = RAW / f"bench-{stamp}.json"
@@ -462,6 +601,7 @@ def run_benchmarks(quick: bool) -> Tuple[Path, Path]:
     subprocess.run([sys.executable, "-m", "pytest", "benchmarks/test_bench_core.py", "--benchmark-only",
                     f"--benchmark-json={core_json}", "-q", "-p", "no:cacheprovider", *rounds], cwd=ROOT, check=False)
     cmd = [sys.executable, "-m", "benchmarks.e2e", "--out", str(e2e_json)] + (["--quick"] if quick else [])
+    cmd += ["--streams", streams] if streams else []
     subprocess.run(cmd, cwd=ROOT, check=False)
     return core_json, e2e_json
 
@@ -470,11 +610,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", action="store_true", help="run the benchmarks first")
     ap.add_argument("--quick", action="store_true", help="with --run: the quick e2e matrix")
+    ap.add_argument("--streams", help="with --run: concurrencies of the e2e stream cells (e.g. 1,10,100)")
     ap.add_argument("--core", type=Path, help="pytest-benchmark JSON (default: newest results/raw/bench-*.json)")
     ap.add_argument("--e2e", type=Path, help="e2e JSON (default: newest results/raw/e2e-*.json)")
     args = ap.parse_args(argv)
     if args.run:
-        args.core, args.e2e = run_benchmarks(args.quick)
+        args.core, args.e2e = run_benchmarks(args.quick, args.streams)
     core_path, core = load_core(args.core)
     e2e_src, e2e = load_e2e(args.e2e, core, core_path)
     summary: Dict[str, Any] = {}
@@ -486,7 +627,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "# Benchmark report",
         "",
         f"Generated by `python -m benchmarks.report{' --run' if args.run else ''}"
-        f"{' --quick' if args.quick else ''}` from core results "
+        f"{' --quick' if args.quick else ''}{' --streams ' + args.streams if args.streams else ''}` from core results "
         f"`{core_path.name if core_path else 'none'}` and e2e results `{Path(e2e_src).name if e2e_src else 'none'}` "
         f"({created}). One run on a shared, noisy machine: read the ratios, not the absolute numbers.",
         "",

@@ -1,4 +1,4 @@
-"""The official cartesia 0.0.5 client as a baseline: installed by pip, loaded without shadowing ours."""
+"""The official clients as baselines (0.0.5 and 4.2.0): installed by pip, loaded without shadowing ours."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ SEED_VERSION = "0.0.5"
 SEED_DIR = Path(__file__).resolve().parent / ".seed"
 WHEEL_DIR = SEED_DIR / f"cartesia-{SEED_VERSION}"
 VENV_DIR = SEED_DIR / "venv"
+OFFICIAL_VERSION = "4.2.0"
+OFFICIAL_VENV_DIR = SEED_DIR / f"venv-{OFFICIAL_VERSION}"
 
 # Only these names are taken from the official tts.py; everything else in it (requests, aiohttp,
 # httpx, websockets, the retry decorators) is never executed, so the core benchmark needs none of it.
@@ -65,28 +67,52 @@ def load_seed_functions() -> types.ModuleType:
     return mod
 
 
+def cached_venv(directory: Path, requirement: str, override_var: str) -> str:
+    """Python of a venv at ``directory`` holding ``requirement`` and its dependencies (created once).
+
+    The environment variable ``override_var`` names an interpreter to use instead.
+    """
+    override = os.environ.get(override_var)
+    if override:
+        return override
+    python = directory / "bin" / "python"
+    if not (directory / ".cartesia-seed-ok").exists():
+        venv.EnvBuilder(with_pip=True, clear=True).create(directory)
+        _pip(str(python), requirement)
+        (directory / ".cartesia-seed-ok").write_text(requirement)
+    return str(python)
+
+
 def seed_python() -> str:
     """Python of a venv holding the official client and its dependencies (created once, cached).
 
     ``CARTESIA_BENCH_SEED_PYTHON`` overrides it (any interpreter where ``import cartesia`` gives 0.0.5).
     """
-    override = os.environ.get("CARTESIA_BENCH_SEED_PYTHON")
-    if override:
-        return override
-    python = VENV_DIR / "bin" / "python"
-    if not (VENV_DIR / ".cartesia-seed-ok").exists():
-        venv.EnvBuilder(with_pip=True, clear=True).create(VENV_DIR)
-        _pip(str(python), f"cartesia=={SEED_VERSION}")
-        (VENV_DIR / ".cartesia-seed-ok").write_text(SEED_VERSION)
-    return str(python)
+    return cached_venv(VENV_DIR, f"cartesia=={SEED_VERSION}", "CARTESIA_BENCH_SEED_PYTHON")
+
+
+def official_python() -> str:
+    """Python of a venv holding the official ``cartesia[websockets]==4.2.0`` (created once, cached).
+
+    ``CARTESIA_BENCH_OFFICIAL_PYTHON`` overrides it; the test suite's cached copy
+    (``tests/official_420.py``) is reused when it is complete.
+    """
+    if not os.environ.get("CARTESIA_BENCH_OFFICIAL_PYTHON"):
+        home_cache = os.path.join(os.path.expanduser("~"), ".cache", "cartesia-tests")
+        base = os.environ.get("CARTESIA_TEST_CACHE") or home_cache
+        tests_copy = Path(base) / f"official-{OFFICIAL_VERSION}-py{sys.version_info[0]}{sys.version_info[1]}"
+        if (tests_copy / ".complete").exists():
+            return str(tests_copy / "venv" / "bin" / "python")
+    return cached_venv(OFFICIAL_VENV_DIR, f"cartesia[websockets]=={OFFICIAL_VERSION}", "CARTESIA_BENCH_OFFICIAL_PYTHON")
 
 
 def ensure_all(verbose: Optional[bool] = True) -> None:
     """Install both forms of the seed up front (used by the report's ``--run``)."""
     d = seed_source_dir()
     p = seed_python()
+    o = official_python()
     if verbose:
-        print(f"seed 0.0.5 sources: {d}\nseed 0.0.5 python:  {p}", file=sys.stderr)
+        print(f"seed 0.0.5 sources: {d}\nseed 0.0.5 python:  {p}\nofficial 4.2.0 python: {o}", file=sys.stderr)
 
 
 if __name__ == "__main__":
