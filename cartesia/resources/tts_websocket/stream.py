@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import queue
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from ..._client.routing import AsyncSlot, RoutedSocket, Slot, SyncSlot
 from ...errors import InvalidInputError, WebSocketClosedError
@@ -32,9 +32,7 @@ class _InboxMixin:
     """A slot whose queue is the connection's inbox (shared with the other such slots)."""
 
     failure: Optional[BaseException]
-
-    def put_nowait(self, item: object) -> bool:
-        raise NotImplementedError
+    put_nowait: Callable[[object], bool]  # the queue's own (from the slot class after this one)
 
     def drain(self) -> None:
         """Nothing: the inbox holds the other contexts' frames too."""
@@ -184,6 +182,10 @@ class StreamState:
             raise item
         payload = item if isinstance(item, bytes) else str(item).encode("utf-8")
         event = decode(payload)
-        if event.type in ("done", "error") and event.context_id is not None:
-            self.end(event.context_id)
+        context_id = event.context_id
+        if context_id is not None:
+            if self._conn._contexts.get(context_id) is not RAW:
+                return None  # queued before its cancel: it never reaches the reader
+            if event.type in ("done", "error"):
+                self.end(context_id)
         return payload, event
