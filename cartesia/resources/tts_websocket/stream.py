@@ -176,9 +176,9 @@ class StreamState:
             if item is self._raised:
                 return None  # the same socket's failure, once per context: raised already
             self._raised = item
-            for context_id, (_, slot) in list(self.bound.items()):
+            for failed, (_, slot) in list(self.bound.items()):
                 if slot.failure is not None:
-                    self.end(context_id)
+                    self.end(failed)
             raise item
         payload = item if isinstance(item, bytes) else str(item).encode("utf-8")
         event = decode(payload)
