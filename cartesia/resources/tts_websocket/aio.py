@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Optional, Tuple
+from typing import Any, AsyncIterator, Awaitable, Callable, Optional, Tuple
 
 from ..._client.errors import Where
 from ..._client.routing import AsyncSlot, Router
 from ..._client.transport.ws_async import AsyncSocket, handshake_trace
 from ...errors import CartesiaError, CartesiaTimeoutError, WebSocketClosedError
 from ...protocol import v1 as WIRE
-from .base import BIND, DEFAULT_QUEUE_FRAMES, KEEPALIVE_S, RESEND, ConnectionBase, ContextBase
+from .base import BIND, KEEPALIVE_S, RESEND, ConnectionBase, ContextBase
 from .events import ERROR_PREFIX, WebSocketResponse, decode
 from .stream import BIND as STREAM_BIND
-from .stream import CANCEL, CANCEL_CONTEXT, RAW, AsyncInboxSlot, StreamState
+from .stream import CANCEL, CANCEL_CONTEXT, RAW, AsyncInboxSlot
 
 __all__ = ["AsyncWebSocketConnection", "AsyncWebSocketContext"]
 
@@ -93,24 +93,17 @@ class AsyncWebSocketConnection(ConnectionBase[AsyncWebSocketContext]):
     _context_class = AsyncWebSocketContext
 
     def __init__(
-        self,
-        url: str,
-        *,
-        headers: Optional[Dict[str, str]] = None,
-        secret: Optional[str] = None,
-        connect_timeout: Optional[float] = 10.0,
-        queue_size: int = DEFAULT_QUEUE_FRAMES,
-        session_factory: Optional[Callable[[], Any]] = None,
+        self, url: str, *, session_factory: Optional[Callable[[], Any]] = None, **options: Any
     ) -> None:
-        super().__init__(
-            url, headers=headers, secret=secret, connect_timeout=connect_timeout,
-            queue_size=queue_size,
-        )
+        """``session_factory``: makes the aiohttp session to use (else one of its own)."""
+        self._session_factory = session_factory
+        super().__init__(url, **options)
+
+    def _setup(self) -> None:
         self._sock: Optional[AsyncSocket] = None
         self._lock: Optional[asyncio.Lock] = None
         self._session: Any = None
-        self._session_factory = session_factory
-        self._stream = StreamState(self)  # its inbox is made on the loop (Python 3.9 binds it)
+        # The inbox is made on the loop (Python 3.9 binds a queue to a loop when made).
 
     async def __aenter__(self) -> AsyncWebSocketConnection:
         return await self.enter()

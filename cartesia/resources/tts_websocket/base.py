@@ -28,6 +28,7 @@ from ...errors import (
 )
 from ...protocol import v1 as WIRE
 from .events import WebSocketResponse, decode, omit
+from .stream import StreamState
 
 __all__ = [
     "ContextBase",
@@ -409,11 +410,12 @@ class ConnectionBase(Generic[C]):
         self,
         url: str,
         *,
-        headers: Optional[Dict[str, str]],
-        secret: Optional[str],
-        connect_timeout: Optional[float],
-        queue_size: int,
+        headers: Optional[Dict[str, str]] = None,
+        secret: Optional[str] = None,
+        connect_timeout: Optional[float] = 10.0,
+        queue_size: int = DEFAULT_QUEUE_FRAMES,
     ) -> None:
+        """See :class:`~.sync.WebSocketConnection` for the arguments."""
         if queue_size < 1:
             raise InvalidInputError("queue_size must be >= 1", field="queue_size")
         self.url = url
@@ -426,6 +428,12 @@ class ConnectionBase(Generic[C]):
         self._closed = False
         #: Websockets this connection opened (1 + the transparent reconnects).
         self.connections_opened = 0
+        self._stream = StreamState(self)
+        self._setup()
+
+    def _setup(self) -> None:
+        """The transport's own state (its socket, lock and inbox)."""
+        raise NotImplementedError
 
     def context(
         self,

@@ -70,16 +70,13 @@ def connect(
     return WebSocketConnection(url, **kwargs)
 
 
-def connect_async(
-    target: Any,
-    *,
-    extra_query: Optional[Mapping[str, Any]] = None,
-    extra_headers: Optional[Mapping[str, str]] = None,
-    websocket_connection_options: Optional[Mapping[str, Any]] = None,
-    **options: Any,
-) -> AsyncWebSocketConnection:
-    """An unopened :class:`AsyncWebSocketConnection` (see :func:`connect`)."""
+def connect_async(target: Any, **options: Any) -> AsyncWebSocketConnection:
+    """An unopened :class:`AsyncWebSocketConnection` (the arguments of :func:`connect`)."""
     url, kwargs = _settings(
-        target, extra_query, extra_headers, websocket_connection_options, options
+        target,
+        options.pop("extra_query", None),
+        options.pop("extra_headers", None),
+        options.pop("websocket_connection_options", None),
+        options,
     )
     return AsyncWebSocketConnection(url, **kwargs)

@@ -5,16 +5,16 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, Iterator, Optional, Tuple
 
 from ..._client.routing import Router, SyncSlot
 from ..._client.transport.ws_sync import SyncSocket, ws_logger
 from ...errors import CartesiaTimeoutError, WebSocketClosedError
 from ...protocol import v1 as WIRE
-from .base import BIND, DEFAULT_QUEUE_FRAMES, RESEND, ConnectionBase, ContextBase
+from .base import BIND, RESEND, ConnectionBase, ContextBase
 from .events import WebSocketResponse, decode
 from .stream import BIND as STREAM_BIND
-from .stream import CANCEL, CANCEL_CONTEXT, RAW, StreamState, SyncInboxSlot
+from .stream import CANCEL, CANCEL_CONTEXT, RAW, SyncInboxSlot
 
 __all__ = ["WebSocketConnection", "WebSocketContext"]
 
@@ -104,23 +104,10 @@ class WebSocketConnection(ConnectionBase[WebSocketContext]):
 
     _context_class = WebSocketContext
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        headers: Optional[Dict[str, str]] = None,
-        secret: Optional[str] = None,
-        connect_timeout: Optional[float] = 10.0,
-        queue_size: int = DEFAULT_QUEUE_FRAMES,
-    ) -> None:
-        super().__init__(
-            url, headers=headers, secret=secret, connect_timeout=connect_timeout,
-            queue_size=queue_size,
-        )
+    def _setup(self) -> None:
         self._sock: Optional[SyncSocket] = None
         self._lock = threading.Lock()
-        self._stream = StreamState(self)
-        self._stream.inbox = queue.Queue(queue_size)
+        self._stream.inbox = queue.Queue(self._queue_size)
 
     def __enter__(self) -> WebSocketConnection:
         return self.enter()
