@@ -9,12 +9,12 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Optional, Tuple
 from ..._client.errors import Where
 from ..._client.routing import AsyncSlot, Router
 from ..._client.transport.ws_async import AsyncSocket, handshake_trace
-from ...errors import CartesiaError, CartesiaTimeoutError, WebSocketClosedError
+from ...errors import CartesiaError, WebSocketClosedError
 from ...protocol import v1 as WIRE
 from .base import BIND, KEEPALIVE_S, RESEND, ConnectionBase, ContextBase
 from .events import ERROR_PREFIX, WebSocketResponse, decode
 from .stream import BIND as STREAM_BIND
-from .stream import CANCEL, CANCEL_CONTEXT, RAW, AsyncInboxSlot
+from .stream import CANCEL, CANCEL_CONTEXT, AsyncInboxSlot
 
 __all__ = ["AsyncWebSocketConnection", "AsyncWebSocketContext"]
 
@@ -91,6 +91,8 @@ class AsyncWebSocketConnection(ConnectionBase[AsyncWebSocketContext]):
     ``recv()``, ``recv_bytes()`` and ``async for`` are awaited."""
 
     _context_class = AsyncWebSocketContext
+    _slot_class = AsyncSlot
+    _inbox_slot_class = AsyncInboxSlot
 
     def __init__(
         self, url: str, *, session_factory: Optional[Callable[[], Any]] = None, **options: Any
@@ -169,7 +171,7 @@ class AsyncWebSocketConnection(ConnectionBase[AsyncWebSocketContext]):
                     return
                 raise
 
-    def _inbox(self) -> asyncio.Queue[object]:
+    def _inbox(self) -> Any:
         if self._stream.inbox is None:
             self._stream.inbox = asyncio.Queue(self._queue_size)
             if self._closed:
@@ -183,17 +185,12 @@ class AsyncWebSocketConnection(ConnectionBase[AsyncWebSocketContext]):
             try:
                 item = await asyncio.wait_for(inbox.get(), timeout)
             except asyncio.TimeoutError:
-                raise CartesiaTimeoutError(f"No event within {timeout} s.") from None
+                raise self._stream.timeout_error(timeout) from None
             taken = self._stream.take(item)
             if taken is not None:
                 return taken
 
     # --- sockets ------------------------------------------------------------------------------
-
-    def _make_slot(self, context_id: str) -> AsyncSlot:
-        if self._contexts.get(context_id) is RAW:
-            return AsyncInboxSlot(context_id, self._inbox())
-        return AsyncSlot(context_id, self._queue_size)
 
     async def _get_session(self) -> Any:
         if self._session is None:

@@ -28,7 +28,7 @@ from ...errors import (
 )
 from ...protocol import v1 as WIRE
 from .events import WebSocketResponse, decode, omit
-from .stream import StreamState
+from .stream import RAW, StreamState
 
 __all__ = [
     "ContextBase",
@@ -405,6 +405,18 @@ class ConnectionBase(Generic[C]):
     """
 
     _context_class: Callable[..., C]
+    _slot_class: Callable[[str, int], Slot]  # a context's own bounded queue
+    _inbox_slot_class: Callable[[str, Any], Slot]  # a context of the connection's stream
+
+    def _inbox(self) -> Any:
+        """The queue of the connection-level stream (see :mod:`.stream`)."""
+        raise NotImplementedError
+
+    def _make_slot(self, context_id: str) -> Any:
+        """The slot the socket's router makes for ``context_id``."""
+        if self._contexts.get(context_id) is RAW:
+            return self._inbox_slot_class(context_id, self._inbox())
+        return self._slot_class(context_id, self._queue_size)
 
     def __init__(
         self,

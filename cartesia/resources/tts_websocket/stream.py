@@ -13,7 +13,7 @@ import queue
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from ..._client.routing import AsyncSlot, RoutedSocket, Slot, SyncSlot
-from ...errors import InvalidInputError, WebSocketClosedError
+from ...errors import CartesiaTimeoutError, InvalidInputError, WebSocketClosedError
 from ...protocol import v1 as WIRE
 from .events import WebSocketResponse, decode
 
@@ -153,6 +153,10 @@ class StreamState:
     def _unregister(self, context_id: str) -> None:
         if self._conn._contexts.get(context_id) is RAW:
             del self._conn._contexts[context_id]
+
+    @staticmethod
+    def timeout_error(timeout: Optional[float]) -> CartesiaTimeoutError:
+        return CartesiaTimeoutError(f"No event within {timeout} s.")
 
     def close(self) -> None:
         """Drop what nobody will read and wake every waiting ``recv()`` (it raises)."""

@@ -9,12 +9,12 @@ from typing import Any, Callable, Iterator, Optional, Tuple
 
 from ..._client.routing import Router, SyncSlot
 from ..._client.transport.ws_sync import SyncSocket, ws_logger
-from ...errors import CartesiaTimeoutError, WebSocketClosedError
+from ...errors import WebSocketClosedError
 from ...protocol import v1 as WIRE
 from .base import BIND, RESEND, ConnectionBase, ContextBase
 from .events import WebSocketResponse, decode
 from .stream import BIND as STREAM_BIND
-from .stream import CANCEL, CANCEL_CONTEXT, RAW, SyncInboxSlot
+from .stream import CANCEL, CANCEL_CONTEXT, SyncInboxSlot
 
 __all__ = ["WebSocketConnection", "WebSocketContext"]
 
@@ -103,6 +103,8 @@ class WebSocketConnection(ConnectionBase[WebSocketContext]):
     """
 
     _context_class = WebSocketContext
+    _slot_class = SyncSlot
+    _inbox_slot_class = SyncInboxSlot
 
     def _setup(self) -> None:
         self._sock: Optional[SyncSocket] = None
@@ -186,17 +188,15 @@ class WebSocketConnection(ConnectionBase[WebSocketContext]):
             try:
                 item = self._stream.inbox.get(timeout=timeout)
             except queue.Empty:
-                raise CartesiaTimeoutError(f"No event within {timeout} s.") from None
+                raise self._stream.timeout_error(timeout) from None
             taken = self._stream.take(item)
             if taken is not None:
                 return taken
 
     # --- sockets ------------------------------------------------------------------------------
 
-    def _make_slot(self, context_id: str) -> SyncSlot:
-        if self._contexts.get(context_id) is RAW:
-            return SyncInboxSlot(context_id, self._stream.inbox)
-        return SyncSlot(context_id, self._queue_size)
+    def _inbox(self) -> Any:
+        return self._stream.inbox
 
     def _live(self) -> SyncSocket:
         """The open websocket; a new one when the last one closed (transparent reconnect)."""
