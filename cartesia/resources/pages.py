@@ -26,6 +26,9 @@ class _Page(Generic[T]):
         return self.has_more is not False
 
     def next_page_params(self) -> Dict[str, Any]:
+        """The query of the page after this one (raises when there is none)."""
+        if not self.has_next_page():
+            raise RuntimeError("No next page expected; check `.has_next_page()` first.")
         params = {k: v for k, v in self._params.items() if k != "ending_before"}
         params["starting_after"] = self.data[-1].id  # type: ignore[attr-defined]
         return params
@@ -41,8 +44,6 @@ class SyncCursorIDPage(_Page[T]):
         self._fetch = fetch
 
     def get_next_page(self) -> SyncCursorIDPage[T]:
-        if not self.has_next_page():
-            raise RuntimeError("No next page expected; check `.has_next_page()` first.")
         return self._fetch(**self.next_page_params())
 
     next_page = get_next_page
@@ -74,8 +75,6 @@ class AsyncCursorIDPage(_Page[T]):
         self._fetch = fetch
 
     async def get_next_page(self) -> AsyncCursorIDPage[T]:
-        if not self.has_next_page():
-            raise RuntimeError("No next page expected; check `.has_next_page()` first.")
         return await self._fetch(**self.next_page_params())
 
     next_page = get_next_page

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import IO, Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import IO, Any, Awaitable, Callable, Dict, Generic, Mapping, Optional, Sequence, Tuple, TypeVar, Union, cast
 
 import httpx
 
@@ -65,15 +65,28 @@ def _json(response: httpx.Response) -> Any:
     return response.json() if response.content else None
 
 
-class Voices:
-    """Voices of the current API (sync)."""
+#: What each call returns: the value (sync) or an awaitable of it (async).
+V = TypeVar("V")  # a Voice
+M = TypeVar("M")  # a VoiceMetadata
+N = TypeVar("N")  # None
+P = TypeVar("P")  # a page of voices
+#: ``(extra_headers, extra_query, timeout)`` of one call.
+Options = Tuple[Any, Any, Any]
 
-    def __init__(self, http: SyncHttp) -> None:
+
+class _VoicesBase(Generic[V, M, N, P]):
+    """Every ``client.voices`` call, written once: each builds its request (lazily, so that an
+    async call checks its arguments when awaited, as before) and how to read the answer; the
+    sync and async classes only run them (``_run``)."""
+
+    _page_class: Callable[..., Any]
+
+    def __init__(self, http: Any) -> None:
         self._http = http
 
-    def _call(self, request: v1.HttpRequest, extra_headers: Any, extra_query: Any, timeout: Any) -> Any:
-        response = self._http.send(request, extra_headers=extra_headers, extra_query=extra_query, timeout=timeout)
-        return _json(response)
+    def _run(self, build: Callable[[], v1.HttpRequest], parse: Callable[[Any], Any], options: Options) -> Any:
+        """``parse`` of the JSON answer to ``build()`` (the sync class) or a coroutine of it."""
+        raise NotImplementedError
 
     def list(
         self,
@@ -88,7 +101,7 @@ class Voices:
         extra_headers: Optional[Mapping[str, str]] = None,
         extra_query: Optional[Mapping[str, Any]] = None,
         timeout: Any = DEFAULT,
-    ) -> SyncCursorIDPage[Voice]:
+    ) -> P:
         """``GET /voices``: one page; ``get_next_page()`` or iteration walks the rest."""
         params = dict(
             ending_before=ending_before,
@@ -99,13 +112,16 @@ class Voices:
             q=q,
             starting_after=starting_after,
         )
+        options = (extra_headers, extra_query, timeout)
 
-        def fetch(**page_params: Any) -> SyncCursorIDPage[Voice]:
-            answer = self._call(v1.voices_list_request(**page_params), extra_headers, extra_query, timeout)
-            data, has_more = page_parts(answer)
-            return SyncCursorIDPage([Voice.from_dict(v) for v in data], has_more, page_params, fetch)
+        def fetch(**page_params: Any) -> Any:
+            def page(answer: Any) -> Any:
+                data, has_more = page_parts(answer)
+                return self._page_class([Voice.from_dict(v) for v in data], has_more, page_params, fetch)
 
-        return fetch(**params)
+            return self._run(lambda: v1.voices_list_request(**page_params), page, options)
+
+        return cast(P, fetch(**params))
 
     def get(
         self,
@@ -115,9 +131,12 @@ class Voices:
         extra_headers: Optional[Mapping[str, str]] = None,
         extra_query: Optional[Mapping[str, Any]] = None,
         timeout: Any = DEFAULT,
-    ) -> Voice:
+    ) -> V:
         """``GET /voices/{id}`` (``NotFoundError`` for an unknown id)."""
-        return Voice.from_dict(self._call(v1.voice_get_request(id, expand), extra_headers, extra_query, timeout))
+        return cast(
+            V,
+            self._run(lambda: v1.voice_get_request(id, expand), Voice.from_dict, (extra_headers, extra_query, timeout)),
+        )
 
     def clone(
         self,
@@ -132,11 +151,18 @@ class Voices:
         extra_query: Optional[Mapping[str, Any]] = None,
         extra_body: Optional[Mapping[str, Any]] = None,
         timeout: Any = DEFAULT,
-    ) -> VoiceMetadata:
-        """Multipart ``POST /voices/clone`` from an audio clip."""
+    ) -> M:
+        """Multipart ``POST /voices/clone`` from an audio clip (a file object is read when the
+        request is made)."""
         fields = _merge(dict(accent=accent, base_voice_id=base_voice_id, description=description), extra_body)
-        request = v1.voice_clone_request(clip=_clip(clip), name=name, language=language, **fields)
-        return VoiceMetadata.from_dict(self._call(request, extra_headers, extra_query, timeout))
+        return cast(
+            M,
+            self._run(
+                lambda: v1.voice_clone_request(clip=_clip(clip), name=name, language=language, **fields),
+                VoiceMetadata.from_dict,
+                (extra_headers, extra_query, timeout),
+            ),
+        )
 
     def update(
         self,
@@ -150,11 +176,15 @@ class Voices:
         extra_query: Optional[Mapping[str, Any]] = None,
         extra_body: Optional[Mapping[str, Any]] = None,
         timeout: Any = DEFAULT,
-    ) -> Voice:
-        """``PATCH /voices/{id}`` with the fields given."""
+    ) -> V:
+        """``PATCH /voices/{id}`` with the fields given (``None`` clears one)."""
         fields = _merge(_given(accent=accent, description=description, gender=gender, name=name), extra_body)
-        request = v1.voice_update_request(id, **fields)
-        return Voice.from_dict(self._call(request, extra_headers, extra_query, timeout))
+        return cast(
+            V,
+            self._run(
+                lambda: v1.voice_update_request(id, **fields), Voice.from_dict, (extra_headers, extra_query, timeout)
+            ),
+        )
 
     def delete(
         self,
@@ -163,9 +193,11 @@ class Voices:
         extra_headers: Optional[Mapping[str, str]] = None,
         extra_query: Optional[Mapping[str, Any]] = None,
         timeout: Any = DEFAULT,
-    ) -> None:
+    ) -> N:
         """``DELETE /voices/{id}``."""
-        self._call(v1.voice_delete_request(id), extra_headers, extra_query, timeout)
+        return cast(
+            N, self._run(lambda: v1.voice_delete_request(id), _nothing, (extra_headers, extra_query, timeout))
+        )
 
     def localize(
         self,
@@ -182,7 +214,7 @@ class Voices:
         extra_query: Optional[Mapping[str, Any]] = None,
         extra_body: Optional[Mapping[str, Any]] = None,
         timeout: Any = DEFAULT,
-    ) -> Voice:
+    ) -> V:
         """``POST /voices/localize``: a voice speaking with another accent."""
         fields = _merge(
             dict(
@@ -197,137 +229,44 @@ class Voices:
             ),
             extra_body,
         )
-        return Voice.from_dict(self._call(v1.voice_localize_request(**fields), extra_headers, extra_query, timeout))
+        return cast(
+            V,
+            self._run(
+                lambda: v1.voice_localize_request(**fields), Voice.from_dict, (extra_headers, extra_query, timeout)
+            ),
+        )
 
 
-class AsyncVoices:
+def _nothing(answer: Any) -> None:
+    return None
+
+
+class Voices(_VoicesBase[Voice, VoiceMetadata, None, SyncCursorIDPage[Voice]]):
+    """Voices of the current API (sync)."""
+
+    _page_class = SyncCursorIDPage
+    _http: SyncHttp
+
+    def _run(self, build: Callable[[], v1.HttpRequest], parse: Callable[[Any], Any], options: Options) -> Any:
+        extra_headers, extra_query, timeout = options
+        response = self._http.send(build(), extra_headers=extra_headers, extra_query=extra_query, timeout=timeout)
+        return parse(_json(response))
+
+
+class AsyncVoices(
+    _VoicesBase[Awaitable[Voice], Awaitable[VoiceMetadata], Awaitable[None], Awaitable[AsyncCursorIDPage[Voice]]]
+):
     """As :class:`Voices`, for :class:`~cartesia.AsyncCartesia` (every call is awaited)."""
 
-    def __init__(self, http: AsyncHttp) -> None:
-        self._http = http
+    _page_class = AsyncCursorIDPage
+    _http: AsyncHttp
 
-    async def _call(self, request: v1.HttpRequest, extra_headers: Any, extra_query: Any, timeout: Any) -> Any:
-        response = await self._http.send(request, extra_headers=extra_headers, extra_query=extra_query, timeout=timeout)
-        return _json(response)
+    def _run(self, build: Callable[[], v1.HttpRequest], parse: Callable[[Any], Any], options: Options) -> Any:
+        async def run() -> Any:
+            extra_headers, extra_query, timeout = options
+            response = await self._http.send(
+                build(), extra_headers=extra_headers, extra_query=extra_query, timeout=timeout
+            )
+            return parse(_json(response))
 
-    async def list(
-        self,
-        *,
-        ending_before: Optional[str] = None,
-        expand: Optional[Sequence[str]] = None,
-        gender: Optional[str] = None,
-        is_owner: Optional[bool] = None,
-        limit: Optional[int] = None,
-        q: Optional[str] = None,
-        starting_after: Optional[str] = None,
-        extra_headers: Optional[Mapping[str, str]] = None,
-        extra_query: Optional[Mapping[str, Any]] = None,
-        timeout: Any = DEFAULT,
-    ) -> AsyncCursorIDPage[Voice]:
-        """As :meth:`Voices.list`."""
-        params = dict(
-            ending_before=ending_before,
-            expand=expand,
-            gender=gender,
-            is_owner=None if is_owner is None else str(bool(is_owner)).lower(),
-            limit=limit,
-            q=q,
-            starting_after=starting_after,
-        )
-
-        async def fetch(**page_params: Any) -> AsyncCursorIDPage[Voice]:
-            answer = await self._call(v1.voices_list_request(**page_params), extra_headers, extra_query, timeout)
-            data, has_more = page_parts(answer)
-            return AsyncCursorIDPage([Voice.from_dict(v) for v in data], has_more, page_params, fetch)
-
-        return await fetch(**params)
-
-    async def get(
-        self,
-        id: str,
-        *,
-        expand: Optional[Sequence[str]] = None,
-        extra_headers: Any = None,
-        extra_query: Any = None,
-        timeout: Any = DEFAULT,
-    ) -> Voice:
-        """As :meth:`Voices.get`."""
-        return Voice.from_dict(await self._call(v1.voice_get_request(id, expand), extra_headers, extra_query, timeout))
-
-    async def clone(
-        self,
-        *,
-        clip: Clip,
-        language: str,
-        name: str,
-        accent: Optional[str] = None,
-        base_voice_id: Optional[str] = None,
-        description: Optional[str] = None,
-        extra_headers: Any = None,
-        extra_query: Any = None,
-        extra_body: Optional[Mapping[str, Any]] = None,
-        timeout: Any = DEFAULT,
-    ) -> VoiceMetadata:
-        """As :meth:`Voices.clone` (a file object is read before the request)."""
-        fields = _merge(dict(accent=accent, base_voice_id=base_voice_id, description=description), extra_body)
-        request = v1.voice_clone_request(clip=_clip(clip), name=name, language=language, **fields)
-        return VoiceMetadata.from_dict(await self._call(request, extra_headers, extra_query, timeout))
-
-    async def update(
-        self,
-        id: str,
-        *,
-        accent: Optional[str] = OMIT,
-        description: Optional[str] = OMIT,
-        gender: Optional[str] = OMIT,
-        name: Optional[str] = OMIT,
-        extra_headers: Any = None,
-        extra_query: Any = None,
-        extra_body: Optional[Mapping[str, Any]] = None,
-        timeout: Any = DEFAULT,
-    ) -> Voice:
-        """As :meth:`Voices.update`."""
-        fields = _merge(_given(accent=accent, description=description, gender=gender, name=name), extra_body)
-        return Voice.from_dict(
-            await self._call(v1.voice_update_request(id, **fields), extra_headers, extra_query, timeout)
-        )
-
-    async def delete(
-        self, id: str, *, extra_headers: Any = None, extra_query: Any = None, timeout: Any = DEFAULT
-    ) -> None:
-        """As :meth:`Voices.delete`."""
-        await self._call(v1.voice_delete_request(id), extra_headers, extra_query, timeout)
-
-    async def localize(
-        self,
-        *,
-        accent: str,
-        name: str,
-        voice_id: str,
-        description: Optional[str] = None,
-        dialect: Optional[str] = None,
-        language: Optional[str] = None,
-        original_speaker_gender: Optional[str] = None,
-        tagline: Optional[str] = None,
-        extra_headers: Any = None,
-        extra_query: Any = None,
-        extra_body: Optional[Mapping[str, Any]] = None,
-        timeout: Any = DEFAULT,
-    ) -> Voice:
-        """As :meth:`Voices.localize`."""
-        fields = _merge(
-            dict(
-                accent=accent,
-                name=name,
-                voice_id=voice_id,
-                description=description,
-                dialect=dialect,
-                language=language,
-                original_speaker_gender=original_speaker_gender,
-                tagline=tagline,
-            ),
-            extra_body,
-        )
-        return Voice.from_dict(
-            await self._call(v1.voice_localize_request(**fields), extra_headers, extra_query, timeout)
-        )
+        return run()
