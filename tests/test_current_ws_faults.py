@@ -18,11 +18,17 @@ LONG = "A sentence long enough for several chunks of audio to stream out."
 
 
 def _wait_closed(ws, limit: float = 10.0) -> None:
-    """Until the connection's socket has seen the server's close (bounded)."""
+    """Until the connection's socket has seen the server's close and its reader recorded why
+    (bounded). The link reports closed a moment before the reader thread sets ``failure``."""
     deadline = time.monotonic() + limit
-    while ws.socket is not None and ws.socket.is_open() and time.monotonic() < deadline:
+
+    def settled() -> bool:
+        sock = ws.socket
+        return sock is None or (not sock.is_open() and sock.failure is not None)
+
+    while not settled() and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert ws.socket is None or not ws.socket.is_open()
+    assert settled()
 
 
 @pytest.mark.parametrize("code", [1000, 1001])
