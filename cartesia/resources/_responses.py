@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 from typing import Any, AsyncIterator, Iterator, List, Mapping, Optional, Union
 
@@ -23,13 +24,20 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 
 def pcm_to_numpy(pcm: bytes, output_format: Mapping[str, Any]) -> np.ndarray:
-    """Raw PCM in ``output_format`` as float32 samples in [-1, 1] (decoded by the core)."""
+    """Raw PCM in ``output_format`` as float32 samples in [-1, 1] (decoded by the core).
+
+    ``pcm_f32le`` is already float32: the result is a read-only view on ``pcm`` (no second copy
+    of the audio; ``.copy()`` it to write). Other encodings give a new, writable array.
+    """
     if output_format.get("container") != "raw":
         raise InvalidInputError(
             "numpy output needs `output_format` container 'raw' (wav and mp3 are files)",
             field="output_format",
         )
-    buf = AudioBuffer(encoding=str(output_format.get("encoding", "pcm_f32le")))
+    encoding = str(output_format.get("encoding", "pcm_f32le"))
+    if encoding == "pcm_f32le":
+        return np.frombuffer(pcm, dtype="<f4", count=len(pcm) // 4)  # a partial sample is ignored
+    buf = AudioBuffer(encoding=encoding)
     buf.append(pcm)
     return buf.to_numpy()
 
@@ -82,7 +90,12 @@ class BinaryResponse(_Binary):
 
     def read(self) -> bytes:
         if self._content is None:
-            self._content = b"".join(self.iter_bytes())
+            # BytesIO grows its bytes object in place and getvalue() hands it over: one copy of
+            # the audio, where b"".join held every chunk next to the joined body (2x).
+            out = io.BytesIO()
+            for data in self.iter_bytes():
+                out.write(data)
+            self._content = out.getvalue()
         return self._content
 
     @property
@@ -144,7 +157,10 @@ class AsyncBinaryResponse(_Binary):
 
     async def read(self) -> bytes:
         if self._content is None:
-            self._content = b"".join([data async for data in self.iter_bytes()])
+            out = io.BytesIO()  # one copy of the audio (see BinaryResponse.read)
+            async for data in self.iter_bytes():
+                out.write(data)
+            self._content = out.getvalue()
         return self._content
 
     async def iter_bytes(self, chunk_size: Optional[int] = None) -> AsyncIterator[bytes]:
