@@ -1,6 +1,7 @@
 """Peak memory of accumulating a whole generation, measured alone in a fresh process.
 
-``python -m benchmarks.buffer_peak <c|py|list+join> <pcm|b64> [seconds]`` prints one JSON object.
+``python -m benchmarks.buffer_peak <c|py|list+join> <pcm|b64> [seconds] [numpy|bytes]`` prints one
+JSON object; the last argument picks ``to_numpy()`` (the default) or ``to_bytes()`` as the result.
 A fresh process matters: freed heap pages left resident by earlier work would hide growth.
 """
 
@@ -11,7 +12,7 @@ import gc
 import importlib
 import json
 import sys
-from typing import Callable, List
+from typing import Callable, List, Union
 
 import numpy as np
 import pybase64
@@ -20,27 +21,30 @@ from . import workload as W
 from .memory import measure_peak
 
 
-def accumulate(impl: str, source: str, frames: List[bytes]) -> Callable[[], np.ndarray]:
-    """The accumulation under test, as a callable returning float32 samples."""
+def accumulate(
+    impl: str, source: str, frames: List[bytes], output: str = "numpy"
+) -> Callable[[], Union[np.ndarray, bytes]]:
+    """The accumulation under test, as a callable returning float32 samples (or their bytes)."""
     if impl == "list+join":
         b64decode = base64.b64decode  # the seed decodes each chunk with the stdlib
 
-        def run() -> np.ndarray:
+        def run() -> Union[np.ndarray, bytes]:
             # What 0.0.5's generate(stream=False) does: keep every chunk, then join them.
             chunks = []
             for f in frames:
                 chunks.append(f if source == "pcm" else b64decode(f))
-            return np.frombuffer(b"".join(chunks), dtype="<f4")
+            joined = b"".join(chunks)
+            return joined if output == "bytes" else np.frombuffer(joined, dtype="<f4")
 
         return run
     mod = importlib.import_module(f"cartesia._stream_{impl}")
 
-    def run() -> np.ndarray:
+    def run() -> Union[np.ndarray, bytes]:
         buf = mod.AudioBuffer()
         append = buf.append if source == "pcm" else buf.append_b64
         for f in frames:
             append(f)
-        return buf.to_numpy()
+        return buf.to_bytes() if output == "bytes" else buf.to_numpy()
 
     return run
 
@@ -57,13 +61,18 @@ def frames_for(source: str, seconds: float) -> List[bytes]:
 def main(argv: List[str]) -> int:
     impl, source = argv[0], argv[1]
     seconds = float(argv[2]) if len(argv) > 2 else 600.0
+    output = argv[3] if len(argv) > 3 else "numpy"
     frames = frames_for(source, seconds)
-    run = accumulate(impl, source, frames)
+    run = accumulate(impl, source, frames, output)
     gc.collect()
-    arr, peak = measure_peak(run)
+    result, peak = measure_peak(run)
     audio = W.pcm_bytes(0.1) * int(seconds / W.SECONDS)
-    ok = arr.dtype == np.float32 and arr.nbytes == audio
-    print(json.dumps({"impl": impl, "source": source, "audio_bytes": audio, "peak_bytes": peak, "ok": ok}))
+    if isinstance(result, bytes):
+        ok = len(result) == audio
+    else:
+        ok = result.dtype == np.float32 and result.nbytes == audio
+    print(json.dumps({"impl": impl, "source": source, "output": output, "audio_bytes": audio,
+                      "peak_bytes": peak, "peak_over_audio": round(peak / audio, 3), "ok": ok}))
     return 0 if ok else 1
 
 

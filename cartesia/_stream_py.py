@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import io
 import json
 import re
 from typing import Any, Dict, List, Optional, Tuple, Union
@@ -1104,19 +1105,27 @@ class AudioBuffer:
     mid-sample keeps the leftover bytes for the next one; ``to_bytes``/``to_numpy`` ignore them,
     and ``pending_bytes`` tells whether the stream ended inside a sample.
 
+    The samples grow in place (the allocator extends the block, so a large buffer is not copied)
+    while nothing else holds them: an array from ``to_numpy`` or the bytes from ``to_bytes``
+    keeps its samples, and the next append then starts a new block with a copy.
+
     Args:
         encoding: ``"pcm_f32le"``, ``"pcm_s16le"``, ``"pcm_mulaw"`` or ``"pcm_alaw"``.
         capacity: Initial capacity in samples (it grows as needed).
     """
 
-    __slots__ = ("_arr", "_n", "_enc", "_tail", "__weakref__")
+    # NOTE: io.BytesIO is the store because it does what the compiled twin does by hand: write()
+    # reallocs its bytes object in place, getvalue() hands that object over without a copy when no
+    # view is exported, and a write after that (or while arrays are exported) copies. ``capacity``
+    # is only a hint here: BytesIO cannot reserve space without writing it.
+    __slots__ = ("_store", "_n", "_enc", "_tail", "__weakref__")
 
     def __init__(self, *, encoding: str = "pcm_f32le", capacity: int = 0) -> None:
         size = _check_encoding(encoding)
         capacity = int(capacity)
         if capacity < 0:
             raise ValueError("capacity must not be negative")
-        self._arr = np.empty(capacity, dtype=np.float32)
+        self._store = io.BytesIO()
         self._n = 0
         self._enc = encoding
         self._tail = _Tail(size)
@@ -1146,13 +1155,19 @@ class AudioBuffer:
         whole, rest = self._tail.split(pcm)
         n = len(whole) // self._tail.size
         if n:
-            need = self._n + n
-            if need > self._arr.shape[0]:
-                grown = np.empty(max(need, 2 * self._arr.shape[0], 1024), dtype=np.float32)
-                grown[: self._n] = self._arr[: self._n]
-                self._arr = grown
-            self._arr[self._n : need] = _to_float32(self._enc, whole)
-            self._n = need
+            # Any: numpy's stubs declare the buffer protocol of arrays only on Python 3.12+.
+            samples: Any = whole
+            if self._enc != "pcm_f32le":
+                samples = _to_float32(self._enc, whole).astype(_FLOAT, copy=False)
+            try:
+                self._store.write(samples)
+            except BufferError:
+                # Arrays from to_numpy hold this block: they keep it, the samples move to a copy.
+                with self._store.getbuffer() as held:
+                    self._store = io.BytesIO(held)
+                self._store.seek(0, io.SEEK_END)
+                self._store.write(samples)
+            self._n += n
         self._tail.pending = rest
         return n
 
@@ -1171,16 +1186,22 @@ class AudioBuffer:
         return self.append(_b64decode_at(_as_b64_input(b64), 0))
 
     def to_bytes(self) -> bytes:
-        """The samples as float32 little-endian bytes (a copy)."""
-        return self._arr[: self._n].astype(_FLOAT, copy=False).tobytes()
+        """The samples as float32 little-endian bytes.
+
+        The buffer's own block is handed over without a copy when nothing else holds it (it is
+        trimmed to the samples in place); otherwise, and for a later append, the samples are copied.
+        """
+        return self._store.getvalue() if self._n else b""
 
     def to_numpy(self) -> np.ndarray:
         """The samples as a float32 array view (no copy; later appends may not show in it)."""
-        return self._arr[: self._n]
+        if not self._n:
+            return np.empty(0, dtype=np.float32)
+        return np.frombuffer(self._store.getbuffer(), dtype=_FLOAT)
 
     def clear(self) -> None:
         """Drop all samples and any leftover partial sample (arrays returned earlier stay intact)."""
-        self._arr = np.empty(0, dtype=np.float32)
+        self._store = io.BytesIO()
         self._n = 0
         self._tail.pending = b""
 

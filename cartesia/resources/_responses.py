@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import io
 import json
 import os
 from typing import Any, AsyncIterator, Iterator, List, Mapping, Optional, Union
@@ -24,8 +25,15 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 
 def pcm_to_numpy(pcm: bytes, output_format: Mapping[str, Any]) -> np.ndarray:
-    """A ``raw`` or ``wav`` body in ``output_format`` as float32 samples in [-1, 1] (decoded by the core)."""
-    return body_to_numpy(pcm, output_format)
+    """A ``raw`` or ``wav`` body in ``output_format`` as float32 samples in [-1, 1] (decoded by the core).
+
+    Raw ``pcm_f32le`` is already float32: the result is a read-only view on ``pcm`` (no second
+    copy of the audio; ``.copy()`` it to write). Other formats give a new, writable array.
+    """
+    raw_f32 = output_format.get("container") == "raw" and output_format.get("encoding", "pcm_f32le") == "pcm_f32le"
+    if raw_f32 and len(pcm) % 4 == 0:
+        return np.frombuffer(pcm, dtype="<f4")
+    return body_to_numpy(pcm, output_format)  # also what names a partial sample
 
 
 class _LineSplitter:
@@ -107,7 +115,12 @@ class BinaryResponse(_Binary):
 
     def read(self) -> bytes:
         if self._content is None:
-            self._content = b"".join(self.iter_bytes())
+            # BytesIO grows its bytes object in place and getvalue() hands it over: one copy of
+            # the audio, where b"".join held every chunk next to the joined body (2x).
+            out = io.BytesIO()
+            for data in self.iter_bytes():
+                out.write(data)
+            self._content = out.getvalue()
         return self._content
 
     @property
@@ -237,7 +250,10 @@ class AsyncBinaryResponse(_Binary):
 
     async def read(self) -> bytes:
         if self._content is None:
-            self._content = b"".join([data async for data in self.iter_bytes()])
+            out = io.BytesIO()  # one copy of the audio (see BinaryResponse.read)
+            async for data in self.iter_bytes():
+                out.write(data)
+            self._content = out.getvalue()
         return self._content
 
     def iter_bytes(self, chunk_size: Optional[int] = None) -> AsyncIterator[bytes]:

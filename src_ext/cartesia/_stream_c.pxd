@@ -1,3 +1,5 @@
+from cpython.ref cimport PyObject
+
 # Declarations of the compiled streaming core (cdef class layouts and C-level helpers).
 
 cdef extern from "b64simd.h":
@@ -36,8 +38,16 @@ cdef class Message:
     cdef public object fields
 
 
+cdef class _Samples:
+    cdef object _store
+    cdef char *_buf
+    cdef Py_ssize_t _count
+    cdef Py_ssize_t _nbytes
+
+
 cdef class AudioBuffer:
-    cdef object _arr
+    cdef PyObject *_store
+    cdef bint _shared
     cdef float *_data
     cdef Py_ssize_t _n
     cdef Py_ssize_t _cap
@@ -79,6 +89,7 @@ cdef class StreamParser:
     cdef Py_ssize_t _max
     cdef Py_ssize_t _fed
     cdef Py_ssize_t _count
+    cdef Py_ssize_t _nbytes
     cdef object _error
     cdef object _deferred     # error found after good frames in one read, raised by the next call
     cdef bint _closed

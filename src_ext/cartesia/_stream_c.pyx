@@ -6,7 +6,7 @@
 # through the pure-Python twin).
 """Compiled streaming core: frame splitting, base64 audio decoding, PCM ring and accumulator."""
 
-from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_ND, PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.long cimport PyLong_FromLongLong
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeASCII
@@ -26,7 +26,22 @@ from .errors import (
     TruncatedStreamError,
 )
 
-from cpython.ref cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
+cimport cython
+
+cdef extern from *:
+    """
+    /* The AudioBuffer store: a bytes object this buffer alone may write while it holds the only
+       reference. Both helpers leave a NULL slot and an exception set on failure. */
+    static int cartesia_store_private(PyObject *store) {
+        return store != NULL && Py_REFCNT(store) == 1;
+    }
+    static int cartesia_store_resize(PyObject **slot, Py_ssize_t nbytes) {
+        return _PyBytes_Resize(slot, nbytes);
+    }
+    """
+    bint cartesia_store_private(PyObject *store)
+    int cartesia_store_resize(PyObject **slot, Py_ssize_t nbytes) except -1
 
 # float32 samples are copied byte for byte: refuse big-endian hosts, so the pure twin is used there.
 if sys.byteorder != "little":
@@ -1465,12 +1480,44 @@ cdef class PCMRing:
 # --- AudioBuffer -----------------------------------------------------------------------------
 
 
+@cython.final
+cdef class _Samples:
+    """Exports the samples of one AudioBuffer store as a writable float32 buffer (for numpy)."""
+
+    def __getbuffer__(self, Py_buffer *view, int flags):
+        # The buffer protocol's rules: without FORMAT the consumer sees unsigned bytes, and shape
+        # is only given when ND is asked for (in items of that size).
+        cdef bint typed = (flags & PyBUF_FORMAT) == PyBUF_FORMAT
+        view.buf = self._buf
+        view.obj = self
+        view.len = self._nbytes
+        view.readonly = 0
+        view.itemsize = 4 if typed else 1
+        view.format = NULL
+        if typed:
+            view.format = <char *>b"f"
+        view.ndim = 1
+        view.shape = NULL
+        if (flags & PyBUF_ND) == PyBUF_ND:
+            view.shape = &self._count if typed else &self._nbytes
+        view.strides = NULL
+        view.suboffsets = NULL
+        view.internal = NULL
+
+    def __releasebuffer__(self, Py_buffer *view):
+        pass
+
+
 cdef class AudioBuffer:
     """Growable float32 accumulator for a whole generation (amortised O(n) appends).
 
     Input bytes in ``encoding`` are converted to float32 on the way in. An append that ends
     mid-sample keeps the leftover bytes for the next one; ``to_bytes``/``to_numpy`` ignore them,
     and ``pending_bytes`` tells whether the stream ended inside a sample.
+
+    The samples grow in place (the allocator extends the block, so a large buffer is not copied)
+    while nothing else holds them: an array from ``to_numpy`` or the bytes from ``to_bytes``
+    keeps its samples, and the next append then starts a new block with a copy.
 
     Args:
         encoding: ``"pcm_f32le"``, ``"pcm_s16le"``, ``"pcm_mulaw"`` or ``"pcm_alaw"``.
@@ -1482,14 +1529,18 @@ cdef class AudioBuffer:
         capacity = int(capacity)
         if capacity < 0:
             raise ValueError("capacity must not be negative")
-        self._arr = np.empty(capacity, dtype=np.float32)
-        self._data = array_data(self._arr)
-        self._cap = capacity
+        Py_XDECREF(self._store)
+        self._store = NULL
+        self._shared = False
+        self._data = NULL
+        self._cap = 0
         self._n = 0
         self._enc = enc
         self._size = size
         self._tlen = 0
         self._encname = encoding
+        if capacity:
+            self._grow(capacity)
 
     @property
     def encoding(self):
@@ -1504,20 +1555,45 @@ cdef class AudioBuffer:
     def __len__(self):
         return self._n
 
+    def __dealloc__(self):
+        Py_XDECREF(self._store)
+        self._store = NULL
+
     cdef int _grow(self, Py_ssize_t need) except -1:
+        # NOTE: the samples live in a bytes object of this buffer's own. While nothing else refers
+        # to it (no array from to_numpy, no bytes from to_bytes), _PyBytes_Resize reallocs it in
+        # place (glibc mremaps a large block), so growing never holds two copies. Otherwise the
+        # holders keep the old block and the samples are copied into a new one.
         cdef Py_ssize_t cap
-        if need <= self._cap:
+        cdef PyObject *fresh
+        cdef bint private = cartesia_store_private(self._store) and not self._shared
+        if need <= self._cap and private:
             return 0
-        cap = self._cap * 2
-        if cap < need:
-            cap = need
-        if cap < 1024:
-            cap = 1024
-        grown = np.empty(cap, dtype=np.float32)
-        if self._n:
-            memcpy(array_data(grown), self._data, self._n * 4)
-        self._arr = grown
-        self._data = array_data(grown)
+        cap = self._cap
+        if need > cap:
+            cap = cap * 2
+            if cap < need:
+                cap = need
+            if cap < 1024:
+                cap = 1024
+        if private:
+            try:
+                cartesia_store_resize(&self._store, cap * 4)
+            except MemoryError:
+                # The failed resize freed the block: the buffer is empty now, as after clear().
+                self._data = NULL
+                self._cap = self._n = self._tlen = 0
+                raise
+        else:
+            store = PyBytes_FromStringAndSize(NULL, cap * 4)
+            if self._n:
+                memcpy(PyBytes_AS_STRING(store), self._data, self._n * 4)
+            fresh = <PyObject *>store
+            Py_INCREF(store)
+            Py_XDECREF(self._store)
+            self._store = fresh
+        self._shared = False
+        self._data = <float *>PyBytes_AS_STRING(<object>self._store)
         self._cap = cap
         return 0
 
@@ -1553,10 +1629,11 @@ cdef class AudioBuffer:
         if n % 4:
             return -1
         dlen = b64_len(src, n)
-        if self._enc == ENC_F32 and self._tlen == 0:
-            # Decode straight into the array; a trailing partial sample becomes the tail.
+        if self._enc == ENC_F32 and self._tlen == 0 and dlen >= 4:
+            # Decode straight into the array; a trailing partial sample becomes the tail. (Less
+            # than one sample goes the slow way: it must not touch the block, as in the twin.)
             self._grow(self._n + (dlen + 3) // 4)
-            keep = self._arr  # keeps the memory alive while the GIL is released
+            keep = <object>self._store  # keeps the memory alive while the GIL is released
             dst = <unsigned char *>(self._data + self._n) if self._cap else NULL
             if dst == NULL:
                 return 0 if dlen == 0 and n == 0 else -1
@@ -1617,16 +1694,47 @@ cdef class AudioBuffer:
             PyBuffer_Release(&view)
 
     def to_bytes(self):
-        """The samples as float32 little-endian bytes (a copy)."""
-        return PyBytes_FromStringAndSize(<const char *>self._data, self._n * 4) if self._n else b""
+        """The samples as float32 little-endian bytes.
+
+        The buffer's own block is handed over without a copy when nothing else holds it (it is
+        trimmed to the samples in place); otherwise, and for a later append, the samples are copied.
+        """
+        if self._n == 0:
+            return b""
+        if not self._shared:
+            if not cartesia_store_private(self._store):
+                return PyBytes_FromStringAndSize(<const char *>self._data, self._n * 4)  # arrays hold it
+            if self._cap != self._n:
+                try:
+                    cartesia_store_resize(&self._store, self._n * 4)
+                except MemoryError:
+                    self._data = NULL
+                    self._cap = self._n = self._tlen = 0
+                    raise
+                self._data = <float *>PyBytes_AS_STRING(<object>self._store)
+                self._cap = self._n
+            self._shared = True
+        return <object>self._store
 
     def to_numpy(self):
         """The samples as a float32 array view (no copy; later appends may not show in it)."""
-        return self._arr[: self._n]
+        cdef _Samples samples
+        if self._n == 0:
+            return np.empty(0, dtype=np.float32)
+        if self._shared:
+            self._grow(self._n)  # bytes were handed out: the array gets a writable copy
+        samples = _Samples.__new__(_Samples)
+        samples._store = <object>self._store
+        samples._buf = <char *>self._data
+        samples._count = self._n
+        samples._nbytes = self._n * 4
+        return np.frombuffer(samples, dtype=np.float32)
 
     def clear(self):
         """Drop all samples and any leftover partial sample (arrays returned earlier stay intact)."""
-        self._arr = np.empty(0, dtype=np.float32)
+        Py_XDECREF(self._store)
+        self._store = NULL
+        self._shared = False
         self._data = NULL
         self._cap = 0
         self._n = 0
