@@ -8,7 +8,7 @@ import re
 import threading
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from aiohttp import web
@@ -58,7 +58,7 @@ def check_language(value: Any, field: str = "language") -> str:
 
 def check_gender(value: Any, field: str = "gender") -> Optional[str]:
     """``None`` or one of :data:`GENDERS`; :class:`ValueError` naming ``field`` otherwise."""
-    if value is None or value in GENDERS:
+    if value is None or (isinstance(value, str) and value in GENDERS):
         return value
     raise ValueError(f"`{field}` must be one of {', '.join(GENDERS)} or null, got {value!r:.40}")
 
@@ -294,7 +294,7 @@ class VoiceStore:
     ) -> None:
         self.any_voice = any_voice
         self.max_owned = max_owned
-        self._added: set = set()  # ids of voices made on this server (what max_owned counts)
+        self._added: Set[str] = set()  # ids of voices made on this server (what max_owned counts)
         self._lock = threading.Lock()
         self._voices: Dict[str, VoiceRecord] = {r.id: r for r in BUILTIN_VOICES}
         for record in extra:

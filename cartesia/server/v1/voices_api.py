@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Literal, Optional, Tuple, overload
 
 import numpy as np
 from aiohttp import web
@@ -185,6 +185,14 @@ async def _json_object(request: web.Request) -> Dict[str, Any]:
     return body
 
 
+@overload
+def _string(
+    body: Dict[str, Any], key: str, *, required: Literal[True], limit: int = _MAX_TEXT
+) -> str: ...
+@overload
+def _string(
+    body: Dict[str, Any], key: str, *, required: bool = False, limit: int = _MAX_TEXT
+) -> Optional[str]: ...
 def _string(
     body: Dict[str, Any], key: str, *, required: bool = False, limit: int = _MAX_TEXT
 ) -> Optional[str]:
