@@ -22,6 +22,7 @@ from .voice_catalogue import VoiceRecord
 from .voice_store import (
     MAX_TAGLINE_CHARS,
     VOICE_STORE_KEY,
+    VoiceFilters,
     VoiceStore,
     check_gender,
     check_language,
@@ -145,7 +146,7 @@ def _bool_query(request: web.Request, name: str) -> Optional[bool]:
     raise _bad(name, f"must be true or false, got {value[:20]!r}")
 
 
-def _filters(request: web.Request) -> Dict[str, Any]:
+def _filters(request: web.Request) -> VoiceFilters:
     query = request.query
     try:
         gender = check_gender(query.get("gender") or None)
