@@ -14,7 +14,6 @@ from .engines import Engine, create_engine
 from .faults import FaultController
 from .generation import Renderer
 from .transcribe import TranscriptionRegistry
-from .v1.keys import request_key
 from .v1.service import Closable, CurrentApi
 
 __all__ = ["ServerState", "STATE_KEY", "REQUEST_FAULTS_KEY"]
@@ -73,5 +72,10 @@ class ServerState:
 #: Application key under which the state is stored.
 STATE_KEY: web.AppKey[ServerState] = web.AppKey("cartesia_server_state", ServerState)
 
+# aiohttp >= 3.13 wants typed keys for request storage (a plain string key warns); older
+# versions only know plain strings.
+_RequestKey = getattr(web, "RequestKey", None)
 #: Request storage key of the per-request :class:`FaultController` (from X-Cartesia-Fault).
-REQUEST_FAULTS_KEY = request_key("cartesia_request_faults", FaultController)
+REQUEST_FAULTS_KEY = (
+    _RequestKey("cartesia_request_faults", FaultController) if _RequestKey else "cartesia_faults"
+)
