@@ -26,3 +26,23 @@ def test_license_and_classifiers():
     minors = sorted(int(m.group(1)) for m in map(version.fullmatch, classifiers) if m)
     assert minors == list(range(int(oldest.group(1)), minors[-1] + 1)) and minors[-1] >= 14, minors
 
+
+
+def _project_urls():
+    urls = {}
+    for entry in importlib.metadata.metadata("cartesia").get_all("Project-URL") or []:
+        label, _, url = entry.partition(",")
+        assert label.strip() not in urls, f"duplicate Project-URL {label!r}"
+        urls[label.strip()] = url.strip()
+    return urls
+
+
+def test_project_urls():
+    urls = _project_urls()
+    # Only links with a real target: the repository has no public home (Source, Issues) and
+    # no changelog yet, and the package has no site of its own (Homepage).
+    assert urls == {"Documentation": "https://docs.cartesia.ai"}, urls
+    # The local server's error bodies link into the same documentation.
+    from cartesia.server.v1.errors import DOC_URL
+
+    assert DOC_URL.startswith(urls["Documentation"] + "/"), DOC_URL

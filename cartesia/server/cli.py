@@ -7,7 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
-from typing import Any, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 from .._cli_args import (
     EXIT_USAGE,
@@ -120,21 +120,24 @@ async def _serve(
         scheme = "https" if tls is not None else "http"
         sys.stdout.write(f"listening on {scheme}://{shown}:{bound}\n")
         sys.stdout.flush()
+        ca_path = tls.ca_path if tls is not None else None
         _print_hints(
-            scheme=scheme,
-            host=shown,
-            port=bound,
-            ca_file=tls.ca_path if tls is not None else None,
-            keys_required=bool(config.api_keys),
+            client_hints(
+                scheme=scheme,
+                host=shown,
+                port=bound,
+                ca_file=str(ca_path) if ca_path is not None else None,
+                keys_required=bool(config.api_keys),
+            )
         )
         await stop.wait()
     finally:
         await server.stop()
 
 
-def _print_hints(**where: Any) -> None:
+def _print_hints(lines: Sequence[str]) -> None:
     # After the first line, which scripts parse: how to point each client here.
-    sys.stdout.write("".join(f"{line}\n" for line in client_hints(**where)))
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
     sys.stdout.flush()
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Awaitable, Callable, Optional
+from typing import Awaitable, Callable, Optional, cast
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 
 __all__ = ["BodyTimeout", "GuardedConnection", "closing", "track_requests"]
 
@@ -73,7 +73,8 @@ class GuardedConnection(asyncio.Protocol):
     # --- asyncio.Protocol, forwarded to aiohttp ----------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # A stream server (loop.create_server) always hands its protocols a full Transport.
+        self.transport = cast(asyncio.Transport, transport)
         self._arm_headers()
         self.inner.connection_made(transport)
 
@@ -89,7 +90,7 @@ class GuardedConnection(asyncio.Protocol):
     def eof_received(self) -> Optional[bool]:
         return self.inner.eof_received()
 
-    def connection_lost(self, exc: Optional[BaseException]) -> None:
+    def connection_lost(self, exc: Optional[Exception]) -> None:
         self._cancel_timers()
         self._active = None
         self.inner.connection_lost(exc)
@@ -152,13 +153,13 @@ class GuardedConnection(asyncio.Protocol):
             self._body_timer.cancel()
             self._body_timer = None
 
-    def _body_expired(self, content: object) -> None:
+    def _body_expired(self, content: StreamReader) -> None:
         self._body_timer = None
         if not self._body_pending:
             return
         self._body_pending = False
         message = f"request body not received within {self.body_timeout:g} s"
-        content.set_exception(BodyTimeout(message))  # type: ignore[attr-defined]
+        content.set_exception(BodyTimeout(message))
 
     def _cancel_timers(self) -> None:
         for timer in (self._header_timer, self._body_timer):

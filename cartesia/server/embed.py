@@ -9,7 +9,7 @@ import tempfile
 import threading
 from pathlib import Path
 from types import TracebackType
-from typing import Iterable, Optional, Type
+from typing import TYPE_CHECKING, Iterable, Optional, Type, TypedDict
 
 from .app import create_app
 from .config import DEFAULT_API_KEY, ServerConfig
@@ -19,7 +19,33 @@ from .state import STATE_KEY, ServerState
 from .tls import TLSMaterial, server_tls
 from .v1.voice_store import VOICE_STORE_KEY, VoiceStore
 
-__all__ = ["LocalServer", "bind_sockets"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["LocalServer", "ServerOptions", "bind_sockets"]
+
+
+class ServerOptions(TypedDict, total=False):
+    """The :class:`~cartesia.server.config.ServerConfig` fields ``LocalServer`` takes as
+    ``**options`` (the others are its named arguments); same names, types and meaning."""
+
+    voices_embedding_style: str
+    max_body_bytes: int
+    ws_max_message_bytes: int
+    ws_idle_timeout: Optional[float]
+    cache_bytes: int
+    transcription_memory: int
+    lookahead_bytes: int
+    header_timeout: float
+    body_timeout: float
+    idle_timeout: float
+    concurrency_limit: Optional[int]
+    max_sockets: Optional[int]
+    tts_ws_idle_timeout: Optional[float]
+    max_buffer_delay_ms: int
+    context_expiry: float
+    voices_file: Optional[str]
+    any_voice: bool
 
 
 class LocalServer:
@@ -66,7 +92,7 @@ class LocalServer:
         cert: Optional[str] = None,
         key: Optional[str] = None,
         ca_out: Optional[str] = None,
-        **options,
+        **options: Unpack[ServerOptions],
     ) -> None:
         self.config = ServerConfig(
             engine=engine,
@@ -89,7 +115,7 @@ class LocalServer:
         self._tls_wanted = tls or cert is not None or key is not None
         self._tls_files = (cert, key, ca_out)
         self._tls: Optional[TLSMaterial] = None
-        self._tls_dir: Optional[tempfile.TemporaryDirectory] = None
+        self._tls_dir: Optional[tempfile.TemporaryDirectory[str]] = None
 
     # --- addresses -------------------------------------------------------------------------
 

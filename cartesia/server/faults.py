@@ -336,7 +336,7 @@ class FaultController:
         with self._lock:
             return len(self._faults)
 
-    def take(self, kinds: Sequence[str] | frozenset, target: str) -> List[Fault]:
+    def take(self, kinds: Sequence[str] | frozenset[str], target: str) -> List[Fault]:
         """Remove one use of every pending fault of ``kinds`` that matches ``target``.
 
         Returns copies of the faults taken (each with ``count`` of the remaining uses).

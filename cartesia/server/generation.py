@@ -9,7 +9,7 @@ import dataclasses
 import math
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -59,6 +59,13 @@ class RequestError(Exception):
         self.message = message
 
 
+#: What makes two generation requests render the same audio: transcript, voice key, model id,
+#: duration and chunk time (:meth:`GenerationRequest.cache_key`).
+RequestKey = Tuple[str, str, str, Optional[float], float]
+#: A :class:`Renderer` cache key: the engine's name, then the request's key.
+_CacheKey = Tuple[str, str, str, str, Optional[float], float]
+
+
 @dataclasses.dataclass(frozen=True)
 class GenerationRequest:
     """A validated generation body (HTTP stream body or the ``data`` of a websocket message)."""
@@ -69,7 +76,7 @@ class GenerationRequest:
     duration: Optional[float]
     chunk_time: float
 
-    def cache_key(self) -> Tuple:
+    def cache_key(self) -> RequestKey:
         return (self.transcript, self.voice.key, self.model_id, self.duration, self.chunk_time)
 
 
@@ -335,7 +342,7 @@ class Generation:
     def __init__(
         self,
         renderer: Renderer,
-        key: Tuple,
+        key: _CacheKey,
         producer: Optional[_Producer] = None,
         cached: Optional[_Cached] = None,
     ) -> None:
@@ -484,7 +491,7 @@ class Renderer:
         *,
         cache_bytes: int = 64 * 1024 * 1024,
         lookahead_bytes: int = 256 * 1024,
-        on_render: Any = None,
+        on_render: Optional[Callable[[Fingerprint, str], None]] = None,
     ) -> None:
         self.engine = engine
         self.cache_bytes = cache_bytes
@@ -494,13 +501,13 @@ class Renderer:
         self.peak_buffered_bytes = 0
         self.open_generations = 0
         self._trim_pending = False
-        self._cache: collections.OrderedDict[Tuple, _Cached] = collections.OrderedDict()
+        self._cache: collections.OrderedDict[_CacheKey, _Cached] = collections.OrderedDict()
         self._cache_used = 0
         self._inflight: set[asyncio.Future[Any]] = set()
         self._lock = threading.Lock()
         self._on_render = on_render
 
-    def _key(self, req: GenerationRequest) -> Tuple:
+    def _key(self, req: GenerationRequest) -> _CacheKey:
         return (self.engine.name,) + req.cache_key()
 
     def render_sync(self, req: GenerationRequest) -> Rendition:
@@ -566,7 +573,7 @@ class Renderer:
         if self._inflight:
             await asyncio.gather(*list(self._inflight), return_exceptions=True)
 
-    def finished(self, key: Tuple, producer: _Producer, kept: Optional[List[Chunk]]) -> None:
+    def finished(self, key: _CacheKey, producer: _Producer, kept: Optional[List[Chunk]]) -> None:
         """A generation was rendered to its end: fingerprint it, cache it if it is short."""
         if self._on_render is not None:
             self._on_render(producer.fingerprint, producer.transcript)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -97,7 +97,7 @@ async def list_voices(request: web.Request) -> web.Response:
     style = request.query.get("embedding_style", _state(request).config.voices_embedding_style)
     if style not in ("string", "list"):
         raise RequestError(400, "embedding_style must be `string` or `list`")
-    fields = _VOICE_FIELDS
+    fields: Tuple[str, ...] = _VOICE_FIELDS
     select = request.query.get("select")
     if select is not None:
         fields = tuple(f.strip() for f in select.split(",") if f.strip())
@@ -170,6 +170,7 @@ async def audio_stream(request: web.Request) -> web.StreamResponse:
     # The first batch is rendered before the response starts: an engine failure is still a 500.
     generation = await state.renderer.open(req)
     task = asyncio.current_task()
+    assert task is not None  # a request handler always runs in a task
     state.streams.add(task)
     resp = web.StreamResponse(headers={"Content-Type": "application/json"})
     try:

@@ -28,7 +28,7 @@ def _ipv6_loopback_available() -> bool:
     return True
 
 
-def _listen(family: int, addr: Tuple) -> socket.socket:
+def _listen(family: int, addr: Tuple[str, int]) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -112,13 +112,18 @@ class AppServer:
             return GuardedConnection(server(), config.header_timeout, config.body_timeout)
 
         loop = asyncio.get_running_loop()
-        extra = {}
-        if self.ssl_context is not None:
-            # The TLS handshake comes before any header: it gets the same limit.
-            extra = {"ssl": self.ssl_context, "ssl_handshake_timeout": config.header_timeout}
+        tls = self.ssl_context
+        # The TLS handshake comes before any header: it gets the same limit.
+        handshake_timeout = config.header_timeout if tls is not None else None
         for sock in sockets:
             self._servers.append(
-                await loop.create_server(connection, sock=sock, backlog=1024, **extra)
+                await loop.create_server(
+                    connection,
+                    sock=sock,
+                    backlog=1024,
+                    ssl=tls,
+                    ssl_handshake_timeout=handshake_timeout,
+                )
             )
 
     async def listen(self, host: str, port: int) -> int:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import dataclasses
-from typing import Optional
+from typing import Optional, Set
 
 from aiohttp import web
 
@@ -13,7 +14,7 @@ from .engines import Engine, create_engine
 from .faults import FaultController
 from .generation import Renderer
 from .transcribe import TranscriptionRegistry
-from .v1.service import CurrentApi
+from .v1.service import Closable, CurrentApi
 
 __all__ = ["ServerState", "STATE_KEY", "REQUEST_FAULTS_KEY"]
 
@@ -40,8 +41,8 @@ class ServerState:
     faults: FaultController
     stats: collections.Counter[str]
     #: Live websocket connections and HTTP stream handler tasks, ended at shutdown.
-    connections: set = dataclasses.field(default_factory=set)
-    streams: set = dataclasses.field(default_factory=set)
+    connections: Set[Closable] = dataclasses.field(default_factory=set)
+    streams: Set[asyncio.Task[object]] = dataclasses.field(default_factory=set)
     #: Tokens, limits and sockets of the current (versioned) API.
     current: Optional[CurrentApi] = None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 from typing import List
 
 from aiohttp import web
@@ -37,7 +38,7 @@ async def write_http_generation(
     generation: Generation,
     faults: List[Fault],
     pacer: Pacer,
-    stats: object,
+    stats: collections.Counter[str],
 ) -> bool:
     """Write every frame of ``generation`` (then the final object) to ``resp``, as rendered.
 
@@ -77,16 +78,16 @@ async def write_http_generation(
         at_end = chunk is None
         for fault in due(faults, "stall", index, at_end):
             await flush()
-            stats["faults_fired"] += 1  # type: ignore[index]
+            stats["faults_fired"] += 1
             await asyncio.sleep(fault.seconds)
         if due(faults, "malformed", index, at_end):
-            stats["faults_fired"] += 1  # type: ignore[index]
+            stats["faults_fired"] += 1
             await emit(MALFORMED_HTTP_FRAME)
             await flush()
             return True
         if due(faults, "drop", index, at_end):
             await flush()
-            stats["faults_fired"] += 1  # type: ignore[index]
+            stats["faults_fired"] += 1
             transport = request.transport
             if transport is not None:
                 transport.abort()
@@ -97,7 +98,7 @@ async def write_http_generation(
         if not buffer:
             await pacer.before_chunk(index)
         await emit(frame)
-        stats["audio_frames_sent"] += 1  # type: ignore[index]
+        stats["audio_frames_sent"] += 1
         pacer.sent(samples / generation.sampling_rate)
         index += 1
         chunk = await generation.next()

@@ -97,11 +97,11 @@ def server_tls(
     issued = ca.issue_cert(*LOCAL_NAMES)
     issued.configure_cert(ctx)
     pem = ca.cert_pem.bytes()
-    path = None
+    ca_path = None
     if ca_out is not None:
-        path = Path(ca_out)
+        ca_path = Path(ca_out)
         try:
-            _write_atomically(path, pem)
+            _write_atomically(ca_path, pem)
         except OSError as exc:
-            raise TLSError(f"cannot write --ca-out {path}: {exc.strerror or exc}") from None
-    return TLSMaterial(ctx, ca_pem=pem, ca_path=path)
+            raise TLSError(f"cannot write --ca-out {ca_path}: {exc.strerror or exc}") from None
+    return TLSMaterial(ctx, ca_pem=pem, ca_path=ca_path)

@@ -6,7 +6,7 @@ import dataclasses
 import hashlib
 import math
 import uuid
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -49,7 +49,7 @@ class Voice:
     id: str
     name: str
     description: str
-    embedding: tuple
+    embedding: Tuple[float, ...]
     espeak: str
     pitch: int
     rate: int
@@ -68,7 +68,7 @@ class Voice:
             embedding_style: ``list`` (a JSON array) or ``string`` (a JSON-encoded string of the
                 array, the way the v0 API served it and cartesia 0.0.5 expects it).
         """
-        emb: Any = list(self.embedding)
+        emb: Union[List[float], str] = list(self.embedding)
         if embedding_style == "string":
             emb = "[" + ", ".join(repr(x) for x in self.embedding) + "]"
         return {
@@ -81,7 +81,7 @@ class Voice:
         }
 
 
-def _unit_vector(seed_bytes: bytes) -> tuple:
+def _unit_vector(seed_bytes: bytes) -> Tuple[float, ...]:
     """A deterministic unit vector of 192 floats (rounded so JSON round-trips exactly)."""
     seed = int.from_bytes(hashlib.sha256(seed_bytes).digest()[:8], "little")
     vec = np.random.default_rng(seed).standard_normal(EMBEDDING_SIZE)
@@ -114,7 +114,7 @@ def _catalogue_voice(
 
 
 #: The named voices every server offers (order is the order of ``GET /voices``).
-CATALOGUE: tuple = tuple(
+CATALOGUE: Tuple[Voice, ...] = tuple(
     _catalogue_voice(*row)
     for row in (
         # name, description, espeak voice, espeak pitch, rate (wpm), tone f0 (Hz), brightness

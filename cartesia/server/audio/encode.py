@@ -26,12 +26,16 @@ from __future__ import annotations
 
 import math
 import struct
-from typing import Optional
+from typing import TYPE_CHECKING, Dict, Optional
 
 import numpy as np
+import numpy.typing as npt
 
 from ..engines.resample import Resampler
 from .formats import MP3_HINT, FormatError, OutputFormat
+
+if TYPE_CHECKING:
+    import lameenc
 
 __all__ = ["encode_pcm", "to_int16", "wav_header", "StreamEncoder", "UNKNOWN_SIZE"]
 
@@ -48,7 +52,7 @@ def to_int16(samples: np.ndarray) -> np.ndarray:
     return np.rint(x).astype("<i2")
 
 
-def _ulaw_table() -> np.ndarray:
+def _ulaw_table() -> npt.NDArray[np.uint8]:
     v = np.arange(-32768, 32768, dtype=np.int32) >> 2  # 14-bit scale
     neg = v < 0
     # The 14-bit magnitude clips at 8158 (the top of segment 7 once biased by 33).
@@ -58,7 +62,7 @@ def _ulaw_table() -> np.ndarray:
     return (code ^ np.where(neg, 0x7F, 0xFF)).astype(np.uint8)
 
 
-def _alaw_table() -> np.ndarray:
+def _alaw_table() -> npt.NDArray[np.uint8]:
     v = np.arange(-32768, 32768, dtype=np.int32) >> 3  # 13-bit scale
     neg = v < 0
     mag = np.where(neg, -v - 1, v)
@@ -70,7 +74,7 @@ def _alaw_table() -> np.ndarray:
 
 
 # Indexed by int16 value + 32768: one lookup per sample.
-_G711 = {"pcm_mulaw": _ulaw_table(), "pcm_alaw": _alaw_table()}
+_G711: Dict[str, npt.NDArray[np.uint8]] = {"pcm_mulaw": _ulaw_table(), "pcm_alaw": _alaw_table()}
 
 
 def encode_pcm(samples: np.ndarray, encoding: str) -> bytes:
@@ -84,7 +88,7 @@ def encode_pcm(samples: np.ndarray, encoding: str) -> bytes:
         ValueError: Unknown encoding.
     """
     if encoding == "pcm_f32le":
-        x = np.asarray(samples, dtype="<f4")
+        x: npt.NDArray[np.float32] = np.asarray(samples, dtype="<f4")
         return np.clip(x, -1.0, 1.0).astype("<f4", copy=False).tobytes()
     if encoding == "pcm_s16le":
         return to_int16(samples).tobytes()
@@ -192,7 +196,7 @@ class StreamEncoder:
         return encode_pcm(x, self.fmt.encoding)
 
 
-def _mp3_encoder(fmt: OutputFormat):  # lameenc has no type stubs: the encoder is untyped
+def _mp3_encoder(fmt: OutputFormat) -> lameenc.Encoder:
     try:
         import lameenc
     except ImportError as exc:  # parse_output_format checks first; this is the backstop

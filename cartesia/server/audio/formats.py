@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple, TypeVar
 
 __all__ = [
     "FormatError",
@@ -77,14 +77,18 @@ def mp3_available() -> bool:
     return True
 
 
-def _choice(obj: Dict[str, Any], key: str, allowed: tuple) -> Any:
+_Choice = TypeVar("_Choice", str, int)
+
+
+def _choice(obj: Mapping[str, object], key: str, allowed: Tuple[_Choice, ...]) -> _Choice:
     value = obj.get(key)
-    # Exact types: True (an int) or 44100.0 must not pass as a sample rate.
-    if type(value) is not type(allowed[0]) or value not in allowed:
-        shown = ", ".join(str(a) for a in allowed)
-        got = "missing" if value is None else f"got {_short(value)}"
-        raise FormatError(f"output_format.{key} must be one of {shown} ({got})")
-    return value
+    for choice in allowed:
+        # Exact types: True (an int) or 44100.0 must not pass as a sample rate.
+        if type(value) is type(choice) and value == choice:
+            return choice
+    shown = ", ".join(str(a) for a in allowed)
+    got = "missing" if value is None else f"got {_short(value)}"
+    raise FormatError(f"output_format.{key} must be one of {shown} ({got})")
 
 
 def _short(value: Any) -> str:

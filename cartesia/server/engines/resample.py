@@ -62,7 +62,8 @@ def resample_poly(x: np.ndarray, up: int, down: int = 1) -> np.ndarray:
     up, down = up // g, down // g
     x = np.asarray(x, dtype=np.float64)
     if up == down == 1 or len(x) == 0:
-        return x.copy()
+        # np.copy, not x.copy(): numpy's stubs type the method's result as Any for Python 3.10.
+        return np.copy(x, order="C")
     h = design_lowpass(up, down)
     if down == 1 and len(x) > BLOCK:
         return _upsample_blocks(x, up, h)
@@ -169,7 +170,7 @@ class Resampler:
         x = np.asarray(x, dtype=np.float64).ravel()
         if self._identity:
             self._received += len(x)
-            return x.copy()
+            return np.copy(x, order="C")
         self._buf = np.concatenate((self._buf, x))
         self._received += len(x)
         # Output j is final once its newest input q_j = (delay + j*down) // up has arrived.

@@ -40,6 +40,11 @@ class _Event(ctypes.Structure):
         ("user_data", ctypes.c_void_p),
         ("id", ctypes.c_char * 8),
     ]
+    # What the fields read as, for the type checker (ctypes makes them from ``_fields_``).
+    type: int
+    text_position: int
+    sample: int
+    id: bytes
 
 
 _CALLBACK = ctypes.CFUNCTYPE(
@@ -106,14 +111,21 @@ class _Library:
                 cls._instance = cls()
             return cls._instance
 
-    def _on_audio(self, wav, numsamples, events) -> int:  # noqa: ANN001 - ctypes callback
+    def _on_audio(
+        self,
+        wav: ctypes._Pointer[ctypes.c_short],
+        numsamples: int,
+        events: ctypes._Pointer[_Event],
+    ) -> int:
         if numsamples > 0 and wav:
             self._chunks.append(ctypes.string_at(wav, numsamples * 2))
             self._collected += numsamples
         if self._events is not None and events:
             i = 0
-            while events[i].type != _EVENT_LIST_TERMINATED:
-                ev = events[i]
+            while True:
+                ev: _Event = events[i]
+                if ev.type == _EVENT_LIST_TERMINATED:
+                    break
                 if ev.type in (_EVENT_WORD, _EVENT_PHONEME):
                     # A name can be cut inside a UTF-8 sequence at 8 bytes: drop the stub.
                     name = ev.id.decode("utf-8", "ignore") if ev.type == _EVENT_PHONEME else ""

@@ -7,7 +7,8 @@ The generation's length is not known up front (it is rendered as it is sent), so
 from __future__ import annotations
 
 import asyncio
-from typing import Any, List, Optional
+import collections
+from typing import List, Optional
 
 from aiohttp import web
 
@@ -24,7 +25,7 @@ class FaultPlan:
         stats: The server counters (``faults_fired`` is incremented).
     """
 
-    def __init__(self, faults: List[Fault], stats: Any) -> None:
+    def __init__(self, faults: List[Fault], stats: collections.Counter[str]) -> None:
         self.faults = [f for f in faults if f.kind in ("stall", "drop", "malformed", "ws_close")]
         self.split = next((f for f in faults if f.kind == "split"), None)
         self.coalesce = next((f for f in faults if f.kind == "coalesce"), None)

@@ -3,15 +3,19 @@ know strings)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Type, TypeVar, cast
 
 from aiohttp import web
 
 __all__ = ["request_key"]
 
-_RequestKey = getattr(web, "RequestKey", None)
+_T = TypeVar("_T")
 
 
-def request_key(name: str, kind: type) -> Any:
+def request_key(name: str, kind: Type[_T]) -> web.RequestKey[_T]:
     """A ``web.RequestKey`` when aiohttp has them, else the plain name."""
-    return _RequestKey(name, kind) if _RequestKey else name
+    if hasattr(web, "RequestKey"):
+        return web.RequestKey(name, kind)
+    # aiohttp < 3.13: a request stores and returns values under the plain name just the same, so
+    # it stands in for the key (the type checker sees a newer aiohttp).
+    return cast("web.RequestKey[_T]", name)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Set
+from typing import Awaitable, Optional, Protocol, Set
 
 from ..config import ServerConfig
 from .limits import Slots
 from .tokens import TokenStore
 
-__all__ = ["CurrentApi"]
+__all__ = ["CurrentApi", "Closable"]
+
+
+class Closable(Protocol):
+    """A live websocket connection, closed with a code and a reason at shutdown."""
+
+    def close(self, code: int, reason: str) -> Awaitable[None]: ...
 
 
 @dataclasses.dataclass
@@ -26,7 +32,7 @@ class CurrentApi:
     tokens: TokenStore
     generations: Slots
     sockets: Slots
-    connections: Set = dataclasses.field(default_factory=set)
+    connections: Set[Closable] = dataclasses.field(default_factory=set)
 
     @classmethod
     def create(cls, config: ServerConfig) -> CurrentApi:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Optional
+from typing import Any, Dict, Optional
 
 from aiohttp import web
 
@@ -18,7 +18,7 @@ from . import frames
 from .errors import ApiError, error_frame
 from .fault_plan import FaultPlan, HttpWriter
 from .middleware import principal
-from .pipeline import Chunk, Generation, SynthesisError
+from .pipeline import Chunk, Generation, SynthesisError, Timestamps
 from .request import TTSRequest, parse_tts
 from .versions import request_version
 from .voice_lookup import voice_lookup
@@ -33,7 +33,7 @@ HOLD_BACK = 3
 _MALFORMED_SSE = b"data: " + frames.MALFORMED + b"\n\n"
 
 
-def _sse(event: dict) -> bytes:
+def _sse(event: Dict[str, Any]) -> bytes:
     return b"data: " + frames.encode(event) + b"\n\n"
 
 
@@ -52,7 +52,7 @@ class _HttpGeneration:
         self.resp: Optional[web.StreamResponse] = None
         self.writer: Optional[HttpWriter] = None
 
-    def headers(self) -> dict:
+    def headers(self) -> Dict[str, str]:
         raise NotImplementedError
 
     async def start(self) -> HttpWriter:
@@ -67,7 +67,7 @@ class _HttpGeneration:
     async def chunk(self, event: Chunk) -> None:
         raise NotImplementedError
 
-    async def other(self, event: object) -> None:
+    async def other(self, event: Timestamps) -> None:
         """Non-audio events (timestamps); ignored by ``/tts/bytes``."""
 
     async def close(self, tail: bytes) -> None:
@@ -96,6 +96,12 @@ class _HttpGeneration:
             await writer.flush()
             self.drop()
 
+    def _response(self) -> web.StreamResponse:
+        # Set by start(), which every path that gets here has called, except a client gone (or
+        # a RuntimeError) before the first output; that fails as before (a 500 by aiohttp).
+        assert self.resp is not None
+        return self.resp
+
     async def run(self) -> web.StreamResponse:
         stats = self.state.stats
         current = self.state.current
@@ -103,6 +109,7 @@ class _HttpGeneration:
         account = principal(self.request).account
         current.generations.acquire(account)
         task = asyncio.current_task()
+        assert task is not None  # a request handler always runs in a task
         self.state.streams.add(task)
         stats["generations_started"] += 1
         pacer = Pacer(self.state.config.pace, self.state.config.first_chunk_latency)
@@ -118,7 +125,7 @@ class _HttpGeneration:
                     fault = await self.plan.before_frame()
                     if fault is not None:
                         await self._terminal(fault)
-                        return self.resp  # type: ignore[return-value]
+                        return self._response()
                     await pacer.before_chunk(index)
                     await self.start()
                     await self.chunk(event)
@@ -133,11 +140,11 @@ class _HttpGeneration:
                 if self.writer is None:
                     raise err from None
                 await self.fail(err)
-                return self.resp  # type: ignore[return-value]
+                return self._response()
             fault = await self.plan.before_frame(final=True)
             if fault is not None:
                 await self._terminal(fault)
-                return self.resp  # type: ignore[return-value]
+                return self._response()
             await self.start()
             await self.close(tail)
             assert self.writer is not None and self.resp is not None
@@ -150,7 +157,7 @@ class _HttpGeneration:
         finally:
             current.generations.release(account)
             self.state.streams.discard(task)
-        return self.resp  # type: ignore[return-value]
+        return self._response()
 
 
 class _Bytes(_HttpGeneration):
@@ -160,7 +167,7 @@ class _Bytes(_HttpGeneration):
         super().__init__(request, req)
         self.carry = self.gen.header()
 
-    def headers(self) -> dict:
+    def headers(self) -> Dict[str, str]:
         headers = {"Content-Type": self.req.output_format.content_type()}
         if self.req.save:
             headers["Cartesia-File-ID"] = f"file_{uuid.uuid4().hex}"
@@ -189,19 +196,19 @@ class _Bytes(_HttpGeneration):
 class _Sse(_HttpGeneration):
     route = "sse"
 
-    def headers(self) -> dict:
+    def headers(self) -> Dict[str, str]:
         return {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
 
-    async def _send(self, event: dict) -> None:
+    async def _send(self, event: Dict[str, Any]) -> None:
         assert self.writer is not None
         await self.writer.write(_sse(event))
 
     async def chunk(self, event: Chunk) -> None:
         await self._send(frames.chunk(event.audio, event.step_ms, self.req.context_id))
 
-    async def other(self, event: object) -> None:
+    async def other(self, event: Timestamps) -> None:
         await self.start()
-        await self._send(frames.timestamps(event, self.req.context_id))  # type: ignore[arg-type]
+        await self._send(frames.timestamps(event, self.req.context_id))
 
     async def close(self, tail: bytes) -> None:
         if tail:

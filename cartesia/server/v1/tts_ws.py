@@ -19,9 +19,9 @@ import logging
 import re
 import time
 import uuid
-from typing import Any, Deque, Dict, Optional, Tuple
+from typing import Any, Coroutine, Deque, Dict, List, Optional, Set, Tuple
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 
 from .. import json_body
 from ..faults import WS_KINDS, Fault, FaultSpecError, parse_fault_spec
@@ -213,7 +213,7 @@ class _Connection:
         self.send_lock = asyncio.Lock()
         self.dead = False
         self.last_activity = time.monotonic()
-        self.background: set = set()
+        self.background: Set[asyncio.Task[None]] = set()
         self.close_request: Optional[Tuple[int, str]] = None
         self.closing = asyncio.Event()
 
@@ -344,7 +344,7 @@ class _Connection:
         ctx.push(req.transcript, req_cont, flush)
         ctx.task = asyncio.ensure_future(ctx.run())
 
-    def take_faults(self, extra: list) -> list:
+    def take_faults(self, extra: List[Fault]) -> List[Fault]:
         local = self.request.get(REQUEST_FAULTS_KEY)
         taken = list(extra)
         if local is not None:
@@ -361,7 +361,7 @@ class _Connection:
 
         self._spawn(later())
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
         task = asyncio.ensure_future(coro)
         self.background.add(task)
         task.add_done_callback(self.background.discard)
@@ -410,12 +410,14 @@ async def _receive_loop(conn: _Connection, ws: web.WebSocketResponse) -> None:
     """Read and handle messages until the peer closes or a close is requested (see
     :meth:`_Connection.close`)."""
     closing = asyncio.ensure_future(conn.closing.wait())
-    recv: Optional[asyncio.Future[Any]] = None
+    recv: Optional[asyncio.Future[WSMessage]] = None
     try:
         while not ws.closed:
             if recv is None:
                 recv = asyncio.ensure_future(ws.receive())
-            await asyncio.wait({recv, closing}, return_when=asyncio.FIRST_COMPLETED)
+            # Futures of different results: asyncio.wait needs them only as futures.
+            either: Set[asyncio.Future[Any]] = {recv, closing}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             if conn.close_request is not None:
                 recv.cancel()
                 await asyncio.gather(recv, return_exceptions=True)

@@ -96,12 +96,11 @@ def derived_engine_voice(
     """
     embedding = voices_mod.embedding_from_bytes(seed.encode("utf-8"), salt=b"voice-id")
     voice = voices_mod.speaking(voices_mod.voice_for_embedding(embedding), language)
-    changes = {}
     if voice_id is not None:
-        changes["id"] = voice_id
+        voice = dataclasses.replace(voice, id=voice_id)
     if name:
-        changes["name"] = name
-    return dataclasses.replace(voice, **changes) if changes else voice
+        voice = dataclasses.replace(voice, name=name)
+    return voice
 
 
 def gender_from_text(text: str) -> Optional[str]:

@@ -8,7 +8,7 @@ import re
 import threading
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, TypedDict
 
 import numpy as np
 from aiohttp import web
@@ -20,6 +20,8 @@ from .errors import ApiError
 from .voice_catalogue import BUILTIN_VOICES, GENDERS, VoiceRecord, derived_engine_voice
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from ..config import ServerConfig
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "load_voices_file",
     "check_language",
     "check_gender",
+    "VoiceFilters",
 ]
 
 #: Longest voice id the server accepts (production ids are 36-character UUIDs).
@@ -41,6 +44,15 @@ _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 _LOCALE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 # Cosine similarity above which an embedding is taken to *be* a known voice.
 _SAME_VOICE = 0.995
+
+
+class VoiceFilters(TypedDict, total=False):
+    """The filters of a voice listing (:meth:`VoiceStore.listing`, :meth:`VoiceStore.page`)."""
+
+    q: Optional[str]
+    gender: Optional[str]
+    language: Optional[str]
+    is_owner: Optional[bool]
 
 
 class VoicesFileError(ValueError):
@@ -58,7 +70,7 @@ def check_language(value: Any, field: str = "language") -> str:
 
 def check_gender(value: Any, field: str = "gender") -> Optional[str]:
     """``None`` or one of :data:`GENDERS`; :class:`ValueError` naming ``field`` otherwise."""
-    if value is None or value in GENDERS:
+    if value is None or (isinstance(value, str) and value in GENDERS):
         return value
     raise ValueError(f"`{field}` must be one of {', '.join(GENDERS)} or null, got {value!r:.40}")
 
@@ -294,7 +306,7 @@ class VoiceStore:
     ) -> None:
         self.any_voice = any_voice
         self.max_owned = max_owned
-        self._added: set = set()  # ids of voices made on this server (what max_owned counts)
+        self._added: Set[str] = set()  # ids of voices made on this server (what max_owned counts)
         self._lock = threading.Lock()
         self._voices: Dict[str, VoiceRecord] = {r.id: r for r in BUILTIN_VOICES}
         for record in extra:
@@ -387,7 +399,7 @@ class VoiceStore:
         limit: int,
         starting_after: Optional[str] = None,
         ending_before: Optional[str] = None,
-        **filters: Any,
+        **filters: Unpack[VoiceFilters],
     ) -> VoicePage:
         """One page of the filtered listing, with exact cursor semantics.
 

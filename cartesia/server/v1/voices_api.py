@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Literal, Optional, Tuple, overload
 
 import numpy as np
 from aiohttp import web
@@ -22,6 +22,7 @@ from .voice_catalogue import VoiceRecord
 from .voice_store import (
     MAX_TAGLINE_CHARS,
     VOICE_STORE_KEY,
+    VoiceFilters,
     VoiceStore,
     check_gender,
     check_language,
@@ -145,7 +146,7 @@ def _bool_query(request: web.Request, name: str) -> Optional[bool]:
     raise _bad(name, f"must be true or false, got {value[:20]!r}")
 
 
-def _filters(request: web.Request) -> Dict[str, Any]:
+def _filters(request: web.Request) -> VoiceFilters:
     query = request.query
     try:
         gender = check_gender(query.get("gender") or None)
@@ -185,6 +186,14 @@ async def _json_object(request: web.Request) -> Dict[str, Any]:
     return body
 
 
+@overload
+def _string(
+    body: Dict[str, Any], key: str, *, required: Literal[True], limit: int = _MAX_TEXT
+) -> str: ...
+@overload
+def _string(
+    body: Dict[str, Any], key: str, *, required: bool = False, limit: int = _MAX_TEXT
+) -> Optional[str]: ...
 def _string(
     body: Dict[str, Any], key: str, *, required: bool = False, limit: int = _MAX_TEXT
 ) -> Optional[str]:
