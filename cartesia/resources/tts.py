@@ -64,6 +64,32 @@ class _Common:
         return Where(request.what, http.url(request), http.config.api_key, deadline=deadline)
 
 
+def _stream_sender(
+    http: Any,
+    request: v1.HttpRequest,
+    extra_headers: Optional[Mapping[str, str]],
+    extra_query: Optional[Mapping[str, Any]],
+    timeout: Any,
+    deadline: Optional[Deadline],
+    tracker: Tracker,
+) -> Tuple[Any, Any]:
+    """The call that sends ``request`` for a streamed body (``SyncHttp`` or ``AsyncHttp``), and
+    the attempt counter that its retries and a resend of a failed body share."""
+    attempts = http.attempts(request, deadline)
+    send = functools.partial(
+        http.send,
+        request,
+        stream=True,
+        extra_headers=extra_headers,
+        extra_query=extra_query,
+        timeout=timeout,
+        deadline=deadline,
+        metrics=tracker.metrics,
+        attempts=attempts,
+    )
+    return send, attempts
+
+
 class TTS(_Common):
     """Text to speech over HTTP (and the websocket, see :meth:`websocket_connect`)."""
 
@@ -83,17 +109,8 @@ class TTS(_Common):
         tracker: Tracker,
     ) -> Tuple[httpx.Response, Resend]:
         """The streamed response (after the retries its answer allows) and how to send it again."""
-        attempts = self._http.attempts(request, deadline)
-        send = functools.partial(
-            self._http.send,
-            request,
-            stream=True,
-            extra_headers=extra_headers,
-            extra_query=extra_query,
-            timeout=timeout,
-            deadline=deadline,
-            metrics=tracker.metrics,
-            attempts=attempts,
+        send, attempts = _stream_sender(
+            self._http, request, extra_headers, extra_query, timeout, deadline, tracker
         )
         try:
             return send(), Resend(send, attempts)
@@ -370,17 +387,8 @@ class AsyncTTS(_Common):
         tracker: Tracker,
     ) -> Tuple[httpx.Response, AsyncResend]:
         """The streamed response (after the retries its answer allows) and how to send it again."""
-        attempts = self._http.attempts(request, deadline)
-        send = functools.partial(
-            self._http.send,
-            request,
-            stream=True,
-            extra_headers=extra_headers,
-            extra_query=extra_query,
-            timeout=timeout,
-            deadline=deadline,
-            metrics=tracker.metrics,
-            attempts=attempts,
+        send, attempts = _stream_sender(
+            self._http, request, extra_headers, extra_query, timeout, deadline, tracker
         )
         try:
             return await send(), AsyncResend(send, attempts)
