@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Generator, List, NoReturn, Optional, Tuple
 
 from ._cli_args import EXIT_USAGE, CommandError
+
+#: Audio as it arrives: float32 LE chunks with their sample rate (closed when abandoned).
+Chunks = Generator[Tuple[bytes, int], None, None]
 
 __all__ = ["APIS", "DEFAULT_API", "CURRENT_MODEL", "CURRENT_SAMPLE_RATE", "Session", "open_session"]
 
@@ -53,7 +56,7 @@ class Session:
 
     def stream(
         self, text: str, voice: Dict[str, str], model: Optional[str], websocket: bool
-    ) -> Iterator[Tuple[bytes, int]]:
+    ) -> Chunks:
         """The audio of ``text`` as float32 LE chunks with their sample rate, as it arrives."""
         raise NotImplementedError
 
@@ -70,7 +73,7 @@ def _pick(voices: List[Dict[str, str]], wanted: str) -> Dict[str, str]:
     _unknown(wanted, [v["name"] for v in voices])
 
 
-def _unknown(wanted: str, names: List[str]) -> Any:
+def _unknown(wanted: str, names: List[str]) -> NoReturn:
     names = sorted(set(names), key=str.lower)
     shown = ", ".join(names[:_SHOWN]) + (", ..." if len(names) > _SHOWN else "")
     raise CommandError(EXIT_USAGE, f"unknown voice {wanted!r}; available: {shown or 'none'} (see: cartesia voices)")
@@ -105,7 +108,7 @@ class V0Session(Session):
 
     def stream(
         self, text: str, voice: Dict[str, str], model: Optional[str], websocket: bool
-    ) -> Iterator[Tuple[bytes, int]]:
+    ) -> Chunks:
         if voice["id"] not in self._embeddings:
             self._embeddings[voice["id"]] = self._client.get_voice_embedding(voice_id=voice["id"])
         kwargs: Dict[str, Any] = {"model_id": model} if model else {}
@@ -166,8 +169,8 @@ class CurrentSession(Session):
 
     def stream(
         self, text: str, voice: Dict[str, str], model: Optional[str], websocket: bool
-    ) -> Iterator[Tuple[bytes, int]]:
-        request = {
+    ) -> Chunks:
+        request: Dict[str, Any] = {
             "model_id": model or CURRENT_MODEL,
             "transcript": text,
             "voice": {"mode": "id", "id": voice["id"]},
@@ -176,7 +179,7 @@ class CurrentSession(Session):
         if websocket:
             yield from self._websocket(request)
             return
-        limits: Dict[str, float] = {}
+        limits: Dict[str, Any] = {}
         if self.timeout is not None:
             limits = {
                 "connect_timeout": self.timeout,
@@ -191,7 +194,7 @@ class CurrentSession(Session):
         finally:
             response.close()
 
-    def _websocket(self, request: Dict[str, Any]) -> Iterator[Tuple[bytes, int]]:
+    def _websocket(self, request: Dict[str, Any]) -> Chunks:
         if self._socket is None:
             # One socket for every segment of the text; the client reconnects it if it drops.
             self._socket = self._client.tts.websocket_connect()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from typing import NoReturn, Optional
+from typing import Any, NoReturn, Optional
 
 __all__ = [
     "CommandError",
@@ -53,7 +53,7 @@ class OneLineParser(argparse.ArgumentParser):
         **kwargs: Passed to ``argparse.ArgumentParser``.
     """
 
-    def __init__(self, *args, error_prefix: Optional[str] = None, **kwargs) -> None:
+    def __init__(self, *args: Any, error_prefix: Optional[str] = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.error_prefix = error_prefix
 

@@ -7,7 +7,7 @@ import os
 import signal
 import struct
 import sys
-from typing import IO, Any, Callable, Dict, Optional
+from typing import IO, Any, Callable, Dict, Iterator, Optional
 
 from ._cli_args import EXIT_API, EXIT_ERROR, EXIT_USAGE, CommandError
 
@@ -131,10 +131,10 @@ class _Samples:
 
 def _encode_pcm(samples: Any, sample_format: str) -> bytes:
     if sample_format == "f32":
-        return samples.astype("<f4", copy=False).tobytes()
+        return bytes(samples.astype("<f4", copy=False).tobytes())
     import numpy as np
 
-    return np.rint(np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+    return bytes(np.rint(np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes())
 
 
 def _mp3_encoder_factory() -> Optional[Callable[[int], Any]]:
@@ -297,7 +297,7 @@ class Output:
         self.frames += len(samples)
 
     @contextlib.contextmanager
-    def _writing(self):
+    def _writing(self) -> Iterator[None]:
         try:
             yield
         except BrokenPipeError:

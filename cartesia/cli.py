@@ -23,7 +23,7 @@ import shutil
 import sys
 import time
 import traceback
-from typing import Any, Dict, Iterator, List, NoReturn, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, NoReturn, Optional, Sequence, Tuple
 
 from ._cli_api import APIS, CURRENT_MODEL, DEFAULT_API, Session, open_session
 from ._cli_args import (
@@ -109,7 +109,7 @@ def _server_text(message: str) -> str:
         if isinstance(body, dict):
             for key in ("error", "message", "detail", "title"):
                 if isinstance(body.get(key), str) and body[key].strip():
-                    return body[key]
+                    return str(body[key])
     return message
 
 
@@ -284,8 +284,9 @@ def _wrap(sentence: str, limit: int) -> Iterator[str]:
 
 
 def _read_text(args: argparse.Namespace) -> str:
+    text: str
     if args.text is not None and args.text != "-":
-        text = args.text
+        text = str(args.text)
     else:
         if sys.stdin is None or sys.stdin.isatty():
             _die(EXIT_USAGE, "no text: give TEXT or pipe it on stdin (cartesia say - < file.txt)")
@@ -306,7 +307,7 @@ def _speech_available() -> bool:
 
 
 @contextlib.contextmanager
-def _backend(args: argparse.Namespace, log) -> Iterator[Session]:
+def _backend(args: argparse.Namespace, log: Callable[[str], None]) -> Iterator[Session]:
     """Yield a :class:`~cartesia._cli_api.Session` of ``--api`` with the server to use.
 
     Without ``--local`` the server is ``CARTESIA_BASE_URL`` (the public API by default), with the
@@ -444,7 +445,14 @@ def _stdout_gone() -> int:
     return EXIT_BROKEN_PIPE
 
 
-def _stream_segments(session: Session, segments, voice, output, args, transport) -> Dict[str, Any]:
+def _stream_segments(
+    session: Session,
+    segments: List[str],
+    voice: Dict[str, str],
+    output: Any,
+    args: argparse.Namespace,
+    transport: str,
+) -> Dict[str, Any]:
     """Generate every segment in turn, writing audio as it arrives; returns the timings."""
     progress = _Progress(
         args.progress if args.progress is not None else len(segments) > 1 and not args.quiet,
@@ -566,7 +574,7 @@ def _setup_logging(verbose: bool) -> None:
     logger.setLevel(logging.INFO)
 
 
-def _logger(quiet: bool):
+def _logger(quiet: bool) -> Callable[[str], None]:
     def log(message: str) -> None:
         if not quiet:
             print(f"{PROG}: {message}", file=sys.stderr, flush=True)
