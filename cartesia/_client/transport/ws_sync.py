@@ -23,6 +23,11 @@ from ..generation import Generation
 from ..redact import RedactingFilter
 from ..routing import PoolState, RoutedSocket, SyncSlot
 
+# websockets >= 14 hands text frames over undecoded (`recv(decode=False)`): the core parses the
+# UTF-8 bytes and the router reads the context id off them. 13 (our lower bound) decodes to str,
+# which both accept.
+_RECV_UNDECODED = "decode" in inspect.signature(ClientConnection.recv).parameters
+
 __all__ = ["SyncSocket", "SyncWsPool", "SyncWsAttempt", "ws_logger"]
 
 WHAT = "Failed to generate audio. "
@@ -120,7 +125,7 @@ class SyncSocket(RoutedSocket[SyncSlot]):
             while True:
                 # Undecoded: the core parses the UTF-8 bytes itself and routing reads the id
                 # off the bytes, so the 20-100 kB text of a frame is never decoded to str.
-                payload = conn.recv(decode=False)
+                payload = conn.recv(decode=False) if _RECV_UNDECODED else conn.recv()
                 slot = self.route(payload)
                 if slot is None or slot.put_nowait(payload):
                     continue
