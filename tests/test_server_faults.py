@@ -340,3 +340,14 @@ async def test_transport_specific_faults_wait_for_their_transport(local_server, 
     assert [f.kind for f in server_faults.pending()] == ["ws_close"]
     texts, kind, code = await ws_run(local_server)
     assert code == 1011 and len(server_faults) == 0
+
+
+def test_status_fault_retry_hints_on_the_v0_routes_too(local_server):
+    # Regression: the v0 routes built only Retry-After and dropped retry_after_ms/should_retry.
+    url = local_server.base_url + "/v0/voices"
+    spec = "503;retry_after=1;retry_after_ms=250;should_retry=false"
+    resp = httpx.get(url, headers={"X-API-Key": "k", "X-Cartesia-Fault": spec}, timeout=10)
+    assert resp.status_code == 503
+    assert resp.headers["Retry-After"] == "1"
+    assert resp.headers["retry-after-ms"] == "250"
+    assert resp.headers["x-should-retry"] == "false"

@@ -61,15 +61,16 @@ Kinds: ``drop`` (abort TCP after ``after_frames`` frames; websocket client sees 
 ``stall`` (sleep ``seconds`` after ``after_frames``), ``split`` (HTTP: ``piece``-byte writes),
 ``coalesce`` (HTTP: ``frames`` frames per write, 0 = all), ``malformed`` (one non-JSON frame
 after ``after_frames``, then the generation ends without ``done``), ``status`` (answer with
-``status``, 429 with ``Retry-After: retry_after``; websockets: refused upgrade; shorthands
+``status``, 429 with ``Retry-After: retry_after``; ``retry_after_ms`` and ``should_retry``
+add ``retry-after-ms`` and ``x-should-retry``; websockets: refused upgrade; shorthands
 ``401``/``403``/``429``/``500``/``503``), ``ws_close`` (close with ``code`` after
 ``after_frames``; ``close1000``/``close1001``/``close1011``), ``ws_idle_close`` (after a
 finished generation wait ``seconds`` and close the idle socket with ``code``, default 1000).
 ``after_frames`` larger than the audio fires just before the final ``done``. split/coalesce are
 only taken by HTTP streams, ws_close/ws_idle_close only by websocket generations.
 Parameters: ``count`` (default 1, <= 0 forever), ``on`` (any/http/stream/ws/voices/
-transcriptions), ``after_frames``, ``seconds``, ``status``, ``retry_after``, ``code``, ``piece``,
-``frames``.
+transcriptions), ``after_frames``, ``seconds``, ``status``, ``retry_after``, ``retry_after_ms``,
+``should_retry``, ``code``, ``piece``, ``frames``.
 
 * Python: ``server.faults.add("stall", after_frames=1, seconds=0.5)``,
   ``server.faults.add("429", retry_after=2, count=3, on="stream")``, ``server.faults.clear()``.

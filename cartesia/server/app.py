@@ -116,10 +116,7 @@ async def _guard(request: web.Request, handler: _Handler) -> web.StreamResponse:
         return json_error(400, f"bad {FAULT_HEADER} spec: {exc}")
     if fault is not None:
         state.stats["faults_fired"] += 1
-        headers = {}
-        if fault.retry_after is not None:
-            headers["Retry-After"] = f"{fault.retry_after:g}"
-        return json_error(fault.status, f"injected fault: HTTP {fault.status}", headers)
+        return json_error(fault.status, f"injected fault: HTTP {fault.status}", fault.status_headers())
     return await handler(request)
 
 
