@@ -8,7 +8,7 @@ import json
 
 import httpx
 import pytest
-from test_current_http import RAW, _args, _want
+from test_current_http import RAW, _args, _want, aclient, client  # noqa: F401 (fixtures)
 from test_current_http_wav import _FixedBody
 from test_server_v1_http import VOICE, headers
 
@@ -22,18 +22,6 @@ def _oracle(local_server, **extra) -> bytes:
     resp = httpx.post(local_server.base_url + "/tts/bytes", json=body, headers=headers(local_server), timeout=20)
     assert resp.status_code == 200
     return resp.content
-
-
-@pytest.fixture
-def client(local_server):
-    with Cartesia(api_key=local_server.api_key, base_url=local_server.base_url, timeout=20) as c:
-        yield c
-
-
-@pytest.fixture
-async def aclient(local_server):
-    async with AsyncCartesia(api_key=local_server.api_key, base_url=local_server.base_url, timeout=20) as c:
-        yield c
 
 
 async def test_async_bytes_sends_duration(local_server, aclient):
