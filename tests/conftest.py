@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import dataclasses
+import faulthandler
 import functools
 import importlib
 import sys
@@ -60,6 +61,19 @@ def pytest_configure(config: pytest.Config) -> None:
         import cartesia._stream
 
         assert cartesia._stream.IMPLEMENTATION == "c", "compiled core required but not in use"
+
+
+#: How long the interpreter may take to exit after the session: far more than joining the
+#: client's and server's threads takes.
+EXIT_GRACE_SECONDS = 120
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # A thread that never ends keeps the interpreter from exiting after the summary, which CI only
+    # sees as its own time limit. faulthandler's watchdog (a C thread, alive during shutdown) prints
+    # every thread's stack instead and exits non-zero, so such a hang is a red run with a cause.
+    faulthandler.dump_traceback_later(EXIT_GRACE_SECONDS, exit=True, file=sys.__stderr__)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:

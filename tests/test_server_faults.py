@@ -19,6 +19,9 @@ from cartesia.server.ws_api import MALFORMED_WS_FRAME
 TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 BODY = {"transcript": "Fault injection test", "voice": "Milo"}
+# For the faults that write in small pieces: a few frames are enough, and a loaded machine reads
+# a whole sentence byte by byte too slowly.
+SHORT_BODY = {**BODY, "duration": 0.4}
 WS = "/v0/audio/websocket"
 
 
@@ -82,7 +85,9 @@ async def test_reference_stream_is_one_frame_per_write(local_server, server_faul
 
 async def test_split_writes_one_byte_pieces(local_server, server_faults):
     server_faults.add("split", on="stream")
-    body = {"transcript": "Hi", "voice": "Milo", "chunk_time": 0.5}
+    # 0.1 s of audio: about 24,000 one-byte writes (a whole word was 300,000, which took 20 s
+    # to read on a loaded CI machine).
+    body = {"transcript": "Hi", "voice": "Milo", "chunk_time": 0.05, "duration": 0.1}
     status, chunks, clean = await raw_http(local_server, body)
     assert clean and {len(c) for c in chunks} == {1}
     reference = (await raw_http(local_server, body))[1]
@@ -91,7 +96,7 @@ async def test_split_writes_one_byte_pieces(local_server, server_faults):
 
 async def test_split_piece_size_per_request_header(local_server, server_faults):
     status, chunks, clean = await raw_http(
-        local_server, BODY, {"X-Cartesia-Fault": "split;piece=7"}
+        local_server, SHORT_BODY, {"X-Cartesia-Fault": "split;piece=7"}
     )
     # Each frame is split on its own, so a frame's last piece may be shorter.
     assert clean and max(len(c) for c in chunks) == 7 and len(chunks) > 3 * len(frames_of(chunks))
@@ -335,7 +340,7 @@ async def test_transport_specific_faults_wait_for_their_transport(local_server, 
     texts, kind, code = await ws_run(local_server)
     assert kind is None and [f.kind for f in server_faults.pending()] == ["split"]
     server_faults.add("close1011")
-    status, chunks, clean = await raw_http(local_server, BODY)
+    status, chunks, clean = await raw_http(local_server, SHORT_BODY)
     assert clean and max(len(c) for c in chunks) == 5
     assert [f.kind for f in server_faults.pending()] == ["ws_close"]
     texts, kind, code = await ws_run(local_server)

@@ -427,5 +427,7 @@ async def test_realtime_pace_over_http(make_server):
         t_all = loop.time() - start
     frames = split_json_objects(first + rest)
     seconds = sum(f["length"] for f in frames) / 44100
-    assert 0.15 <= t_first < 1.0
+    # Lower bounds only: pacing guarantees them, while an upper bound measures the machine's load
+    # (a loaded CI machine took 1.002 s to read the first chunk).
+    assert t_first >= 0.15
     assert t_all >= 0.15 + seconds - 0.15 and frames[-1]["done"] is True
