@@ -89,9 +89,23 @@ after the test), ``make_server(**LocalServer kwargs)`` (extra servers, stopped a
 ``seed_client_path`` (session: a directory holding the official cartesia 0.0.5 for PYTHONPATH).
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .config import DEFAULT_API_KEY, ServerConfig
-from .embed import LocalServer
 from .faults import FAULT_KINDS, Fault, FaultController, FaultSpecError, parse_fault_spec
+
+if TYPE_CHECKING:
+    from .embed import LocalServer
+
+
+def __getattr__(name: str) -> Any:
+    # LocalServer brings the whole application (aiohttp, numpy, the engines); `python -m
+    # cartesia.server` imports this package first and must answer a usage error without it.
+    if name == "LocalServer":
+        from .embed import LocalServer
+
+        return LocalServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "LocalServer",

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
-from typing import List, Optional, Sequence
+from typing import TYPE_CHECKING, List, Optional, Sequence
 
 from .._cli_args import (
     EXIT_USAGE,
@@ -17,14 +17,16 @@ from .._cli_args import (
     positive_int,
     positive_seconds,
 )
-from .app import create_app
 from .config import PACES, ServerConfig
 from .engines import ENGINE_NAMES
 from .faults import Fault, parse_fault_spec
 from .hints import client_hints
-from .runner import AppServer
-from .state import STATE_KEY
-from .tls import TLSError, TLSMaterial, server_tls
+
+if TYPE_CHECKING:
+    from .tls import TLSMaterial
+
+# The application (aiohttp, numpy, the engines) is imported only once the arguments are valid, so a
+# usage error answers at once instead of after a second of imports.
 
 __all__ = ["build_parser", "main"]
 
@@ -35,7 +37,7 @@ def build_parser(prog: str = "cartesia serve") -> argparse.ArgumentParser:
     """The argument parser (shared with ``cartesia serve``)."""
     parser = OneLineParser(
         prog=prog,
-        description="Run a local server that speaks the Cartesia v0 API (offline speech).",
+        description="Run a local server that speaks the Cartesia API, current and v0 (offline speech).",
         epilog="exit codes: 0 after SIGINT/SIGTERM, 2 bad arguments or an address it cannot listen on",
     )
     add = parser.add_argument
@@ -100,6 +102,10 @@ async def _serve(
     faults: List[Fault],
     tls: Optional[TLSMaterial] = None,
 ) -> None:
+    from .app import create_app
+    from .runner import AppServer
+    from .state import STATE_KEY
+
     app = create_app(config)
     app[STATE_KEY].faults.extend(faults)
     ssl_context = tls.server_context if tls is not None else None
@@ -185,6 +191,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error("--cert, --key and --ca-out need --tls")
     tls = None
     if args.tls:
+        from .tls import TLSError, server_tls
+
         try:
             tls = server_tls(args.cert, args.key, args.ca_out)
         except TLSError as exc:
