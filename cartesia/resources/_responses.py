@@ -430,12 +430,18 @@ class SSEStream:
         try:
             while True:
                 try:
-                    for data in iter_guarded(self.response, self._where):
+                    body = iter_guarded(self.response, self._where)
+                    for data in body:
                         for event in self._events(data):
                             delivered = True
-                            yield event
                             if event.type in ("done", "error"):
+                                # The body ends right after its last event: read that end
+                                # first, so the connection goes back to the pool even when the
+                                # caller stops at this event.
+                                body.finish()
+                                yield event
                                 return
+                            yield event
                     break
                 except Exception as exc:  # noqa: BLE001 - the shared rule decides, else re-raised
                     fresh = None if delivered or self._resend is None else self._resend(exc)
@@ -474,12 +480,15 @@ class AsyncSSEStream(SSEStream):
         try:
             while True:
                 try:
-                    async for data in aiter_guarded(self.response, self._where):
+                    body = aiter_guarded(self.response, self._where)
+                    async for data in body:
                         for event in self._events(data):
                             delivered = True
-                            yield event
                             if event.type in ("done", "error"):
+                                await body.finish()  # as in SSEStream.__iter__
+                                yield event
                                 return
+                            yield event
                     break
                 except Exception as exc:  # noqa: BLE001 - the shared rule decides, else re-raised
                     fresh = None if delivered or self._resend is None else await self._resend(exc)
