@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any, AsyncIterator, Callable, Dict, Iterator, List
 
+import httpx
 import pytest
 from current_ws_support import async_conn, defaults, sync_conn
-from test_client_support import async_client, sync_client, voice  # noqa: F401  (fixture)
+from test_client_support import async_client, run_isolated, sync_client, voice  # noqa: F401  (fixture)
 from test_server_v1_http import VOICE
 
 from cartesia import AsyncCartesia, Cartesia
+from cartesia._client.transport.http_sync import install_cookie_filter
 
 TEXT = "Hello there. How are you today?"  # several frames of 0.1 s
 FORMAT = {"container": "raw", "encoding": "pcm_f32le", "sample_rate": 44100}
@@ -173,3 +175,27 @@ async def test_async_first_audio_arrives_while_the_server_stalls(
         await audio.aclose()  # type: ignore[attr-defined]
         for c in reversed(closers):
             await c.close()
+
+
+# --- what the HTTP clients skip between the response head and the first audio -------------------
+
+
+@pytest.mark.parametrize("client_class", [httpx.Client, httpx.AsyncClient])
+def test_cookies_set_by_a_response_are_still_kept(client_class: Any) -> None:
+    # The jar skips responses without Set-Cookie (most of them): one that sets one still counts.
+    client = client_class()
+    try:
+        install_cookie_filter(client)
+        request = client.build_request("GET", "http://tts.example.test/v0/voices")
+        client.cookies.extract_cookies(httpx.Response(200, request=request))
+        assert len(client.cookies) == 0
+        client.cookies.extract_cookies(
+            httpx.Response(200, headers={"set-cookie": "lb=node-2; Path=/"}, request=request)
+        )
+        assert client.cookies.get("lb") == "node-2"
+        assert "lb=node-2" in client.build_request("GET", "http://tts.example.test/x").headers["cookie"]
+    finally:
+        if isinstance(client, httpx.Client):
+            client.close()
+        else:
+            run_isolated(client.aclose())

@@ -22,6 +22,7 @@ from .._client.transport.http_sync import (
     _END_WAIT,
     _install_phase_backend,
     _Phase,
+    install_cookie_filter,
     iter_raw_body,
     raw_body,
 )
@@ -166,6 +167,7 @@ class SyncHttp(_Base):
             if self._client is None or self._client.is_closed:
                 self._client = httpx.Client(timeout=self.config.timeout)
                 _install_phase_backend(self._client)  # reads obey a call's phase limits
+                install_cookie_filter(self._client)
             return self._client
 
     def send(
@@ -238,6 +240,7 @@ class AsyncHttp(_Base):
     def client(self) -> httpx.AsyncClient:
         if self._client is None or self._client.is_closed:
             self._client = httpx.AsyncClient(timeout=self.config.timeout)
+            install_cookie_filter(self._client)
         return self._client
 
     async def send(
