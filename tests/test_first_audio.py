@@ -14,6 +14,7 @@ from test_server_v1_http import VOICE
 
 from cartesia import AsyncCartesia, Cartesia
 from cartesia._client.transport.http_sync import install_cookie_filter
+from cartesia.streaming import AudioBuffer
 
 TEXT = "Hello there. How are you today?"  # several frames of 0.1 s
 FORMAT = {"container": "raw", "encoding": "pcm_f32le", "sample_rate": 44100}
@@ -199,3 +200,77 @@ def test_cookies_set_by_a_response_are_still_kept(client_class: Any) -> None:
             client.close()
         else:
             run_isolated(client.aclose())
+
+
+# --- the first frame of a read goes out before the frames that came with it are decoded ---------
+
+LONG = "Long enough for a dozen frames of audio, all of them written at once by the server."
+
+
+def _first_chunk_and_buffer(chunks: Iterator[Any], buffer: AudioBuffer) -> Any:
+    for chunk in chunks:
+        samples = chunk.get("samples") if isinstance(chunk, dict) else getattr(chunk, "samples", None)
+        if samples:
+            return samples, len(buffer)
+    raise AssertionError("no audio")
+
+
+def test_sync_first_frame_of_a_burst_is_handed_over_before_the_rest_is_decoded(
+    local_server: Any, server_faults: Any, voice: list
+) -> None:
+    # The whole body in one write: the first reads hold many frames. The sink (decoded into by
+    # the parser) shows what was decoded when the first chunk reached the caller.
+    server_faults.add("coalesce", on="stream")
+    client = sync_client(local_server)
+    try:
+        buffer = AudioBuffer()
+        stream = client.generate(transcript=LONG, voice=voice, stream=True, websocket=False, sink=buffer)
+        samples, decoded = _first_chunk_and_buffer(iter(stream), buffer)
+        assert decoded == samples, (decoded, samples)
+        rest = sum(c["samples"] for c in stream)
+        assert len(buffer) == samples + rest and rest > 4 * samples
+    finally:
+        client.close()
+
+
+async def test_async_first_frame_of_a_burst_is_handed_over_before_the_rest_is_decoded(
+    local_server: Any, server_faults: Any, voice: list
+) -> None:
+    server_faults.add("coalesce", on="stream")
+    client = async_client(local_server)
+    try:
+        buffer = AudioBuffer()
+        stream = await client.generate(transcript=LONG, voice=voice, stream=True, websocket=False, sink=buffer)
+        first = None
+        async for chunk in stream:
+            if first is None and chunk["samples"]:
+                first = (chunk["samples"], len(buffer))
+        assert first is not None and first[0] == first[1], first
+        assert len(buffer) > 5 * first[0]
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_sse_first_event_of_a_burst_is_handed_over_before_the_rest_is_decoded(
+    local_server: Any, server_faults: Any, mode: str
+) -> None:
+    server_faults.add("coalesce", on="stream")
+    args = dict(CURRENT, transcript=LONG)
+    buffer = AudioBuffer()
+    client_args = dict(api_key=local_server.api_key, base_url=local_server.base_url, timeout=WAIT_S)
+    if mode == "sync":
+        with Cartesia(**client_args) as client:
+            seen = [(e.type, len(buffer)) for e in client.tts.generate_sse(**args, sink=buffer)]
+    else:
+
+        async def main() -> List[Any]:
+            async with AsyncCartesia(**client_args) as client:
+                return [(e.type, len(buffer)) async for e in await client.tts.generate_sse(**args, sink=buffer)]
+
+        seen = run_isolated(main())
+    decoded_at_chunk = [n for kind, n in seen if kind == "chunk"]
+    assert seen[-1][0] == "done" and len(decoded_at_chunk) > 5
+    # One frame in the sink when the first chunk event was handed over, not the whole read.
+    per_frame = len(buffer) / len(decoded_at_chunk)
+    assert decoded_at_chunk[0] <= 1.5 * per_frame, (decoded_at_chunk[:3], per_frame)

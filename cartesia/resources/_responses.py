@@ -415,8 +415,14 @@ class SSEStream:
         """The stream itself (what 4.2.0's ``with_*_response.generate_sse(...).parse()`` returns)."""
         return self
 
-    def _events(self, data: Optional[bytes]) -> List[TTSSSEEvent]:
-        events = self._decoder.close() if data is None else self._decoder.feed(data)
+    def _events_of(self, data: bytes) -> Iterator[TTSSSEEvent]:
+        """The events of one read; the first ones go out before the rest of the read is decoded."""
+        decoder = self._decoder
+        yield from self._events(decoder.feed(data))
+        while decoder.pending:
+            yield from self._events(decoder.feed_pending())
+
+    def _events(self, events: List[Any]) -> List[TTSSSEEvent]:
         out = [sse_event(e) for e in events]
         for event in out:
             if event.type == "chunk":
@@ -432,7 +438,7 @@ class SSEStream:
                 try:
                     body = iter_guarded(self.response, self._where)
                     for data in body:
-                        for event in self._events(data):
+                        for event in self._events_of(data):
                             delivered = True
                             if event.type in ("done", "error"):
                                 # The body ends right after its last event: read that end
@@ -449,7 +455,7 @@ class SSEStream:
                         raise
                     self.response.close()
                     self._restart(fresh)
-            yield from self._events(None)
+            yield from self._events(self._decoder.close())
         except GeneratorExit:
             self._tracker.finish("cancelled")
             raise
@@ -482,7 +488,7 @@ class AsyncSSEStream(SSEStream):
                 try:
                     body = aiter_guarded(self.response, self._where)
                     async for data in body:
-                        for event in self._events(data):
+                        for event in self._events_of(data):
                             delivered = True
                             if event.type in ("done", "error"):
                                 await body.finish()  # as in SSEStream.__iter__
@@ -496,7 +502,7 @@ class AsyncSSEStream(SSEStream):
                         raise
                     await self.response.aclose()
                     self._restart(fresh)
-            for event in self._events(None):
+            for event in self._events(self._decoder.close()):
                 yield event
         except GeneratorExit:
             self._tracker.finish("cancelled")

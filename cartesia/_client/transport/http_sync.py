@@ -405,6 +405,10 @@ class HttpStreamAttempt:
         error: Optional[BaseException] = None
         raw = self._raw
         try:
+            if self._decoder.pending:
+                # The rest of the read whose first frame went out (no I/O: the views on the
+                # read buffer are valid until the next read).
+                return self._decoder.feed_pending()
             if raw is not None:
                 left = self._gen.wait_limit()
                 pieces = raw.read(None if left is None else max(_MIN_WAIT, left))
