@@ -101,8 +101,10 @@ def matrix(
     streams: Optional[Tuple[int, ...]] = None,
     seconds: Optional[float] = None,
     transports: Tuple[str, ...] = TRANSPORTS,
+    ttfa_rounds: Optional[int] = None,
 ) -> List[Case]:
-    """The cases of a full or a quick run (``streams``/``seconds`` override the stream cells)."""
+    """The cases of a full or a quick run (``streams``/``seconds`` override the stream cells,
+    ``ttfa_rounds`` the generations of each ttfa case)."""
     cases: List[Case] = []
     # Enough audio per cell that CPU time is well above timer and scheduling noise.
     seconds = seconds or (8.0 if quick else 20.0)
@@ -115,7 +117,7 @@ def matrix(
     for rtt in (0.0, RTT_MS):
         for transport in (transports if not rtt else [t for t in ("ws", "http") if t in transports]):
             for mode in ("sync", "async"):
-                n = (10 if quick else 30) if not rtt else (8 if quick else 15)
+                n = ttfa_rounds or ((10 if quick else 30) if not rtt else (8 if quick else 15))
                 cases.append(Case("ttfa", mode, transport, 1, n, 1.0, rtt_ms=rtt))
     minutes = 2.0 if quick else 10.0
     # Six letters and a space at 65 and 45 ms: ~0.435 s per "speech " word.
@@ -292,6 +294,11 @@ def _summarise(case: Case, m: Dict[str, Any]) -> None:
     m["added_p95_us"] = 1e6 * _pct(added, 0.95) if added else None
     last = m.pop("after_last_read_s", None) or []
     m["after_last_read_median_us"] = 1e6 * statistics.median(last) if last else None
+    cpu = m.pop("added_cpu_s", None) or []
+    m["added_cpu_median_us"] = 1e6 * statistics.median(cpu) if cpu else None
+    m["added_cpu_p95_us"] = 1e6 * _pct(cpu, 0.95) if cpu else None
+    reads = m.pop("reads_before_audio", None) or []
+    m["reads_before_audio_median"] = statistics.median(reads) if reads else None
     t = m.get("ttfa_s") or []
     m["ttfa_median_ms"] = 1000 * statistics.median(t) if t else None
     m["ttfa_p95_ms"] = 1000 * _pct(t, 0.95) if t else None
@@ -313,8 +320,11 @@ def run_all(
     **matrix_options: Any,
 ) -> Dict[str, Any]:
     """Run the matrix; returns the JSON-able results (also the machine and the timings)."""
-    seed_python()  # install the official clients before the clock starts
-    official_python()
+    # Install the official clients (those this run uses) before the clock starts.
+    if not impls or "seed" in impls:
+        seed_python()
+    if not impls or any(i.startswith("o420") for i in impls):
+        official_python()
     RAW_DIR.mkdir(parents=True, exist_ok=True)
     cases = [c for c in matrix(quick, **matrix_options) if not only or only in c.key]
     results: List[Result] = []
@@ -364,6 +374,13 @@ def _line(r: Result) -> str:
         f"added p50 {_fmt(m.get('added_median_us'), '6.0f')} us",
         f"rss {m['process_peak_rss_mb']:6.1f} MB",
     ]
+    if c["scenario"] == "ttfa":
+        parts[-1:-1] = [
+            f"p95 {_fmt(m.get('added_p95_us'), '6.0f')} us",
+            f"cpu {_fmt(m.get('added_cpu_median_us'), '5.0f')} us",
+            f"after last read {_fmt(m.get('after_last_read_median_us'), '5.0f')} us",
+            f"reads {_fmt(m.get('reads_before_audio_median'), '.0f')}",
+        ]
     if c["scenario"] == "memory":
         parts.append(f"peak growth {m['peak_growth_mb']:.1f} MB = {m['peak_over_audio']:.2f}x audio")
     if r.problems:
@@ -381,6 +398,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--seconds", type=float, help="audio seconds per streamed generation")
     ap.add_argument("--transports", help=f"comma-separated subset of {','.join(TRANSPORTS)}")
     ap.add_argument("--impls", help=f"comma-separated subset of {','.join(IMPLS)}")
+    ap.add_argument("--ttfa-rounds", type=int, help="generations per ttfa case (default 30, 10 in --quick)")
     args = ap.parse_args(argv)
     data = run_all(
         args.quick,
@@ -390,6 +408,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         streams=tuple(int(x) for x in args.streams.split(",")) if args.streams else None,
         seconds=args.seconds,
         transports=tuple(args.transports.split(",")) if args.transports else TRANSPORTS,
+        ttfa_rounds=args.ttfa_rounds,
     )
     out = args.out or RAW_DIR / time.strftime("e2e-%Y%m%dT%H%M%S.json")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -79,27 +79,39 @@ def gen_kwargs(transcript, duration, voice, websocket, stream):
 
 FIRST_BYTE = [None]  # perf_counter of the first non-empty read since the last reset
 LAST_BYTE = [None]  # ... and of the latest one
+FIRST_CPU = [None]  # process CPU time (all threads) at that first read
+READS = [0]  # non-empty network reads since the last reset
+cpu_now = time.process_time
 
 
 def install_socket_clock():
-    """Time every socket read of this process (all clients read through ``socket.socket``)."""
+    """Time every network read of this process (all clients read through ``socket.socket``).
+
+    Only TCP sockets count: an asyncio loop also reads its self-pipe (a ``socketpair``) each time
+    another thread wakes it (aiohttp's proxy and netrc look-ups, anyio's worker threads), and those
+    one-byte reads, often before the request is even sent, are no answer of the server.
+    """
     cls = socket.socket
     recv, recv_into = cls.recv, cls.recv_into
+    tcp = (socket.AF_INET, socket.AF_INET6)
+
+    def mark():
+        LAST_BYTE[0] = perf()
+        READS[0] += 1
+        if FIRST_BYTE[0] is None:
+            FIRST_BYTE[0] = LAST_BYTE[0]
+            FIRST_CPU[0] = cpu_now()
 
     def timed_recv(self, *args):
         data = recv(self, *args)
-        if data:
-            LAST_BYTE[0] = perf()
-            if FIRST_BYTE[0] is None:
-                FIRST_BYTE[0] = LAST_BYTE[0]
+        if data and self.family in tcp:
+            mark()
         return data
 
     def timed_recv_into(self, *args):
         n = recv_into(self, *args)
-        if n:
-            LAST_BYTE[0] = perf()
-            if FIRST_BYTE[0] is None:
-                FIRST_BYTE[0] = LAST_BYTE[0]
+        if n and self.family in tcp:
+            mark()
         return n
 
     cls.recv, cls.recv_into = timed_recv, timed_recv_into
@@ -108,9 +120,23 @@ def install_socket_clock():
 # --- one generation ------------------------------------------------------------------------------
 
 
-def sync_stream(api, client, duration):
-    """Audio bytes, time to first audio, and the client's own share of it (first read -> audio)."""
+def _added(t):
+    """The client's share of the first audio at ``t``: (wall time since the first read of the
+    answer, wall time since the last read, process CPU time since the first read, reads taken),
+    or None before any read (the socket clock is off outside the ttfa scenario)."""
+    if FIRST_BYTE[0] is None:
+        return None
+    return t - FIRST_BYTE[0], t - LAST_BYTE[0], cpu_now() - FIRST_CPU[0], READS[0]
+
+
+def _reset_clock():
     FIRST_BYTE[0] = None
+    READS[0] = 0
+
+
+def sync_stream(api, client, duration):
+    """Audio bytes, time to first audio, and the client's own share of it (see ``_added``)."""
+    _reset_clock()
     t0 = perf()
     first = added = None
     n = 0
@@ -118,13 +144,13 @@ def sync_stream(api, client, duration):
         if first is None and audio:
             t = perf()
             first = t - t0
-            added = (t - FIRST_BYTE[0], t - LAST_BYTE[0]) if FIRST_BYTE[0] is not None else None
+            added = _added(t)
         n += len(audio)
     return n, first, added
 
 
 async def async_stream(api, client, duration):
-    FIRST_BYTE[0] = None
+    _reset_clock()
     t0 = perf()
     first = added = None
     n = 0
@@ -132,7 +158,7 @@ async def async_stream(api, client, duration):
         if first is None and audio:
             t = perf()
             first = t - t0
-            added = (t - FIRST_BYTE[0], t - LAST_BYTE[0]) if FIRST_BYTE[0] is not None else None
+            added = _added(t)
         n += len(audio)
     return n, first, added
 
@@ -236,7 +262,7 @@ def scenario_stream(cfg, voice):
 def scenario_ttfa(cfg, voice):
     install_socket_clock()
     api = Adapter(cfg, voice)
-    ttfa, added, after_last, sizes, errors = [], [], [], [], []
+    ttfa, added, after_last, added_cpu, reads, sizes, errors = [], [], [], [], [], [], []
 
     def record(r):
         n, first, add = r
@@ -245,6 +271,8 @@ def scenario_ttfa(cfg, voice):
         if add is not None:
             added.append(add[0])
             after_last.append(add[1])
+            added_cpu.append(add[2])
+            reads.append(add[3])
 
     if cfg["mode"] == "sync":
         client = api.new(False)
@@ -274,7 +302,8 @@ def scenario_ttfa(cfg, voice):
 
         cpu = asyncio.run(main())
     return {"cpu_s": cpu, "audio_bytes": sizes, "ttfa_s": ttfa, "added_s": added,
-            "after_last_read_s": after_last, "errors": errors,
+            "after_last_read_s": after_last, "added_cpu_s": added_cpu, "reads_before_audio": reads,
+            "errors": errors,
             "ws_extensions": api.extensions}
 
 

@@ -18,7 +18,14 @@ from .._client.generation import Deadline, Timeouts
 from .._client.metrics import GenerationMetrics
 from .._client.retry import Attempts
 from .._client.transport.http_async import bounded
-from .._client.transport.http_sync import _install_phase_backend, _Phase, iter_raw_body, raw_body
+from .._client.transport.http_sync import (
+    _END_WAIT,
+    _install_phase_backend,
+    _Phase,
+    install_cookie_filter,
+    iter_raw_body,
+    raw_body,
+)
 from ..protocol import v1
 from ..protocol.v1 import HttpRequest
 from .config import DEFAULT, CurrentConfig, merge_headers, to_httpx_timeout
@@ -30,6 +37,8 @@ __all__ = [
     "AsyncResend",
     "iter_guarded",
     "aiter_guarded",
+    "GuardedBody",
+    "AsyncGuardedBody",
     "phase_deadline",
 ]
 
@@ -158,6 +167,7 @@ class SyncHttp(_Base):
             if self._client is None or self._client.is_closed:
                 self._client = httpx.Client(timeout=self.config.timeout)
                 _install_phase_backend(self._client)  # reads obey a call's phase limits
+                install_cookie_filter(self._client)
             return self._client
 
     def send(
@@ -230,6 +240,7 @@ class AsyncHttp(_Base):
     def client(self) -> httpx.AsyncClient:
         if self._client is None or self._client.is_closed:
             self._client = httpx.AsyncClient(timeout=self.config.timeout)
+            install_cookie_filter(self._client)
         return self._client
 
     async def send(
@@ -322,44 +333,94 @@ class AsyncResend:
         return await self._send()
 
 
-def iter_guarded(response: httpx.Response, where: Where, chunk_size: Optional[int] = None) -> Iterator[bytes]:
-    """The body's bytes as they arrive; a transport failure raises our typed error.
+class GuardedBody:
+    """The body's bytes as they arrive (an iterator); a transport failure raises our typed error.
 
     With ``where.deadline`` each read waits only as long as the current phase allows and a
     limit that ran out raises its own typed timeout.
     """
-    deadline = where.deadline
-    raw = raw_body(response) if chunk_size is None else None  # large reads past h11
-    chunks = iter_raw_body(response, raw) if raw is not None else response.iter_bytes(chunk_size)
-    while True:
+
+    def __init__(self, response: httpx.Response, where: Where, chunk_size: Optional[int] = None) -> None:
+        self._where = where
+        raw = raw_body(response) if chunk_size is None else None  # large reads past h11
+        self._chunks: Iterator[bytes] = (
+            iter_raw_body(response, raw) if raw is not None else response.iter_bytes(chunk_size)
+        )
+
+    def __iter__(self) -> GuardedBody:
+        return self
+
+    def __next__(self) -> bytes:
+        deadline = self._where.deadline
         try:
             with _phase(deadline):  # type: ignore[arg-type]
-                data = next(chunks, None)
+                data = next(self._chunks, None)
         except Exception as exc:  # noqa: BLE001
-            raise map_exception(exc, where) from exc
+            raise map_exception(exc, self._where) from exc
         if data is None:
-            return
+            raise StopIteration
         if deadline is not None:
             deadline.audio()  # type: ignore[attr-defined]
-        yield data
+        return data
+
+    def finish(self) -> None:
+        """Read the end of a body whose last event came, so its connection serves the next call.
+
+        The server ends the body right after that event; if the end takes longer than
+        ``_END_WAIT`` (or the read fails) the connection is left to be closed. Never raises.
+        """
+        end = time.monotonic() + _END_WAIT
+        try:
+            with _Phase(lambda: end - time.monotonic()):
+                for _ in self._chunks:
+                    if time.monotonic() >= end:
+                        return
+        except Exception:  # noqa: BLE001 - the connection is then closed: nothing is lost
+            pass
 
 
-async def aiter_guarded(
-    response: httpx.Response, where: Where, chunk_size: Optional[int] = None
-) -> AsyncIterator[bytes]:
-    """As :func:`iter_guarded`, for an async response."""
-    deadline = where.deadline
-    chunks = response.aiter_bytes(chunk_size).__aiter__()
-    while True:
+class AsyncGuardedBody:
+    """As :class:`GuardedBody`, for an async response (an async iterator)."""
+
+    def __init__(self, response: httpx.Response, where: Where, chunk_size: Optional[int] = None) -> None:
+        self._where = where
+        self._chunks: AsyncIterator[bytes] = response.aiter_bytes(chunk_size).__aiter__()
+
+    def __aiter__(self) -> AsyncGuardedBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        deadline = self._where.deadline
         try:
             if deadline is None:
-                data = await chunks.__anext__()
+                data = await self._chunks.__anext__()
             else:
-                data = await bounded(chunks.__anext__(), deadline.remaining())  # type: ignore[attr-defined]
+                data = await bounded(self._chunks.__anext__(), deadline.remaining())  # type: ignore[attr-defined]
         except StopAsyncIteration:
-            return
+            raise
         except Exception as exc:  # noqa: BLE001
-            raise map_exception(exc, where) from exc
+            raise map_exception(exc, self._where) from exc
         if deadline is not None:
             deadline.audio()  # type: ignore[attr-defined]
-        yield data
+        return data
+
+    async def finish(self) -> None:
+        """As :meth:`GuardedBody.finish`."""
+        try:
+            await bounded(self._drain(), _END_WAIT)
+        except Exception:  # noqa: BLE001 - the connection is then closed: nothing is lost
+            pass
+
+    async def _drain(self) -> None:
+        async for _ in self._chunks:
+            pass
+
+
+def iter_guarded(response: httpx.Response, where: Where, chunk_size: Optional[int] = None) -> GuardedBody:
+    """The body's bytes as they arrive (see :class:`GuardedBody`)."""
+    return GuardedBody(response, where, chunk_size)
+
+
+def aiter_guarded(response: httpx.Response, where: Where, chunk_size: Optional[int] = None) -> AsyncGuardedBody:
+    """As :func:`iter_guarded`, for an async response."""
+    return AsyncGuardedBody(response, where, chunk_size)

@@ -22,6 +22,13 @@ class StreamDecoder(Protocol):
     def feed_pieces(self, pieces: Sequence[Any]) -> List[Event]:
         """As ``feed``, for consecutive pieces of the body (views on one read)."""
 
+    @property
+    def pending(self) -> bool:
+        """Part of the last read is not decoded yet: ``feed_pending`` before reading more."""
+
+    def feed_pending(self) -> List[Event]:
+        """The events of what is left of the last read."""
+
     def close(self) -> List[Event]:
         """The last events; raises ``TruncatedStreamError`` for a body cut short."""
 

@@ -415,8 +415,14 @@ class SSEStream:
         """The stream itself (what 4.2.0's ``with_*_response.generate_sse(...).parse()`` returns)."""
         return self
 
-    def _events(self, data: Optional[bytes]) -> List[TTSSSEEvent]:
-        events = self._decoder.close() if data is None else self._decoder.feed(data)
+    def _events_of(self, data: bytes) -> Iterator[TTSSSEEvent]:
+        """The events of one read; the first ones go out before the rest of the read is decoded."""
+        decoder = self._decoder
+        yield from self._events(decoder.feed(data))
+        while decoder.pending:
+            yield from self._events(decoder.feed_pending())
+
+    def _events(self, events: List[Any]) -> List[TTSSSEEvent]:
         out = [sse_event(e) for e in events]
         for event in out:
             if event.type == "chunk":
@@ -430,12 +436,18 @@ class SSEStream:
         try:
             while True:
                 try:
-                    for data in iter_guarded(self.response, self._where):
-                        for event in self._events(data):
+                    body = iter_guarded(self.response, self._where)
+                    for data in body:
+                        for event in self._events_of(data):
                             delivered = True
-                            yield event
                             if event.type in ("done", "error"):
+                                # The body ends right after its last event: read that end
+                                # first, so the connection goes back to the pool even when the
+                                # caller stops at this event.
+                                body.finish()
+                                yield event
                                 return
+                            yield event
                     break
                 except Exception as exc:  # noqa: BLE001 - the shared rule decides, else re-raised
                     fresh = None if delivered or self._resend is None else self._resend(exc)
@@ -443,7 +455,7 @@ class SSEStream:
                         raise
                     self.response.close()
                     self._restart(fresh)
-            yield from self._events(None)
+            yield from self._events(self._decoder.close())
         except GeneratorExit:
             self._tracker.finish("cancelled")
             raise
@@ -474,12 +486,15 @@ class AsyncSSEStream(SSEStream):
         try:
             while True:
                 try:
-                    async for data in aiter_guarded(self.response, self._where):
-                        for event in self._events(data):
+                    body = aiter_guarded(self.response, self._where)
+                    async for data in body:
+                        for event in self._events_of(data):
                             delivered = True
-                            yield event
                             if event.type in ("done", "error"):
+                                await body.finish()  # as in SSEStream.__iter__
+                                yield event
                                 return
+                            yield event
                     break
                 except Exception as exc:  # noqa: BLE001 - the shared rule decides, else re-raised
                     fresh = None if delivered or self._resend is None else await self._resend(exc)
@@ -487,7 +502,7 @@ class AsyncSSEStream(SSEStream):
                         raise
                     await self.response.aclose()
                     self._restart(fresh)
-            for event in self._events(None):
+            for event in self._events(self._decoder.close()):
                 yield event
         except GeneratorExit:
             self._tracker.finish("cancelled")

@@ -162,6 +162,8 @@ class AsyncHttpStreamAttempt:
         assert self._response is not None
         error: Optional[BaseException] = None
         try:
+            if self._decoder.pending:
+                return self._decoder.feed_pending()  # the rest of the read of the first frame
             content = self._response.content
             # What arrived already is taken without a wait (no timer, no task switch).
             data = content.read_nowait()

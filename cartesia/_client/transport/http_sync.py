@@ -23,7 +23,14 @@ from ..generation import Deadline, Generation, out_of_connect_time
 from ..retry import Attempts, RetryPolicy
 from .chunked import ChunkedBody
 
-__all__ = ["SyncHttp", "HttpStreamAttempt", "raw_body", "iter_raw_body", "release_raw"]
+__all__ = [
+    "SyncHttp",
+    "HttpStreamAttempt",
+    "raw_body",
+    "iter_raw_body",
+    "release_raw",
+    "install_cookie_filter",
+]
 
 _PHASE = threading.local()  # .limit: Callable[[], Optional[float]] of the call reading now
 _MIN_WAIT = 1e-3  # a zero socket timeout would mean "non-blocking", not "expired"
@@ -201,6 +208,30 @@ def _install_phase_backend(client: httpx.Client) -> None:
             pool._network_backend = _PhaseBackend()  # noqa: SLF001
 
 
+class _SetCookiesOnly(httpx.Cookies):
+    """The client's cookie jar, which only looks at responses that set a cookie.
+
+    httpx hands every response to ``extract_cookies``, which wraps the request and the response
+    in ``urllib`` shims before the jar finds no ``Set-Cookie``: tens of µs between the response
+    head and the first audio of every generation. Cookies that are set are kept as before.
+    """
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        if "set-cookie" in response.headers:
+            super().extract_cookies(response)
+
+
+def install_cookie_filter(client: Any) -> None:
+    """Give an ``httpx.Client``/``AsyncClient`` the jar of :class:`_SetCookiesOnly` (same cookies).
+
+    httpx has no public hook for it (the ``cookies`` setter copies into a plain jar); without
+    the private attribute (another httpx) the client keeps its own jar.
+    """
+    cookies = getattr(client, "_cookies", None)
+    if isinstance(cookies, httpx.Cookies) and not isinstance(cookies, _SetCookiesOnly):
+        client._cookies = _SetCookiesOnly(cookies.jar)  # noqa: SLF001
+
+
 class _Phase:
     """Within the block, this thread's reads wait at most ``limit()`` seconds."""
 
@@ -245,6 +276,7 @@ class SyncHttp:
                     limits=httpx.Limits(max_connections=self._max_connections)
                 )
                 _install_phase_backend(self._client)
+                install_cookie_filter(self._client)
             return self._client
 
     def url(self, request: HttpRequest) -> str:
@@ -373,6 +405,10 @@ class HttpStreamAttempt:
         error: Optional[BaseException] = None
         raw = self._raw
         try:
+            if self._decoder.pending:
+                # The rest of the read whose first frame went out (no I/O: the views on the
+                # read buffer are valid until the next read).
+                return self._decoder.feed_pending()
             if raw is not None:
                 left = self._gen.wait_limit()
                 pieces = raw.read(None if left is None else max(_MIN_WAIT, left))
