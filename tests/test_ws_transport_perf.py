@@ -60,6 +60,9 @@ def test_fragmented_messages_are_assembled_and_routed(fragmenting_server: str) -
             assert isinstance(payload, bytes)  # undecoded, whatever the websockets version
             assert json.loads(payload) == {"context_id": slot.id, "done": True, "data": ""}
         assert sock.router.dropped_frames == 0 and sock.is_open()
+        with pytest.raises(RuntimeError, match="routed"):  # a clear error, never a wait forever
+            assert sock.conn is not None
+            sock.conn.recv()
     finally:
         sock.close()
     assert not sock.is_open()

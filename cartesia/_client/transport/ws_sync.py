@@ -88,6 +88,13 @@ class RoutedConnection(ClientConnection):
         finally:
             self.on_end()
 
+    def recv(self, *args: Any, **kwargs: Any) -> Any:
+        """Not available: messages go to the contexts (a ``recv()`` here would wait forever)."""
+        raise RuntimeError(
+            "this websocket's messages are routed to its generations' contexts; "
+            "read them through generate() (or a context's receive()), not recv()"
+        )
+
     def closed_exception(self) -> ConnectionClosed:
         """What ended the connection, as ``recv()`` would have raised it."""
         try:
