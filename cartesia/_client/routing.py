@@ -9,6 +9,7 @@ between the sync and the async transport, so they are handed in (``make_slot``).
 from __future__ import annotations
 
 import asyncio
+import collections
 import queue
 import threading
 import time
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import (
     Any,
     Callable,
+    Deque,
     Dict,
     Generic,
     Iterator,
@@ -27,6 +29,7 @@ from typing import (
 
 __all__ = [
     "Slot",
+    "FrameQueue",
     "SyncSlot",
     "AsyncSlot",
     "Router",
@@ -69,12 +72,90 @@ class Slot:
         return item  # type: ignore[return-value]
 
 
+class FrameQueue:
+    """A bounded FIFO for one reader and one consumer thread, cheaper per frame than ``queue.Queue``.
+
+    Taking a frame that is already there and putting one nobody waits for touch no lock (a
+    ``deque``'s ``append``/``popleft`` are atomic); the condition is only used to wait and to wake
+    a waiting consumer (or a reader waiting for room). It has ``queue.Queue``'s methods and
+    exceptions, so an inbox ``queue.Queue`` can stand in for it.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._items: Deque[object] = collections.deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._getting = False  # a consumer waits for an item
+        self._putting = False  # a reader waits for room
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def put_nowait(self, item: object) -> None:
+        if len(self._items) >= self.maxsize:
+            raise queue.Full
+        self._items.append(item)
+        if self._getting:
+            with self._cond:
+                self._cond.notify()
+
+    def put(self, item: object, timeout: Optional[float] = None) -> None:
+        items = self._items
+        if len(items) >= self.maxsize:
+            with self._cond:
+                self._putting = True
+                try:
+                    if len(items) >= self.maxsize:
+                        self._cond.wait(timeout)
+                finally:
+                    self._putting = False
+                if len(items) >= self.maxsize:
+                    raise queue.Full
+        self.put_nowait(item)
+
+    def get_nowait(self) -> object:
+        try:
+            item = self._items.popleft()
+        except IndexError:
+            raise queue.Empty from None
+        if self._putting:
+            with self._cond:
+                self._cond.notify()
+        return item
+
+    def get(self, timeout: Optional[float] = None) -> object:
+        items = self._items
+        if not items:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            with self._cond:
+                self._getting = True
+                try:
+                    # Set before this check: a put after it sees `_getting` and notifies.
+                    while not items:
+                        left = None if deadline is None else deadline - time.monotonic()
+                        if left is not None and left <= 0:
+                            raise queue.Empty
+                        self._cond.wait(left)
+                finally:
+                    self._getting = False
+        return self.get_nowait()
+
+    def clear(self) -> None:
+        self._items.clear()
+        if self._putting:
+            with self._cond:
+                self._cond.notify()
+
+
 class SyncSlot(Slot):
-    """A slot of the sync client: a thread-safe bounded queue."""
+    """A slot of the sync client: a bounded queue between the socket's reader and one consumer."""
 
     def __init__(self, context_id: str, maxsize: int) -> None:
         super().__init__(context_id)
-        self.queue: queue.Queue[object] = queue.Queue(maxsize)
+        self.queue: Any = FrameQueue(maxsize)
 
     def put_nowait(self, item: object) -> bool:
         try:
@@ -111,18 +192,36 @@ class SyncSlot(Slot):
 
 
 class AsyncSlot(Slot):
-    """A slot of the async client: an asyncio bounded queue (frames stay undecoded)."""
+    """A slot of the async client: an asyncio bounded queue (frames stay undecoded).
+
+    A consumer that finds the queue empty waits on one future of its own, with a timer for its
+    timeout, which the reader resolves when it queues a frame: no task and no ``wait_for`` per
+    wait (``wait_for`` makes a task per call before Python 3.12).
+    """
+
+    _waiter: Optional[asyncio.Future[None]] = None  # also for subclasses that share a queue
 
     def __init__(self, context_id: str, maxsize: int) -> None:
         super().__init__(context_id)
         self.queue: asyncio.Queue[object] = asyncio.Queue(maxsize)
 
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     def put_nowait(self, item: object) -> bool:
         try:
             self.queue.put_nowait(item)
-            return True
         except asyncio.QueueFull:
             return False
+        self._wake()
+        return True
+
+    async def put(self, item: object) -> None:
+        """Wait for room (backpressure on the socket), then queue ``item``."""
+        await self.queue.put(item)
+        self._wake()
 
     async def get(self, timeout: Optional[float]) -> Optional[Payload]:
         if self.failure is not None and self.queue.empty():
@@ -130,14 +229,24 @@ class AsyncSlot(Slot):
         try:
             item = self.queue.get_nowait()  # the common case under load: no waiting at all
         except asyncio.QueueEmpty:
-            try:
-                if timeout is None:
-                    item = await self.queue.get()
-                else:
-                    item = await asyncio.wait_for(self.queue.get(), timeout)
-            except asyncio.TimeoutError:
+            if not await self._wait(timeout):
                 return None
+            item = self.queue.get_nowait()
         return self._take(item)
+
+    async def _wait(self, timeout: Optional[float]) -> bool:
+        """Wait until something is queued; False when ``timeout`` passed first."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiter = waiter
+        timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+        return not self.queue.empty()
 
     def drain(self) -> None:
         while True:
@@ -145,6 +254,11 @@ class AsyncSlot(Slot):
                 self.queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 S = TypeVar("S", bound=Slot)

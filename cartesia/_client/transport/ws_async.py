@@ -149,7 +149,7 @@ class AsyncSocket(RoutedSocket[AsyncSlot]):
                     # Backpressure: stop reading until the consumer catches up.
                     router.waiting_on_consumer = True
                     try:
-                        await slot.queue.put(msg.data)
+                        await slot.put(msg.data)
                     finally:
                         router.waiting_on_consumer = False
                 elif msg.type is aiohttp.WSMsgType.CLOSE:

@@ -1,7 +1,8 @@
 """Sync websocket over the websockets library: a small pool of multiplexed sockets.
 
-Each socket has one reader thread that routes frames to the contexts open on it (see
-``routing``), so any number of threads can run generations on one client at the same time.
+The library's own reader thread of each socket routes its frames straight to the contexts open
+on it (see ``routing``), so any number of threads can run generations on one client at the same
+time, and each frame crosses one thread hand-over only.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import logging
 import socket
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple, cast
+from typing import Any, Callable, Dict, List, Optional, Tuple, cast
 
+from websockets.exceptions import ConnectionClosed, ConnectionClosedError
+from websockets.frames import Opcode
 from websockets.protocol import State
 from websockets.sync.client import ClientConnection, connect
 
@@ -23,11 +26,6 @@ from ..generation import Generation
 from ..redact import RedactingFilter
 from ..routing import PoolState, RoutedSocket, SyncSlot
 
-# websockets >= 14 hands text frames over undecoded (`recv(decode=False)`): the core parses the
-# UTF-8 bytes and the router reads the context id off them. 13 (our lower bound) decodes to str,
-# which both accept.
-_RECV_UNDECODED = "decode" in inspect.signature(ClientConnection.recv).parameters
-
 __all__ = ["SyncSocket", "SyncWsPool", "SyncWsAttempt", "ws_logger"]
 
 WHAT = "Failed to generate audio. "
@@ -35,6 +33,74 @@ WHAT = "Failed to generate audio. "
 # versions do not know the argument.
 _CONNECT_EXTRA = {"legacy": True} if "legacy" in inspect.signature(connect).parameters else {}
 _connect: Any = connect  # its overloads depend on `legacy`, which depends on the version
+
+
+_TEXT, _BINARY, _CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
+
+
+class RoutedConnection(ClientConnection):
+    """The library's connection, whose reader thread hands each message to ``on_message``.
+
+    Handshake, TLS, proxies, pings and pongs, keepalive and the close handshake all stay with the
+    library; only the delivery of data messages changes: instead of its message assembler (one
+    more queue, lock and thread hop per frame, then our own reader thread calling ``recv()``),
+    ``process_event`` passes the payload (bytes, never decoded) to the router right away. The
+    override points (``process_event``, ``recv_events``) are the same from websockets 13 on.
+    """
+
+    on_message: Callable[[bytes], None]
+    on_end: Callable[[], None]
+
+    def __init__(
+        self,
+        on_message: Callable[[bytes], None],
+        on_end: Callable[[], None],
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        self.on_message = on_message
+        self.on_end = on_end
+        self._fragments: List[bytes] = []
+        super().__init__(*args, **kwargs)
+
+    def process_event(self, event: Any) -> None:
+        if self.response is None:  # the handshake's answer
+            super().process_event(event)
+            return
+        opcode = event.opcode
+        if opcode is _TEXT or opcode is _BINARY:
+            if event.fin:
+                data = event.data
+                self.on_message(data if type(data) is bytes else bytes(data))
+            else:
+                self._fragments = [bytes(event.data)]
+        elif opcode is _CONT:
+            self._fragments.append(bytes(event.data))
+            if event.fin:
+                data, self._fragments = b"".join(self._fragments), []
+                self.on_message(data)
+        else:  # control frames: the library's (pong bookkeeping)
+            super().process_event(event)
+
+    def recv_events(self) -> None:
+        try:
+            super().recv_events()
+        finally:
+            self.on_end()
+
+    def recv(self, *args: Any, **kwargs: Any) -> Any:
+        """Not available: messages go to the contexts (a ``recv()`` here would wait forever)."""
+        raise RuntimeError(
+            "this websocket's messages are routed to its generations' contexts; "
+            "read them through generate() (or a context's receive()), not recv()"
+        )
+
+    def closed_exception(self) -> ConnectionClosed:
+        """What ended the connection, as ``recv()`` would have raised it."""
+        try:
+            return self.protocol.close_exc
+        except AssertionError:  # not closed yet (ended by an error on our side)
+            return ConnectionClosedError(None, None)
 
 
 def ws_logger() -> logging.Logger:
@@ -62,10 +128,9 @@ class SyncSocket(RoutedSocket[SyncSlot]):
         self._secret = secret
         # Sent with the upgrade (the current API authenticates and versions by header).
         self._extra = {"additional_headers": headers} if headers else {}
-        self.conn: Optional[ClientConnection] = None
+        self.conn: Optional[RoutedConnection] = None
         self.ready = threading.Event()
         self._send_lock = threading.Lock()
-        self._reader: Optional[threading.Thread] = None
 
     def link_open(self) -> bool:
         conn = self.conn
@@ -85,6 +150,7 @@ class SyncSocket(RoutedSocket[SyncSlot]):
         try:
             self.conn = _connect(
                 self._url,
+                create_connection=self._new_connection,
                 open_timeout=timeout,
                 # Closing must stay quick even when the peer is gone (a stalled socket).
                 close_timeout=1.0,
@@ -101,9 +167,10 @@ class SyncSocket(RoutedSocket[SyncSlot]):
             self.ready.set()
             raise error
         self.connected = True
-        self._reader = threading.Thread(target=self._read, name="cartesia-ws-reader", daemon=True)
-        self._reader.start()
         self.ready.set()
+
+    def _new_connection(self, *args: Any, **kwargs: Any) -> RoutedConnection:
+        return RoutedConnection(self._on_message, self._on_end, *args, **kwargs)
 
     def _where(self, gen: Optional[Generation], timeout: Optional[float]) -> Where:
         if gen is not None:
@@ -117,29 +184,28 @@ class SyncSocket(RoutedSocket[SyncSlot]):
         if self.failure is not None:
             raise self.failure
 
-    def _read(self) -> None:
-        conn = self.conn
-        assert conn is not None
-        error: Optional[BaseException] = None
+    def _on_message(self, payload: bytes) -> None:
+        """One data message, in the library's reader thread: route it to its context."""
+        slot = self.route(payload)
+        if slot is None or slot.put_nowait(payload):
+            return
+        # Backpressure: stop reading until the consumer catches up (or lets go).
+        self.router.waiting_on_consumer = True
         try:
-            while True:
-                # Undecoded: the core parses the UTF-8 bytes itself and routing reads the id
-                # off the bytes, so the 20-100 kB text of a frame is never decoded to str.
-                payload = conn.recv(decode=False) if _RECV_UNDECODED else conn.recv()
-                slot = self.route(payload)
-                if slot is None or slot.put_nowait(payload):
-                    continue
-                # Backpressure: stop reading until the consumer catches up (or lets go).
-                self.router.waiting_on_consumer = True
-                try:
-                    slot.put(payload, alive=lambda: not self.closing)
-                finally:
-                    self.router.waiting_on_consumer = False
-        except Exception as exc:  # noqa: BLE001 - any reader failure fails the contexts
-            error = map_exception(exc, Where(WHAT, self._url, self._secret))
+            slot.put(payload, alive=lambda: not self.closing)
+        finally:
+            self.router.waiting_on_consumer = False
+
+    def _on_end(self) -> None:
+        """The reader thread ends (the connection closed or broke): fail every context."""
+        conn = self.conn
         if self.closing:
-            error = closed_error(1000, "the client was closed", self._secret)
-        self.fail(error or closed_error(1006, "", self._secret))
+            error: BaseException = closed_error(1000, "the client was closed", self._secret)
+        elif conn is None:
+            error = closed_error(1006, "", self._secret)
+        else:
+            error = map_exception(conn.closed_exception(), Where(WHAT, self._url, self._secret))
+        self.fail(error)
 
     def release(self, slot: SyncSlot, *, cancel: bool) -> None:
         if self.release_slot(slot) and cancel and self.is_open():
@@ -162,7 +228,7 @@ class SyncSocket(RoutedSocket[SyncSlot]):
             raise error
 
     def close(self) -> None:
-        """Close the connection (bounded by the 1 s close timeout) and let the reader end."""
+        """Close the connection (bounded by the 1 s close timeout); its reader thread ends."""
         self.closing = True
         conn = self.conn
         if conn is not None:
@@ -170,9 +236,6 @@ class SyncSocket(RoutedSocket[SyncSlot]):
                 conn.close()
             except Exception:  # noqa: BLE001 - closing a broken socket can fail; it is gone
                 pass
-        reader = self._reader
-        if reader is not None and reader is not threading.current_thread():
-            reader.join(2.0)
 
     def close_nowait(self) -> None:
         """Tear the connection down without waiting for anything (``__del__``, exit, a stall).
