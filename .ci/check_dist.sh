@@ -59,7 +59,7 @@ run_tests() {
     for name in "${ARTIFACT_TESTS[@]}"; do files+=("$repo/tests/$name"); done
     (
         cd "$work"
-        "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not slow" "$@" "${files[@]}"
+        "$venv/bin/python" -m pytest -q -p no:cacheprovider -n auto -m "not slow" "$@" "${files[@]}"
     )
 }
 
