@@ -21,7 +21,8 @@ from .._client.transport.http_async import bounded
 from .._client.transport.http_sync import _install_phase_backend, _Phase, iter_raw_body, raw_body
 from ..protocol import v1
 from ..protocol.v1 import HttpRequest
-from .config import DEFAULT, CurrentConfig, merge_headers, to_httpx_timeout
+from .config import ASYNC_CONNECTION_LIMITS, DEFAULT, CurrentConfig, merge_headers, to_httpx_timeout
+from .pool import ShardedAsyncClient
 
 __all__ = [
     "SyncHttp",
@@ -225,12 +226,13 @@ class AsyncHttp(_Base):
 
     def __init__(self, config: CurrentConfig) -> None:
         super().__init__(config)
-        self._client: Optional[httpx.AsyncClient] = None
+        self._client: Optional[ShardedAsyncClient] = None
 
     def client(self) -> httpx.AsyncClient:
+        """The httpx client for the next request (a shard of the pool, see :mod:`.pool`)."""
         if self._client is None or self._client.is_closed:
-            self._client = httpx.AsyncClient(timeout=self.config.timeout)
-        return self._client
+            self._client = ShardedAsyncClient(self.config.timeout, ASYNC_CONNECTION_LIMITS)
+        return self._client.pick()
 
     async def send(
         self,
