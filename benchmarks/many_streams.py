@@ -375,6 +375,9 @@ def summarise(r: Dict[str, Any], server_cpu_s: Optional[float]) -> Dict[str, Any
         check_ms_per_audio_s=1000 * r["check_s"] / audio if audio else None,
         server_cpu_ms_per_audio_s=1000 * server_cpu_s / audio if audio and server_cpu_s is not None else None,
         rss_per_stream_kib=(r["peak_rss_kib"] - r["base_rss_kib"]) / r["streams"],
+        # Cores the client and the server together would need to keep all streams in real time.
+        cores_for_realtime=(client_cpu + server_cpu_s) / audio * r["streams"]
+        if audio and server_cpu_s is not None else None,
         base_rss_mb=r["base_rss_kib"] / 1024,
         peak_rss_mb=r["peak_rss_kib"] / 1024,
     )
@@ -399,6 +402,7 @@ def line(s: Dict[str, Any]) -> str:
         f"cpu {_f(s['cpu_ms_per_audio_s'], '5.2f')} ms/audio-s (+crc {_f(s['check_ms_per_audio_s'], '.2f')})",
         f"server {_f(s['server_cpu_ms_per_audio_s'], '5.2f')}",
         f"rss {s['rss_per_stream_kib']:6.1f} KiB/stream",
+        f"real time needs {_f(s['cores_for_realtime'], '.1f')} cores",
         "late p50/p99/max " + "/".join(_f(s[f"late_{q}_ms"], ".0f") for q in ("p50", "p99", "max")) + " ms",
         f"gap p99 {_f(s['gap_p99_ms'], '.0f')} ms",
         f"ttfa p50/p99 {_f(s['ttfa_p50_ms'], '.0f')}/{_f(s['ttfa_p99_ms'], '.0f')} ms",
