@@ -111,3 +111,16 @@ async def test_one_request_at_a_time_stays_on_one_connection(local_server: Any) 
             data = b"".join([b async for b in await client.tts.bytes(**KW)])
             assert data == expected([TEXT])
         assert client.tts._http._client.shards == 1  # noqa: SLF001
+
+
+async def test_current_async_pool_still_takes_its_proxy_from_the_environment(
+    local_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The local server answers absolute-form requests, so it stands in for the proxy: the
+    # request only arrives if the shard sent it through HTTP_PROXY (the host does not resolve).
+    monkeypatch.setenv("HTTP_PROXY", local_server.base_url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    async with AsyncCartesia(api_key=local_server.api_key, base_url="http://cartesia-proxy-test.invalid") as client:
+        data = b"".join([b async for b in await client.tts.bytes(**KW)])
+    assert data == expected([TEXT])

@@ -1,28 +1,29 @@
 """The async client's HTTP pool: httpx clients in shards of a bounded load, so that 1,000 streams scale.
 
-httpcore's async pool re-scans every connection it holds each time a request starts or a response
-closes (``is_idle``/``has_expired`` per connection, a ``getpeername`` each): with N streams at once
-that is O(N²) work. At 1,000 concurrent streams it took more CPU than the streams themselves and
-fell behind real time. Here each request goes to the least loaded of several ``httpx.AsyncClient``
-shards, and a new shard opens only when every shard carries ``SHARD_LOAD`` requests, so each scan
-covers at most about that many connections. One request at a time always uses the first shard (its
-kept-alive connection is reused as before).
+httpcore's async pool re-scans its connections and waiting requests each time a request starts or
+a response closes (``is_idle``/``has_expired`` per connection, a ``getpeername`` each): with N
+streams at once that is O(N²) work, about half of the client's CPU at 300 concurrent streams, and
+at 1,000 the streams fell far behind real time. Here each request goes to the least loaded of
+several ``httpx.AsyncClient`` shards and a new shard opens only when every shard carries
+``SHARD_LOAD`` requests, so each scan stays short. One request at a time always uses the first
+shard (its kept-alive connection is reused as before). Each shard is a plain ``httpx.AsyncClient``
+(its own transport, so proxies from the environment still apply).
 """
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Callable, List
+from typing import Any, AsyncIterator, Callable, List, Tuple
 
 import httpx
 
-__all__ = ["ShardedAsyncClient", "SHARD_LOAD"]
+__all__ = ["ShardedAsyncClient", "SHARD_LOAD", "hold_until_closed"]
 
 #: In-flight requests per shard before another shard opens.
 SHARD_LOAD = 16
 
 
 class _Released(httpx.AsyncByteStream):
-    """A response body that gives its shard's slot back once, when it is closed."""
+    """A response body that gives its shard's slot back when it is closed."""
 
     def __init__(self, inner: Any, release: Callable[[], None]) -> None:
         self._inner = inner
@@ -33,49 +34,25 @@ class _Released(httpx.AsyncByteStream):
             yield part
 
     async def aclose(self) -> None:
-        release, self._release = self._release, _noop
         try:
             await self._inner.aclose()
         finally:
-            release()
+            self._release()
 
 
-def _noop() -> None:
-    pass
-
-
-class _Counted(httpx.AsyncBaseTransport):
-    """httpx's own transport, counting the requests whose responses are still open."""
-
-    def __init__(self, limits: httpx.Limits, verify: Any) -> None:
-        self.inner = httpx.AsyncHTTPTransport(limits=limits, verify=verify)
-        self.active = 0
-
-    def _release(self) -> None:
-        self.active -= 1
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.active += 1
-        try:
-            response = await self.inner.handle_async_request(request)
-        except BaseException:
-            self.active -= 1
-            raise
-        response.stream = _Released(response.stream, self._release)
-        return response
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+def hold_until_closed(response: httpx.Response, release: Callable[[], None]) -> None:
+    """Keep a streamed response's slot (from :meth:`ShardedAsyncClient.pick`) until it is closed."""
+    response.stream = _Released(response.stream, release)
 
 
 class ShardedAsyncClient:
-    """``httpx.AsyncClient`` shards with no cap on connections (``limits`` per shard)."""
+    """``httpx.AsyncClient`` shards, each with ``limits`` (the whole pool has no other cap)."""
 
     def __init__(self, timeout: httpx.Timeout, limits: httpx.Limits) -> None:
         self._timeout = timeout
         self._limits = limits
         self._shards: List[httpx.AsyncClient] = []
-        self._loads: List[_Counted] = []
+        self._loads: List[int] = []
         self._ssl: Any = None  # one TLS context for every shard (loading the CAs takes ~0.1 s)
         self.is_closed = False
 
@@ -84,17 +61,36 @@ class ShardedAsyncClient:
         """Shards opened so far."""
         return len(self._shards)
 
-    def pick(self) -> httpx.AsyncClient:
-        """The shard for the next request: the least loaded, a new one when all are full."""
-        best = min(range(len(self._loads)), key=lambda i: self._loads[i].active, default=None)
-        if best is None or self._loads[best].active >= SHARD_LOAD:
-            if self._ssl is None:
-                self._ssl = httpx.create_ssl_context()
-            transport = _Counted(self._limits, self._ssl)
-            self._loads.append(transport)
-            self._shards.append(httpx.AsyncClient(timeout=self._timeout, transport=transport))
+    def first(self) -> httpx.AsyncClient:
+        """A shard for work without I/O (building a request: every shard builds it alike)."""
+        return self._shards[0] if self._shards else self._open()
+
+    def _open(self) -> httpx.AsyncClient:
+        if self._ssl is None:
+            self._ssl = httpx.create_ssl_context()
+        self._shards.append(httpx.AsyncClient(timeout=self._timeout, limits=self._limits, verify=self._ssl))
+        self._loads.append(0)
+        return self._shards[-1]
+
+    def pick(self) -> Tuple[httpx.AsyncClient, Callable[[], None]]:
+        """The shard for the next request, and the call that gives its slot back (once).
+
+        The least loaded shard, a new one when all carry ``SHARD_LOAD`` requests.
+        """
+        best = min(range(len(self._loads)), key=self._loads.__getitem__, default=None)
+        if best is None or self._loads[best] >= SHARD_LOAD:
+            self._open()
             best = len(self._shards) - 1
-        return self._shards[best]
+        self._loads[best] += 1
+        shards, index, done = self._shards, best, [False]
+
+        def release() -> None:
+            # Once only, and never into a pool that was closed (and emptied) meanwhile.
+            if not done[0] and shards is self._shards:
+                done[0] = True
+                self._loads[index] -= 1
+
+        return self._shards[best], release
 
     async def aclose(self) -> None:
         self.is_closed = True
