@@ -5,13 +5,16 @@ Usage::
     python -m benchmarks.many_streams                       # 1,000 streams of ~5 s on every path
     python -m benchmarks.many_streams --streams 200 --seconds 3 --paths bytes,v0-ws
     python -m benchmarks.many_streams --engine speech       # espeak-ng instead of the tone engine
+    MANY_STREAMS_PROFILE=/tmp/ms python -m benchmarks.many_streams --paths sse   # cProfile: /tmp/ms.sse
 
 The server (``python -m cartesia.server --engine tone --pace realtime``) runs in its own process.
 Each path is one fresh client process (this module with ``--worker``) that makes one client with
 its default settings, runs one warm-up generation, then starts all ``--streams`` generations at
-once and consumes them as they arrive. Paths:
+once and consumes them as they arrive. The current-API paths ask for raw ``--encoding`` at
+``--rate`` (default ``pcm_s16le`` at 44.1 kHz: no resampling, which costs this server ~20 ms of CPU
+per audio-second); v0 is always ``pcm_f32le`` at 44.1 kHz. Paths:
 
-    bytes    ``AsyncCartesia().tts.bytes`` (raw ``pcm_f32le``), one client, its connection pool
+    bytes    ``AsyncCartesia().tts.bytes``, one client, its connection pool
     sse      ``AsyncCartesia().tts.generate_sse``, one client
     ctx      ``/tts/websocket`` contexts: ``--ctx-sockets`` connections (``websocket_connect()``),
              the streams spread evenly over them (250 contexts each at 1,000 over 4)
@@ -24,8 +27,10 @@ Every stream's audio is checked against the engine's own rendering of the reques
 CRC-32; the tone engine is bit-exact), so a "completed" stream lost nothing. Measured per path:
 client CPU (user + system of the whole client process, ``getrusage``) per second of audio received,
 RSS per stream (peak RSS during the run minus the RSS after the warm-up, over the streams), the
-real-time margin, time to first audio and the wall time. The margin of one stream is the worst
-lateness of its chunks against a player that starts at its first chunk and never pauses:
+real-time margin, time to first audio and the wall time; also the server's CPU per audio-second
+(``/proc/<pid>/stat``) and the cores client and server together would need for real time. The
+margin of one stream is the worst lateness of its chunks against a player that starts at its
+first chunk and never pauses:
 ``max_i (arrival_i - arrival_0) - audio_before_i``, i.e. the start buffer that player would need
 to never run dry (about 0 when every chunk arrives on time; the server sends chunk *i* when the
 audio before it has played).
