@@ -5,7 +5,7 @@ Usage::
     python -m benchmarks.report                 # from the newest results in results/raw/
     python -m benchmarks.report --run           # run the core, e2e and 1,000-streams benchmarks first
     python -m benchmarks.report --run --quick   # shorter core rounds, quick e2e matrix (~1-2 min)
-    python -m benchmarks.report --run --many-streams 0   # ... without the 1,000-streams run (~7 min)
+    python -m benchmarks.report --run --many-streams 0   # ... without the 1,000-streams run (~4-5 min)
 
 Core results are pytest-benchmark JSON (``--benchmark-json``); e2e results come from
 ``python -m benchmarks.e2e`` or, if there is none, from the e2e tests inside the pytest JSON.
@@ -678,7 +678,7 @@ def run_benchmarks(quick: bool, streams: Optional[str] = None) -> Tuple[Path, Pa
 
 
 def run_many_streams(n: int, quick: bool) -> Path:
-    """``benchmarks.many_streams`` with ``n`` streams per path (~7 min at 1,000 on 2 busy cores)."""
+    """``benchmarks.many_streams`` with ``n`` streams per path (~4-5 min at 1,000, ~1 min at 200 of 3 s)."""
     out = RAW / time.strftime("many-streams-%Y%m%dT%H%M%S.json")
     cmd = [sys.executable, "-m", "benchmarks.many_streams", "--streams", str(n), "--out", str(out)]
     subprocess.run(cmd + (["--seconds", "3"] if quick else []), cwd=ROOT, check=False)
