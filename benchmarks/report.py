@@ -5,7 +5,7 @@ Usage::
     python -m benchmarks.report                 # from the newest results in results/raw/
     python -m benchmarks.report --run           # run the core, e2e and 1,000-streams benchmarks first
     python -m benchmarks.report --run --quick   # shorter core rounds, quick e2e matrix (~1-2 min)
-    python -m benchmarks.report --run --many-streams 0   # ... without the 1,000-streams run (~4-5 min)
+    python -m benchmarks.report --run --many-streams 0   # ... skipping the 1,000-streams run (it takes ~4-5 min)
 
 Core results are pytest-benchmark JSON (``--benchmark-json``); e2e results come from
 ``python -m benchmarks.e2e`` or, if there is none, from the e2e tests inside the pytest JSON.
