@@ -3,8 +3,9 @@
 Usage::
 
     python -m benchmarks.report                 # from the newest results in results/raw/
-    python -m benchmarks.report --run           # run the core and e2e benchmarks first (~3-5 min)
+    python -m benchmarks.report --run           # run the core, e2e and 1,000-streams benchmarks first
     python -m benchmarks.report --run --quick   # shorter core rounds, quick e2e matrix (~1-2 min)
+    python -m benchmarks.report --run --many-streams 0   # ... skipping the 1,000-streams run (it takes ~4-5 min)
 
 Core results are pytest-benchmark JSON (``--benchmark-json``); e2e results come from
 ``python -m benchmarks.e2e`` or, if there is none, from the e2e tests inside the pytest JSON.
@@ -76,6 +77,12 @@ def load_e2e(
     if newest is not None:
         return str(newest), json.loads(newest.read_text())
     return None, {}
+
+
+def load_many_streams(path: Optional[Path]) -> Tuple[Optional[Path], Dict[str, Any]]:
+    """``benchmarks.many_streams`` results: ``path``, else the newest results/raw/many-streams-*.json."""
+    path = path or _newest("many-streams-*.json")
+    return (path, json.loads(path.read_text())) if path is not None else (None, {})
 
 
 # --- formatting ----------------------------------------------------------------------------------
@@ -266,7 +273,7 @@ def _deflate(r: Optional[Dict[str, Any]]) -> Optional[str]:
 
 
 def issue12_targets(summ: List[Dict[str, Any]], summ_t: List[Dict[str, Any]],
-                    summ_m: List[Dict[str, Any]]) -> List[List[str]]:
+                    summ_m: List[Dict[str, Any]], many: Optional[List[str]] = None) -> List[List[str]]:
     """The targets of issue 12, each met or missed (ratios from this one run)."""
     rows: List[List[str]] = []
     cells = [r for r in summ if r["ours_over_floor"] is not None]
@@ -305,7 +312,7 @@ def issue12_targets(summ: List[Dict[str, Any]], summ_t: List[Dict[str, Any]],
             rows.append([f"whole generation ({r['transport']}, {label}) peaks ≤ {target}× the audio",
                          fx(val, ".2f") if val is not None else "not run",
                          verdict(val <= target) if val is not None else "–"])
-    rows.append(["1,000 concurrent async streams (`--pace realtime`) complete", "not run by this harness", "–"])
+    rows.append(many or ["1,000 concurrent async streams (`--pace realtime`) complete", "not run", "–"])
     return rows
 
 
@@ -481,11 +488,75 @@ def e2e_section(e2e: Dict[str, Any], summary: Dict[str, Any]) -> List[str]:
                        fx(val) if val else "–", verdict(val >= T_TTFA) if val else "–"])
     summary["e2e_targets"] = t_rows
     lines += ["", "Targets (issue 5):", "", table(["target", "measured (seed / ours)", "verdict"], t_rows)]
-    t12 = issue12_targets(summ, summ_t, summ_m)
+    t12 = issue12_targets(summ, summ_t, summ_m, summary.get("many_streams_target"))
     summary["issue12_targets"] = t12
     lines += ["", "Targets (issue 12):", "", table(["target", "measured", "verdict"], t12)]
     if e2e.get("problems"):
         lines += ["", "Problems seen during the run:", ""] + [f"- {p}" for p in e2e["problems"]]
+    return lines
+
+
+# --- many concurrent streams -------------------------------------------------------------------
+
+
+MANY_PATHS = {
+    "bytes": "`AsyncCartesia` `tts.bytes`, one client",
+    "sse": "`AsyncCartesia` `tts.generate_sse`, one client",
+    "ctx": "`/tts/websocket` contexts over {ctx_sockets} connections",
+    "ctx-own": "`/tts/websocket`, one connection per stream",
+    "v0-http": "`AsyncCartesiaTTS` HTTP stream, one client",
+    "v0-ws": "`AsyncCartesiaTTS` websocket (its pool), one client",
+}
+
+
+def many_streams_section(data: Dict[str, Any], summary: Dict[str, Any]) -> List[str]:
+    """The 1,000-streams table (``python -m benchmarks.many_streams``) and the issue-12 verdict."""
+    results = data.get("results") or []
+    if not results:
+        return ["_Not run (`python -m benchmarks.many_streams`)._"]
+    n = data["streams"]
+    fmt = data.get("format", {})
+    secs = data.get("seconds_per_stream", {})
+    lines = [
+        f"{n} generations at once per path, all started together on one client process against the local "
+        f"server (`--engine {data['engine']} --pace realtime`, its own process), {f(secs.get('v1'), '.2f')} s of "
+        f"audio each (current API: raw {fmt.get('encoding')} at {fmt.get('sample_rate')} Hz; v0: pcm_f32le at "
+        f"44.1 kHz), after one warm-up generation; every stream's audio checked against the engine's own "
+        f"rendering (length and CRC-32). CPU = user + system of the client process over the audio received "
+        f"(the CRC excluded); RSS = (peak RSS during the run − RSS after the warm-up) / streams; *cores for real "
+        f"time* = (client + server CPU) per audio-second × streams: above the machine's free cores the streams "
+        f"fall behind real time and *late* grows; *late* = per "
+        f"stream, how far its latest chunk fell behind a player started at its first chunk (the start buffer "
+        f"needed to never run dry), p50/p99/max over streams; TTFA from starting the call. Load average "
+        f"{', '.join(f'{x:.1f}' for x in data.get('load_avg', []))} on {data.get('machine', {}).get('cores', '?')} "
+        f"cores; run {data.get('created', '?')}, {f(data.get('elapsed_s'), '.0f')} s.",
+        "",
+    ]
+    rows = []
+    for r in results:
+        what = MANY_PATHS.get(r["path"], r["path"]).format(ctx_sockets=data.get("ctx_sockets"))
+        if "problem" in r:
+            rows.append([f"`{r['path']}`", what, "–", r["problem"]] + ["–"] * 8)
+            continue
+        errs = "; ".join(f"{c}× {e}" for e, c in r["errors"].items()) or "none"
+        late = "/".join(f(r[f"late_{q}_ms"], ".0f") for q in ("p50", "p99", "max"))
+        rows.append([f"`{r['path']}`", what, f"{r['completed']}/{r['streams']}", errs, f(r["audio_s"], ".0f"),
+                     f(r["cpu_ms_per_audio_s"], ".2f"), f(r["server_cpu_ms_per_audio_s"], ".2f"),
+                     f(r["rss_per_stream_kib"], ".0f"), f(r.get("cores_for_realtime"), ".1f"), late,
+                     "/".join(f(r[f"ttfa_{q}_ms"], ".0f") for q in ("p50", "p99")), f(r["wall_s"], ".1f")])
+    lines.append(table(["path", "what", "completed", "failed (errors)", "audio s", "client CPU ms/audio-s",
+                        "server CPU ms/audio-s", "RSS KiB/stream", "cores for real time", "late ms p50/p99/max",
+                        "TTFA ms p50/p99", "wall s"], rows))
+    done = [r for r in results if "problem" not in r]
+    complete = [r for r in done if r["completed"] == r["streams"]]
+    ok = bool(done) and len(complete) == len(results) and n >= 1000
+    measured = f"{len(complete)} of {len(results)} paths completed all {n} streams"
+    if len(complete) < len(results):
+        measured += " (missing: " + ", ".join(r["path"] for r in results if r not in complete) + ")"
+    summary["many_streams"] = results
+    summary["many_streams_target"] = [
+        "1,000 concurrent async streams (`--pace realtime`) complete, CPU per audio-second and RSS per stream "
+        "reported", measured, verdict(ok)]
     return lines
 
 
@@ -606,6 +677,14 @@ def run_benchmarks(quick: bool, streams: Optional[str] = None) -> Tuple[Path, Pa
     return core_json, e2e_json
 
 
+def run_many_streams(n: int, quick: bool) -> Path:
+    """``benchmarks.many_streams`` with ``n`` streams per path (~4-5 min at 1,000, ~1 min at 200 of 3 s)."""
+    out = RAW / time.strftime("many-streams-%Y%m%dT%H%M%S.json")
+    cmd = [sys.executable, "-m", "benchmarks.many_streams", "--streams", str(n), "--out", str(out)]
+    subprocess.run(cmd + (["--seconds", "3"] if quick else []), cwd=ROOT, check=False)
+    return out
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", action="store_true", help="run the benchmarks first")
@@ -613,12 +692,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--streams", help="with --run: concurrencies of the e2e stream cells (e.g. 1,10,100)")
     ap.add_argument("--core", type=Path, help="pytest-benchmark JSON (default: newest results/raw/bench-*.json)")
     ap.add_argument("--e2e", type=Path, help="e2e JSON (default: newest results/raw/e2e-*.json)")
+    ap.add_argument("--many", type=Path, help="many-streams JSON (default: newest results/raw/many-streams-*.json)")
+    ap.add_argument("--many-streams", type=int, metavar="N",
+                    help="with --run: concurrent streams per path of benchmarks.many_streams "
+                         "(default 1000, 200 with --quick; 0 skips it)")
     args = ap.parse_args(argv)
     if args.run:
         args.core, args.e2e = run_benchmarks(args.quick, args.streams)
+        many_n = args.many_streams if args.many_streams is not None else (200 if args.quick else 1000)
+        if many_n > 0:
+            args.many = run_many_streams(many_n, args.quick)
     core_path, core = load_core(args.core)
     e2e_src, e2e = load_e2e(args.e2e, core, core_path)
+    many_path, many = load_many_streams(args.many)
     summary: Dict[str, Any] = {}
+    many_lines = many_streams_section(many, summary)  # before e2e: its verdict joins issue 12's
     core_lines = core_section(core, summary)
     e2e_lines = e2e_section(e2e, summary)
     images = plots(summary)
@@ -642,6 +730,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         "## End to end (local server `--engine tone --pace none` in its own process)",
         "",
         *e2e_lines,
+        "",
+        f"## 1,000 concurrent async streams (`benchmarks/many_streams.py`, "
+        f"`{many_path.name if many_path else 'not run'}`)",
+        "",
+        *many_lines,
         "",
     ]
     if images:

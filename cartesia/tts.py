@@ -134,6 +134,9 @@ def _close_live_clients() -> None:
 class _ClientBase(Generic[StreamT]):
     """Configuration, validation and the blocking HTTP calls shared by both clients."""
 
+    #: ``max_connections`` when none is given (``None``: no limit).
+    _default_max_connections: Optional[int] = DEFAULT_NUM_CONNECTIONS
+
     def __init__(
         self,
         *,
@@ -147,7 +150,7 @@ class _ClientBase(Generic[StreamT]):
         total_timeout: Optional[float] = None,
         max_retries: int = MAX_RETRIES,
         backoff_factor: float = BACKOFF_FACTOR,
-        max_connections: int = DEFAULT_NUM_CONNECTIONS,
+        max_connections: Optional[int] = None,
         max_queued_chunks: int = DEFAULT_MAX_QUEUED_CHUNKS,
     ) -> None:
         """Args:
@@ -165,7 +168,12 @@ class _ClientBase(Generic[StreamT]):
         total_timeout: Longest allowed call, retries included; ``None`` for no limit.
         max_retries: Attempts per call (retries happen only before any audio was delivered).
         backoff_factor: Base of the jittered exponential backoff between attempts, in seconds.
-        max_connections: Size of the HTTP connection pool.
+        max_connections: HTTP connections open at once; ``None`` (the default) means the
+            client's own default: ``DEFAULT_NUM_CONNECTIONS`` (10) for :class:`CartesiaTTS`, no
+            limit for :class:`AsyncCartesiaTTS`. A streamed generation holds its connection for
+            its whole length, so a cap is a cap on concurrent generations: the ones above it wait
+            for a connection while their first-audio timeout runs. (Every websocket generation of
+            the async client also rides on its few pooled websockets, see ``contexts_per_socket``.)
         max_queued_chunks: Frames buffered per running websocket generation; when a consumer
             falls this far behind, reading from the shared socket pauses (backpressure: memory
             stays bounded, and the other generations on that socket wait for the slow one).
@@ -173,6 +181,8 @@ class _ClientBase(Generic[StreamT]):
         Raises:
             cartesia.errors.ConfigurationError: The base URL is malformed (before any I/O).
         """
+        if max_connections is None:
+            max_connections = self._default_max_connections
         self.timeouts = Timeouts(
             connect=connect_timeout,
             first_audio=first_audio_timeout,
@@ -204,7 +214,10 @@ class _ClientBase(Generic[StreamT]):
         self.last_metrics: Optional[GenerationMetrics] = None
         self._endpoints = config.endpoints
         self._settings = Settings(self.timeouts, config.retry, config.api_key)
-        self._sync_http = SyncHttp(config.endpoints.http, config.api_key, max_connections)
+        # The blocking calls (voices, ...) run one at a time per calling thread.
+        self._sync_http = SyncHttp(
+            config.endpoints.http, config.api_key, max_connections or DEFAULT_NUM_CONNECTIONS
+        )
 
     # --- helpers kept from 0.0.5 -----------------------------------------------------------
 
@@ -602,10 +615,13 @@ class AsyncCartesiaTTS(_ClientBase[AsyncAudioStream]):
     stay blocking calls exactly as in 0.0.5. Many generations can run at once: they share a
     small pool of websockets (contexts routed by ``context_id``, each with a bounded queue; a
     generation beyond the pool's capacity waits for room instead of failing) and one pooled
-    aiohttp session. The client may be used from several event loops (e.g. two
-    ``asyncio.run`` calls); each loop gets its own connections, released when that loop ends
-    or on :meth:`close`.
+    aiohttp session, uncapped unless ``max_connections`` is given. The client may be used from
+    several event loops (e.g. two ``asyncio.run`` calls); each loop gets its own connections,
+    released when that loop ends or on :meth:`close`.
     """
+
+    # Each streamed generation holds an HTTP connection for its whole length: no cap by default.
+    _default_max_connections: Optional[int] = None
 
     # --- per-loop resources -------------------------------------------------------------------
 

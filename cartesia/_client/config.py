@@ -89,7 +89,7 @@ class ClientConfig:
         experimental: Use the interrupt-aware websocket.
         timeouts: Per-phase time limits.
         retry: Retry rules.
-        max_connections: HTTP connection pool size.
+        max_connections: HTTP connections open at once (``None``: no limit).
         max_queued_chunks: Frames buffered per websocket context before the reader waits.
         contexts_per_socket: Generations one websocket carries at once before another opens.
         max_sockets: Websockets one client (per event loop) opens at the most.
@@ -103,7 +103,7 @@ class ClientConfig:
     experimental: bool
     timeouts: Timeouts
     retry: RetryPolicy
-    max_connections: int
+    max_connections: Optional[int]
     max_queued_chunks: int
     contexts_per_socket: int
     max_sockets: int
@@ -120,7 +120,7 @@ class ClientConfig:
         timeouts: Timeouts,
         max_retries: int,
         backoff_factor: float,
-        max_connections: int,
+        max_connections: Optional[int],
         max_queued_chunks: int,
         contexts_per_socket: int = 512,
         max_sockets: int = 8,
@@ -130,7 +130,7 @@ class ClientConfig:
             raise ValueError("`max_retries` counts attempts and must be at least 1")
         if max_queued_chunks < 1:
             raise ValueError("`max_queued_chunks` must be at least 1")
-        if max_connections < 1:
+        if max_connections is not None and max_connections < 1:
             raise ValueError("`max_connections` must be at least 1")
         base = base_url or os.environ.get("CARTESIA_BASE_URL", DEFAULT_BASE_URL)
         version = api_version or os.environ.get("CARTESIA_API_VERSION", DEFAULT_API_VERSION)

@@ -96,7 +96,9 @@ class LoopRuntime:
 
 def _new_session(config: ClientConfig) -> aiohttp.ClientSession:
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=config.timeouts.connect)
-    connector = aiohttp.TCPConnector(limit=config.max_connections)
+    # No cap unless one is asked for (limit=0): each streamed generation holds its connection
+    # for its whole length, so aiohttp's default of 100 would queue the 101st generation.
+    connector = aiohttp.TCPConnector(limit=config.max_connections or 0)
     # trust_env: HTTPS_PROXY/NO_PROXY apply, as they do for httpx and websockets.
     return aiohttp.ClientSession(
         timeout=timeout, connector=connector, trust_env=True, trace_configs=[handshake_trace()]

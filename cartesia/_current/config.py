@@ -16,13 +16,17 @@ from ..errors import ConfigurationError
 from ..protocol import v1
 
 __all__ = ["CurrentConfig", "DEFAULT_BASE_URL", "WEBSOCKET_ENV", "current_retry_policy", "custom_headers_from_env",
-           "merge_headers", "to_httpx_timeout", "CUSTOM_HEADERS_ENV"]
+           "merge_headers", "to_httpx_timeout", "CUSTOM_HEADERS_ENV", "ASYNC_CONNECTION_LIMITS"]
 
 DEFAULT_BASE_URL = "https://api.cartesia.ai"
 #: Environment variable for the websocket root (4.2.0 has none; it forces ``wss``).
 WEBSOCKET_ENV = "CARTESIA_WEBSOCKET_BASE_URL"
 #: 4.2.0's defaults: 60 s, 5 s to connect.
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
+#: The async client's HTTP pool: no cap on connections open at once or kept idle (idle ones close
+#: after httpx's 5 s keep-alive expiry). A streamed call holds its connection for its whole length,
+#: so httpx's default of 100 queued the 101st concurrent generation, and its pool timeout failed it.
+ASYNC_CONNECTION_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=None)
 
 TimeoutArg = Union[float, int, httpx.Timeout, None]
 

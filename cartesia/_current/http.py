@@ -28,7 +28,8 @@ from .._client.transport.http_sync import (
 )
 from ..protocol import v1
 from ..protocol.v1 import HttpRequest
-from .config import DEFAULT, CurrentConfig, merge_headers, to_httpx_timeout
+from .config import ASYNC_CONNECTION_LIMITS, DEFAULT, CurrentConfig, merge_headers, to_httpx_timeout
+from .pool import ShardedAsyncClient, hold_until_closed
 
 __all__ = [
     "SyncHttp",
@@ -235,13 +236,16 @@ class AsyncHttp(_Base):
 
     def __init__(self, config: CurrentConfig) -> None:
         super().__init__(config)
-        self._client: Optional[httpx.AsyncClient] = None
+        self._client: Optional[ShardedAsyncClient] = None
+
+    def pool(self) -> ShardedAsyncClient:
+        """The httpx clients requests are spread over (see :mod:`.pool`)."""
+        if self._client is None or self._client.is_closed:
+            self._client = ShardedAsyncClient(self.config.timeout, ASYNC_CONNECTION_LIMITS)
+        return self._client
 
     def client(self) -> httpx.AsyncClient:
-        if self._client is None or self._client.is_closed:
-            self._client = httpx.AsyncClient(timeout=self.config.timeout)
-            install_cookie_filter(self._client)
-        return self._client
+        return self.pool().first()
 
     async def send(
         self,
@@ -265,12 +269,20 @@ class AsyncHttp(_Base):
             if metrics is not None:
                 metrics.restart()
             built, limit = self.build(client, request, extra_headers, extra_query, timeout, deadline)
+            shard, release = self.pool().pick()
             try:
-                sent = client.send(built, stream=stream)
+                sent = shard.send(built, stream=stream)
                 response = await (sent if deadline is None else bounded(sent, deadline.remaining()))
-            except Exception as exc:  # noqa: BLE001
+            except BaseException as exc:
+                release()
+                if not isinstance(exc, Exception):
+                    raise
                 error = map_exception(exc, self.where(request, limit, deadline))
             else:
+                if stream:
+                    hold_until_closed(response, release)  # the slot is the open body's
+                else:
+                    release()
                 if response.is_success:
                     if metrics is not None:
                         metrics.first_byte()
