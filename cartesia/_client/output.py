@@ -57,7 +57,11 @@ class ChunkShaper:
             if to_numpy is None or not count:
                 return False
             samples = to_numpy()[-count:]
-        return bool(np.any(np.abs(samples) > AUDIBLE))
+        if not samples.size:
+            return False
+        # Two reductions without temporaries (abs, compare) on the path to the first audio: about
+        # half the time. fmax/fmin skip NaN, as the comparison of a NaN does.
+        return bool(np.fmax.reduce(samples) > AUDIBLE or np.fmin.reduce(samples) < -AUDIBLE)
 
     def chunk(self, message: Any, echoed_context_id: Optional[str]) -> Dict[str, Any]:
         """The dict yielded to the caller for one audio message."""
