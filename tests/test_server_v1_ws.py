@@ -126,12 +126,12 @@ async def test_buffer_delay_releases_unfinished_text(local_server):
 async def test_sentence_end_releases_buffered_text(local_server):
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
         async with connect(session, ws_url(local_server)) as ws:
-            t0 = time.monotonic()
             body = ctx_input("c1", "A full sentence. And more", max_buffer_delay_ms=5000,
                              **{"continue": True})
             await ws.send_json(body)
-            first = await asyncio.wait_for(ws.receive_json(), 4)
-            assert time.monotonic() - t0 < 3 and first["type"] == "chunk"
+            # Within 4.5 s: the 5 s buffer delay did not release it.
+            first = await asyncio.wait_for(ws.receive_json(), 4.5)
+            assert first["type"] == "chunk"
             await ws.send_json({**END_MARKER, "context_id": "c1"})
             frames = [first] + (await receive_until_done(ws, ["c1"]))["c1"]
     assert audio(frames) == expected_audio(["A full sentence. ", "And more"], F32)
