@@ -28,8 +28,9 @@ from cartesia.server import LocalServer
 #: (without the compiled core when CI tests an installed copy) would shadow the package under test.
 OUTSIDE_CHECKOUT = tempfile.gettempdir()
 #: Seconds a loaded CI machine may add to a "raised within" bound. Such a bound only says that the
-#: call did not hang: which limit fired is told by the exception's type, and each stall a test
-#: injects outlasts its bound plus this slack, so a limit that never fired still fails the test.
+#: call did not hang: which limit fired is told by the exception's type. A limit that never fired
+#: still fails the test: the stall it injects outlasts bound + slack, or the call would end without
+#: the exception.
 LOAD_SLACK = 3.0
 
 SEED_VERSION = "0.0.5"
