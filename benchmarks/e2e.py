@@ -130,8 +130,9 @@ def matrix(
 
 
 @contextmanager
-def _listening_process(cmd: List[str], what: str, log: Optional[Path]) -> Iterator[str]:
-    """Run ``cmd`` until the block ends; yield the ``localhost:<port>`` from its first stdout line."""
+def listening_process(cmd: List[str], what: str, log: Optional[Path]) -> Iterator[Tuple[str, int]]:
+    """Run ``cmd`` until the block ends; yield the ``localhost:<port>`` from its first stdout line
+    and the process id."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     err = open(log, "ab") if log else subprocess.DEVNULL
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=err)
@@ -146,7 +147,7 @@ def _listening_process(cmd: List[str], what: str, log: Optional[Path]) -> Iterat
         port = int(line.rsplit(":", 1)[1].strip().strip("/"))
         # Keep draining stdout so a chatty process never blocks on a full pipe.
         threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-        yield f"localhost:{port}"
+        yield f"localhost:{port}", proc.pid
     finally:
         proc.terminate()
         try:
@@ -181,7 +182,7 @@ def local_server(python: str = sys.executable, log: Optional[Path] = None) -> It
         cmd = [python, "-m", "cartesia.server", *args, "--max-duration", f"{LONGEST_GENERATION_S:g}"]
     else:
         cmd = [python, "-c", _SERVER_WITH_CAP.format(cap=LONGEST_GENERATION_S), *args]
-    with _listening_process(cmd, "server", log) as url:
+    with listening_process(cmd, "server", log) as (url, _pid):
         yield url
 
 
@@ -205,7 +206,7 @@ class Endpoints:
             port = self._urls[0.0].rsplit(":", 1)[1]
             cmd = [sys.executable, "-m", "benchmarks.latency_proxy", "--upstream", f"127.0.0.1:{port}",
                    "--rtt-ms", str(rtt_ms)]
-            self._urls[rtt_ms] = self._stack.enter_context(_listening_process(cmd, "proxy", self.log))
+            self._urls[rtt_ms] = self._stack.enter_context(listening_process(cmd, "proxy", self.log))[0]
         return self._urls[rtt_ms]
 
 

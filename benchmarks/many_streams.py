@@ -46,13 +46,14 @@ import os
 import resource
 import subprocess
 import sys
-import threading
 import time
 import zlib
 from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator, Dict, Iterator, List, Optional, Tuple
+
+from .e2e import listening_process
 
 ROOT = Path(__file__).resolve().parent.parent
 RAW_DIR = Path(__file__).resolve().parent / "results" / "raw"
@@ -447,24 +448,8 @@ def serve(engine: str, log: Path) -> Iterator[Tuple[str, int]]:
     """The server CLI (``--pace realtime``) in its own process: yields its base URL and pid."""
     cmd = [sys.executable, "-m", "cartesia.server", "--port", "0", "--engine", engine, "--pace", "realtime",
            "--api-key", API_KEY]
-    with open(log, "ab") as err:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                                stdout=subprocess.PIPE, stderr=err)
-        try:
-            assert proc.stdout is not None
-            first = proc.stdout.readline().decode()  # "... listening on http://localhost:<port>"
-            if "listening on " not in first:
-                raise RuntimeError(f"the server did not start (first line {first!r}); see {log}")
-            # Keep draining stdout so the server never blocks on a full pipe.
-            threading.Thread(target=proc.stdout.read, daemon=True).start()
-            yield "http://localhost:" + first.rsplit(":", 1)[1].strip().strip("/"), proc.pid
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with listening_process(cmd, "the server", log) as (address, pid):
+        yield "http://" + address, pid
 
 
 def run_all(
