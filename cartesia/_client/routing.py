@@ -206,9 +206,8 @@ class AsyncSlot(Slot):
         self.queue: asyncio.Queue[object] = asyncio.Queue(maxsize)
 
     def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if self._waiter is not None:
+            _resolve(self._waiter)
 
     def put_nowait(self, item: object) -> bool:
         try:
@@ -239,7 +238,7 @@ class AsyncSlot(Slot):
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         self._waiter = waiter
-        timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
+        timer = None if timeout is None else loop.call_later(timeout, _resolve, waiter)
         try:
             await waiter
         finally:
@@ -256,7 +255,8 @@ class AsyncSlot(Slot):
                 return
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    """End a consumer's wait: a frame was queued, or its timer ran out (whichever comes first)."""
     if not waiter.done():
         waiter.set_result(None)
 
