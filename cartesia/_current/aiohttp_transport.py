@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import weakref
 from typing import Any, AsyncIterator, Dict, List, Optional, Tuple, Type
 
 import aiohttp
@@ -52,16 +53,36 @@ def to_httpx_error(exc: BaseException, request: httpx.Request) -> BaseException:
     return kind(str(exc) or type(exc).__name__, request=request)
 
 
+def _own_read_timer(response: aiohttp.ClientResponse) -> None:
+    """Switch off aiohttp's read timer of ``response``'s connection (the body keeps its own).
+
+    aiohttp re-arms that timer on every piece that arrives (a timer cancelled and scheduled
+    per socket read: ~10 % of the client's CPU on a streamed body). Without these attributes
+    (another aiohttp) its timer stays: the same limit, at aiohttp's cost.
+    """
+    connection = response.connection
+    protocol = connection.protocol if connection is not None else None
+    if protocol is not None and hasattr(protocol, "_read_timeout") and hasattr(protocol, "_reschedule_timeout"):
+        protocol._read_timeout = None  # noqa: SLF001
+        protocol._reschedule_timeout()  # noqa: SLF001 - cancels the armed one
+
+
 class AiohttpBody(httpx.AsyncByteStream):
     """A response body as aiohttp receives it: each read takes everything buffered at once.
 
-    ``read`` returns what arrived without a wait when there is some (no timer, no task switch);
-    only an empty buffer waits (under aiohttp's read timeout, the request's ``read`` limit).
+    ``read`` returns what arrived without a wait when there is some (no timer, no task switch).
+    Only a wait on an empty buffer counts towards the request's ``read`` limit, as in httpx,
+    checked by one lazy timer: a wait notes when it began, and the timer, when due, fails the
+    body only if a wait has lasted the whole limit (else it is set again for that wait's end).
     """
 
-    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request, limit: Optional[float]) -> None:
         self._response = response
-        self._request = request
+        self.request = request
+        self._limit = limit
+        self._loop = asyncio.get_running_loop()
+        self._since: Optional[float] = None  # loop time the running wait began, None: no wait
+        self._timer: Optional[asyncio.TimerHandle] = None
 
     async def read(self) -> bytes:
         """The next bytes of the body, ``b""`` at its end.
@@ -73,10 +94,32 @@ class AiohttpBody(httpx.AsyncByteStream):
         try:
             data = content.read_nowait()
             if not data and not content.at_eof():
-                data = await content.readany()
+                if self._limit is None:
+                    data = await content.readany()
+                    return data
+                self._since = since = self._loop.time()
+                if self._timer is None:
+                    self._timer = self._loop.call_at(since + self._limit, self._due)
+                try:
+                    data = await content.readany()
+                finally:
+                    self._since = None
+        except RuntimeError as exc:  # aiohttp's "Connection closed." (the client was closed)
+            raise httpx.ReadError(str(exc), request=self.request) from None
         except Exception as exc:  # noqa: BLE001 - raised as httpx's
-            raise to_httpx_error(exc, self._request) from None
+            raise to_httpx_error(exc, self.request) from None
         return data
+
+    def _due(self) -> None:
+        self._timer = None
+        since, limit = self._since, self._limit
+        if since is None or limit is None:
+            return  # no wait now: the next one sets the timer again
+        end = since + limit
+        if self._loop.time() >= end - 1e-3:
+            self._response.content.set_exception(aiohttp.ServerTimeoutError("Timeout on reading data from socket"))
+        else:
+            self._timer = self._loop.call_at(end, self._due)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         while True:
@@ -85,7 +128,14 @@ class AiohttpBody(httpx.AsyncByteStream):
                 return
             yield data
 
+    def fail(self, error: BaseException) -> None:
+        """End a wait on this body (now or later) with ``error``."""
+        self._response.content.set_exception(error)
+
     async def aclose(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         # A body read to its end already gave its connection back; any other is closed, as
         # what is left of it would be read by the next request on that connection.
         self._response.close()
@@ -146,6 +196,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     def __init__(self, ssl_context: ssl.SSLContext) -> None:
         self._ssl = ssl_context
         self._session: Optional[aiohttp.ClientSession] = None
+        # Bodies still being read, failed when the session closes: aiohttp 3.9 drops a closed
+        # connection's body without waking its reader, which then waits for its read limit.
+        self._bodies: weakref.WeakSet[AiohttpBody] = weakref.WeakSet()
 
     def _open(self) -> aiohttp.ClientSession:
         session = self._session
@@ -176,7 +229,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             raise
         except Exception as exc:  # noqa: BLE001 - raised as httpx's
             raise to_httpx_error(exc, request) from None
-        body = AiohttpBody(response, request)
+        limit = (request.extensions.get("timeout") or {}).get("read")
+        if limit is not None:
+            _own_read_timer(response)
+        body = AiohttpBody(response, request, limit)
+        if not response.content.at_eof():
+            self._bodies.add(body)
         return httpx.Response(
             response.status,
             headers=response.raw_headers,
@@ -195,5 +253,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
+        bodies, self._bodies = list(self._bodies), weakref.WeakSet()
+        for body in bodies:
+            body.fail(httpx.ReadError("the client was closed before the end of this body", request=body.request))
         if session is not None:
             await session.close()
