@@ -95,8 +95,7 @@ class AiohttpBody(httpx.AsyncByteStream):
             data = content.read_nowait()
             if not data and not content.at_eof():
                 if self._limit is None:
-                    data = await content.readany()
-                    return data
+                    return await content.readany()
                 self._since = since = self._loop.time()
                 if self._timer is None:
                     self._timer = self._loop.call_at(since + self._limit, self._due)
@@ -150,12 +149,8 @@ class _NetworkStream:
         self._transport = transport
 
     def get_extra_info(self, info: str) -> Any:
-        if self._transport is None:
-            return None
-        if info == "is_readable":
-            return self._transport.is_closing()
         name = self._NAMES.get(info)
-        return self._transport.get_extra_info(name) if name is not None else None
+        return self._transport.get_extra_info(name) if name is not None and self._transport is not None else None
 
 
 def aiohttp_body(response: httpx.Response) -> Optional[AiohttpBody]:
@@ -176,8 +171,8 @@ def _headers(request: httpx.Request) -> List[Tuple[str, str]]:
 def _timeout(request: httpx.Request) -> aiohttp.ClientTimeout:
     limits: Dict[str, Optional[float]] = request.extensions.get("timeout") or {}
     connect = limits.get("connect")
-    # No pool wait to bound (the pool has no cap); the read limit applies to every wait for
-    # the answer and for each piece of its body, as httpx's does.
+    # No pool wait to bound (the pool has no cap). aiohttp's read timer bounds the wait for the
+    # answer's headers; the body then keeps its own (see AiohttpBody).
     return aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=limits.get("read"))
 
 
@@ -225,8 +220,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 allow_redirects=False,
                 timeout=_timeout(request),
             )
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:  # noqa: BLE001 - raised as httpx's
             raise to_httpx_error(exc, request) from None
         limit = (request.extensions.get("timeout") or {}).get("read")
