@@ -24,7 +24,7 @@ LONG_KW = dict(KW, transcript=LONGER)
 #: The server pauses this long after the first frame: longer than any bound below.
 STALL = {"X-Cartesia-Fault": "stall;after_frames=1;seconds=30"}
 BOUND_S = 10.0  # every wait of a test ends within this
-SHORT = httpx.Timeout(BOUND_S, read=0.3)
+SHORT = httpx.Timeout(BOUND_S, read=0.2)
 
 
 def _v1_headers(server: Any, **extra: str) -> dict:
@@ -89,6 +89,12 @@ async def test_transport_raises_httpx_exception_types(
         await http.get(f"http://{blackhole}/", timeout=httpx.Timeout(BOUND_S, connect=0.2))
     with RawServer("silent") as silent, pytest.raises(httpx.ReadTimeout):
         await http.get(silent.host_for_env + "/", timeout=SHORT)  # no answer at all
+    with socket.socket() as deaf:  # connects (the kernel's backlog), never reads a byte
+        deaf.bind(("127.0.0.1", 0))
+        deaf.listen(8)
+        host, port = deaf.getsockname()
+        with pytest.raises(httpx.WriteTimeout):  # the upload fills the socket buffers, then stalls
+            await http.post(f"http://{host}:{port}/", content=bytes(16 << 20), timeout=httpx.Timeout(0.2))
     url = local_server.base_url + "/tts/bytes"
     async with http.stream("POST", url, json=LONG_KW, headers=_v1_headers(local_server, **STALL), timeout=SHORT) as r:
         assert r.status_code == 200
@@ -143,12 +149,12 @@ async def test_every_phase_limit_applies(local_server: Any) -> None:
         response = await client.tts.generate(**LONG_KW, extra_headers=STALL, timeout=SHORT)
         with pytest.raises(APITimeoutError):  # httpx's read limit, on the body
             await response.read()
-        response = await client.tts.generate(**LONG_KW, extra_headers=STALL, chunk_gap_timeout=0.3)
+        response = await client.tts.generate(**LONG_KW, extra_headers=STALL, chunk_gap_timeout=0.2)
         with pytest.raises(ChunkGapTimeoutError):
             await response.read()
         first = {"X-Cartesia-Fault": "stall;after_frames=0;seconds=30"}
         with pytest.raises(FirstAudioTimeoutError):  # the server holds back even its headers
-            [e async for e in await client.tts.generate_sse(**LONG_KW, extra_headers=first, first_audio_timeout=0.3)]
+            [e async for e in await client.tts.generate_sse(**LONG_KW, extra_headers=first, first_audio_timeout=0.2)]
         # A read limit shorter than the whole body, but never reached between two pieces.
         ok = await client.tts.generate(**LONG_KW, timeout=httpx.Timeout(BOUND_S, read=2.0))
         assert await ok.read() == expected([LONGER])

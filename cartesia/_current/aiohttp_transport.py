@@ -10,6 +10,7 @@ many streams are open. aiohttp's exceptions become httpx's (``ConnectError``, ``
 from __future__ import annotations
 
 import asyncio
+import io
 import ssl
 import weakref
 from typing import Any, AsyncIterator, Dict, List, Optional, Tuple, Type
@@ -18,10 +19,14 @@ import aiohttp
 import httpx
 from yarl import URL
 
+from .._client.transport.http_async import bounded
+
 __all__ = ["AiohttpTransport", "AiohttpBody", "aiohttp_body", "KEEPALIVE_EXPIRY"]
 
 #: Seconds an idle connection is kept for the next request (httpx's default expiry).
 KEEPALIVE_EXPIRY = 5.0
+# Request bodies above this go to aiohttp as a file (its limit for a bytes body: 1 MiB).
+_LARGE_BODY = 1 << 20
 #: ``Response.extensions`` key of the :class:`AiohttpBody` (read past httpx's iterators).
 _BODY_KEY = "cartesia.aiohttp_body"
 # aiohttp >= 3.10 tells a connect timeout from a read timeout by type; 3.9 only by message.
@@ -168,8 +173,19 @@ def _headers(request: httpx.Request) -> List[Tuple[str, str]]:
     return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw]
 
 
-def _timeout(request: httpx.Request) -> aiohttp.ClientTimeout:
-    limits: Dict[str, Optional[float]] = request.extensions.get("timeout") or {}
+def _send_bound(limits: Dict[str, Optional[float]]) -> Optional[float]:
+    """The longest a request may take to be answered: its connect, write and read limits.
+
+    aiohttp bounds the connect and the wait for the headers itself, but has no write limit: a
+    peer that stops reading the request body would hold the call for ever. The sum only cuts
+    such a write short (the other two phases have their own, tighter timers); None when any of
+    the three has no limit (httpx then puts none on that phase either).
+    """
+    connect, write, read = limits.get("connect"), limits.get("write"), limits.get("read")
+    return None if connect is None or write is None or read is None else connect + write + read
+
+
+def _timeout(limits: Dict[str, Optional[float]]) -> aiohttp.ClientTimeout:
     connect = limits.get("connect")
     # No pool wait to bound (the pool has no cap). aiohttp's read timer bounds the wait for the
     # answer's headers; the body then keeps its own (see AiohttpBody).
@@ -211,18 +227,24 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._open()
         content = await request.aread()  # in memory already (JSON, or a form of bytes)
+        limits: Dict[str, Optional[float]] = request.extensions.get("timeout") or {}
+        sent = session.request(
+            request.method,
+            URL(str(request.url), encoded=True),
+            headers=_headers(request),
+            # aiohttp warns that a large bytes body blocks the loop; as a file it is sent in
+            # pieces (a voice clip to clone can be megabytes).
+            data=(io.BytesIO(content) if len(content) > _LARGE_BODY else content) or None,
+            allow_redirects=False,
+            timeout=_timeout(limits),
+        )
         try:
-            response = await session.request(
-                request.method,
-                URL(str(request.url), encoded=True),
-                headers=_headers(request),
-                data=content or None,
-                allow_redirects=False,
-                timeout=_timeout(request),
-            )
+            response = await bounded(sent, _send_bound(limits))
         except Exception as exc:  # noqa: BLE001 - raised as httpx's
+            if type(exc) in (TimeoutError, asyncio.TimeoutError):  # ours: the write phase stalled
+                raise httpx.WriteTimeout("Timed out sending the request", request=request) from None
             raise to_httpx_error(exc, request) from None
-        limit = (request.extensions.get("timeout") or {}).get("read")
+        limit = limits.get("read")
         if limit is not None:
             _own_read_timer(response)
         body = AiohttpBody(response, request, limit)
