@@ -18,7 +18,7 @@ from current_ws_support import S16, VOICE, expected
 from test_client_support import expected_audio, voice  # noqa: F401  (fixture)
 
 from cartesia import AsyncCartesia
-from cartesia._current import pool
+from cartesia._current.aiohttp_transport import AiohttpTransport
 from cartesia.tts import AsyncCartesiaTTS
 
 N = 128  # above both old caps (10 and 100)
@@ -98,26 +98,27 @@ async def test_current_async_http_streams_are_not_capped_by_a_pool(local_server:
             return audio()
 
         got = await all_open_at_once(N, start)
-        sharded = client.tts._http._client  # noqa: SLF001 - the pool's shape is the point
-        # No httpx pool carried more than SHARD_LOAD of them (its per-request scan stays short).
-        assert sharded.shards >= -(-N // pool.SHARD_LOAD)
+        # All of them went through the one aiohttp session (httpcore's pool is not in the path).
+        assert isinstance(client.tts._http.client()._transport, AiohttpTransport)  # noqa: SLF001
     want = expected([TEXT])
     assert all(g == want for g in got)
 
 
 async def test_one_request_at_a_time_stays_on_one_connection(local_server: Any) -> None:
     async with AsyncCartesia(api_key=local_server.api_key, base_url=local_server.base_url) as client:
+        ports = set()
         for _ in range(3):
-            data = b"".join([b async for b in await client.tts.bytes(**KW)])
-            assert data == expected([TEXT])
-        assert client.tts._http._client.shards == 1  # noqa: SLF001
+            response = await client.tts.generate(**KW)
+            ports.add(response.http_response.extensions["network_stream"].get_extra_info("client_addr")[1])
+            assert await response.read() == expected([TEXT])
+        assert len(ports) == 1, ports  # the kept-alive connection served every call
 
 
 async def test_current_async_pool_still_takes_its_proxy_from_the_environment(
     local_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The local server answers absolute-form requests, so it stands in for the proxy: the
-    # request only arrives if the shard sent it through HTTP_PROXY (the host does not resolve).
+    # request only arrives if the client sent it through HTTP_PROXY (the host does not resolve).
     monkeypatch.setenv("HTTP_PROXY", local_server.base_url)
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)

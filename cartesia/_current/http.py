@@ -28,8 +28,9 @@ from .._client.transport.http_sync import (
 )
 from ..protocol import v1
 from ..protocol.v1 import HttpRequest
-from .config import ASYNC_CONNECTION_LIMITS, DEFAULT, CurrentConfig, merge_headers, to_httpx_timeout
-from .pool import ShardedAsyncClient, hold_until_closed
+from .aiohttp_transport import aiohttp_body
+from .config import DEFAULT, CurrentConfig, merge_headers, to_httpx_timeout
+from .pool import async_client
 
 __all__ = [
     "SyncHttp",
@@ -232,20 +233,16 @@ class SyncHttp(_Base):
 
 
 class AsyncHttp(_Base):
-    """The async client's httpx client: nothing here blocks the event loop."""
+    """The async client's httpx client (on aiohttp, see :mod:`.pool`): nothing here blocks the loop."""
 
     def __init__(self, config: CurrentConfig) -> None:
         super().__init__(config)
-        self._client: Optional[ShardedAsyncClient] = None
-
-    def pool(self) -> ShardedAsyncClient:
-        """The httpx clients requests are spread over (see :mod:`.pool`)."""
-        if self._client is None or self._client.is_closed:
-            self._client = ShardedAsyncClient(self.config.timeout, ASYNC_CONNECTION_LIMITS)
-        return self._client
+        self._client: Optional[httpx.AsyncClient] = None
 
     def client(self) -> httpx.AsyncClient:
-        return self.pool().first()
+        if self._client is None or self._client.is_closed:
+            self._client = async_client(self.config.timeout)
+        return self._client
 
     async def send(
         self,
@@ -269,20 +266,12 @@ class AsyncHttp(_Base):
             if metrics is not None:
                 metrics.restart()
             built, limit = self.build(client, request, extra_headers, extra_query, timeout, deadline)
-            shard, release = self.pool().pick()
             try:
-                sent = shard.send(built, stream=stream)
+                sent = client.send(built, stream=stream)
                 response = await (sent if deadline is None else bounded(sent, deadline.remaining()))
-            except BaseException as exc:
-                release()
-                if not isinstance(exc, Exception):
-                    raise
+            except Exception as exc:  # noqa: BLE001 - mapped to our typed errors
                 error = map_exception(exc, self.where(request, limit, deadline))
             else:
-                if stream:
-                    hold_until_closed(response, release)  # the slot is the open body's
-                else:
-                    release()
                 if response.is_success:
                     if metrics is not None:
                         metrics.first_byte()
@@ -392,11 +381,19 @@ class GuardedBody:
 
 
 class AsyncGuardedBody:
-    """As :class:`GuardedBody`, for an async response (an async iterator)."""
+    """As :class:`GuardedBody`, for an async response (an async iterator).
+
+    A body from :class:`~.aiohttp_transport.AiohttpTransport` is read straight from aiohttp
+    (everything buffered per read, past httpx's layers of iterators) unless ``chunk_size`` asks
+    for httpx's re-chunking.
+    """
 
     def __init__(self, response: httpx.Response, where: Where, chunk_size: Optional[int] = None) -> None:
         self._where = where
-        self._chunks: AsyncIterator[bytes] = response.aiter_bytes(chunk_size).__aiter__()
+        raw = aiohttp_body(response) if chunk_size is None else None
+        self._read: Callable[[], Awaitable[bytes]] = (
+            raw.read if raw is not None else _reader(response.aiter_bytes(chunk_size).__aiter__())
+        )
 
     def __aiter__(self) -> AsyncGuardedBody:
         return self
@@ -405,13 +402,13 @@ class AsyncGuardedBody:
         deadline = self._where.deadline
         try:
             if deadline is None:
-                data = await self._chunks.__anext__()
+                data = await self._read()
             else:
-                data = await bounded(self._chunks.__anext__(), deadline.remaining())  # type: ignore[attr-defined]
-        except StopAsyncIteration:
-            raise
+                data = await bounded(self._read(), deadline.remaining())  # type: ignore[attr-defined]
         except Exception as exc:  # noqa: BLE001
             raise map_exception(exc, self._where) from exc
+        if not data:
+            raise StopAsyncIteration
         if deadline is not None:
             deadline.audio()  # type: ignore[attr-defined]
         return data
@@ -424,8 +421,20 @@ class AsyncGuardedBody:
             pass
 
     async def _drain(self) -> None:
-        async for _ in self._chunks:
+        while await self._read():
             pass
+
+
+def _reader(chunks: AsyncIterator[bytes]) -> Callable[[], Awaitable[bytes]]:
+    """``chunks`` as a read that returns ``b""`` at their end (httpx yields no empty chunk)."""
+
+    async def read() -> bytes:
+        try:
+            return await chunks.__anext__()
+        except StopAsyncIteration:
+            return b""
+
+    return read
 
 
 def iter_guarded(response: httpx.Response, where: Where, chunk_size: Optional[int] = None) -> GuardedBody:

@@ -1,103 +1,54 @@
-"""The async client's HTTP pool: httpx clients in shards of a bounded load, so that 1,000 streams scale.
+"""The async client's httpx client: requests go through aiohttp, proxied ones through httpx's transport.
 
-httpcore's async pool re-scans its connections and waiting requests each time a request starts or
-a response closes (``is_idle``/``has_expired`` per connection, a ``getpeername`` each): with N
-streams at once that is O(N²) work, about half of the client's CPU at 300 concurrent streams, and
-at 1,000 the streams fell far behind real time. Here each request goes to the least loaded of
-several ``httpx.AsyncClient`` shards and a new shard opens only when every shard carries
-``SHARD_LOAD`` requests, so each scan stays short. One request at a time always uses the first
-shard (its kept-alive connection is reused as before). Each shard is a plain ``httpx.AsyncClient``
-(its own transport, so proxies from the environment still apply).
+httpcore's async pool re-scanned every connection and waiting request each time a request
+started or a response closed: O(N²) work with N streams at once (the reason this module used to
+shard requests over many httpx clients). :class:`~.aiohttp_transport.AiohttpTransport` takes a
+connection from aiohttp's pool in O(1), so one httpx client serves any number of streams.
+
+httpx reads proxies from the environment only for a client without a transport of its own; the
+client built here mounts, as httpx would, its default transport on each proxied pattern
+(``NO_PROXY`` hosts stay direct), read once when the client is made.
 """
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Callable, List, Tuple
+from typing import Dict, Optional
 
 import httpx
 
 from .._client.transport.http_sync import install_cookie_filter
+from .aiohttp_transport import AiohttpTransport
+from .config import ASYNC_CONNECTION_LIMITS
 
-__all__ = ["ShardedAsyncClient", "SHARD_LOAD", "hold_until_closed"]
+__all__ = ["async_client", "proxy_mounts"]
 
-#: In-flight requests per shard before another shard opens.
-SHARD_LOAD = 16
+try:  # where httpx reads *_PROXY / NO_PROXY (0.25 to 0.28)
+    from httpx._utils import get_environment_proxies as _environment_proxies
+except ImportError:  # pragma: no cover - another httpx: the standard library's reading
+    import urllib.request
 
-
-class _Released(httpx.AsyncByteStream):
-    """A response body that gives its shard's slot back when it is closed."""
-
-    def __init__(self, inner: Any, release: Callable[[], None]) -> None:
-        self._inner = inner
-        self._release = release
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for part in self._inner:
-            yield part
-
-    async def aclose(self) -> None:
-        try:
-            await self._inner.aclose()
-        finally:
-            self._release()
+    def _environment_proxies() -> Dict[str, Optional[str]]:
+        found = urllib.request.getproxies()
+        return {f"{scheme}://": found[scheme] for scheme in ("http", "https", "all") if scheme in found}
 
 
-def hold_until_closed(response: httpx.Response, release: Callable[[], None]) -> None:
-    """Keep a streamed response's slot (from :meth:`ShardedAsyncClient.pick`) until it is closed."""
-    response.stream = _Released(response.stream, release)
+def proxy_mounts(verify: object) -> Dict[str, Optional[httpx.AsyncBaseTransport]]:
+    """httpx's transport (through the proxy) for each pattern the environment proxies; None
+    (the client's own transport) for the ones ``NO_PROXY`` exempts."""
+    mounts: Dict[str, Optional[httpx.AsyncBaseTransport]] = {}
+    for pattern, url in _environment_proxies().items():
+        mounts[pattern] = None if url is None else httpx.AsyncHTTPTransport(
+            verify=verify,  # type: ignore[arg-type]
+            limits=ASYNC_CONNECTION_LIMITS,
+            proxy=httpx.Proxy(url),
+        )
+    return mounts
 
 
-class ShardedAsyncClient:
-    """``httpx.AsyncClient`` shards, each with ``limits`` (the whole pool has no other cap)."""
-
-    def __init__(self, timeout: httpx.Timeout, limits: httpx.Limits) -> None:
-        self._timeout = timeout
-        self._limits = limits
-        self._shards: List[httpx.AsyncClient] = []
-        self._loads: List[int] = []
-        self._ssl: Any = None  # one TLS context for every shard (loading the CAs takes ~0.1 s)
-        self.is_closed = False
-
-    @property
-    def shards(self) -> int:
-        """Shards opened so far."""
-        return len(self._shards)
-
-    def first(self) -> httpx.AsyncClient:
-        """A shard for work without I/O (building a request: every shard builds it alike)."""
-        return self._shards[0] if self._shards else self._open()
-
-    def _open(self) -> httpx.AsyncClient:
-        if self._ssl is None:
-            self._ssl = httpx.create_ssl_context()
-        shard = httpx.AsyncClient(timeout=self._timeout, limits=self._limits, verify=self._ssl)
-        install_cookie_filter(shard)  # no cookie-jar work on responses that set no cookie
-        self._shards.append(shard)
-        self._loads.append(0)
-        return self._shards[-1]
-
-    def pick(self) -> Tuple[httpx.AsyncClient, Callable[[], None]]:
-        """The shard for the next request, and the call that gives its slot back (once).
-
-        The least loaded shard, a new one when all carry ``SHARD_LOAD`` requests.
-        """
-        best = min(range(len(self._loads)), key=self._loads.__getitem__, default=None)
-        if best is None or self._loads[best] >= SHARD_LOAD:
-            self._open()
-            best = len(self._shards) - 1
-        self._loads[best] += 1
-        shards, index, done = self._shards, best, [False]
-
-        def release() -> None:
-            # Once only, and never into a pool that was closed (and emptied) meanwhile.
-            if not done[0] and shards is self._shards:
-                done[0] = True
-                self._loads[index] -= 1
-
-        return self._shards[best], release
-
-    async def aclose(self) -> None:
-        self.is_closed = True
-        shards, self._shards, self._loads = self._shards, [], []
-        for shard in shards:
-            await shard.aclose()
+def async_client(timeout: httpx.Timeout) -> httpx.AsyncClient:
+    """One ``httpx.AsyncClient`` on :class:`AiohttpTransport`, TLS and proxies as httpx's default
+    (verify on, certifi or ``SSL_CERT_FILE``/``SSL_CERT_DIR``, ``*_PROXY``/``NO_PROXY``)."""
+    tls = httpx.create_ssl_context()  # loaded once (the CAs take ~0.1 s), shared by every mount
+    client = httpx.AsyncClient(timeout=timeout, transport=AiohttpTransport(tls), mounts=proxy_mounts(tls))
+    install_cookie_filter(client)  # no cookie-jar work on responses that set no cookie
+    return client
