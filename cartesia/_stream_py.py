@@ -77,10 +77,86 @@ def _b64_error(s: Any, pos: int, offset: int) -> Base64DecodeError:
     )
 
 
+# --- base64 by numpy: one table look-up per pair of characters, then a few whole-array ops --------
+#
+# binascii.a2b_base64 walks the text one character at a time in C; here numpy does the work in
+# passes over whole arrays, ~2.5x faster on frames of audio (tens of kB of base64).
+
+_B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_U2 = np.dtype("<u2")
+_U4 = np.dtype("<u4")
+_BE4 = np.dtype(">u4")
+_PAIR_BAD = 0xFFFF
+# Below this many characters a2b_base64 wins (the numpy passes cost ~12 us however short).
+_NUMPY_B64_MIN = 4096
+
+
+def _pair_table() -> np.ndarray:
+    """The 12 bits of every pair of base64 characters (index: first | second << 8), _PAIR_BAD if
+    either is not in the alphabet. '=' is bad too: the padded last quad is decoded apart."""
+    value = np.full(256, 64, dtype=np.uint32)
+    value[np.frombuffer(_B64_ALPHABET, dtype=np.uint8)] = np.arange(64, dtype=np.uint32)
+    index = np.arange(65536, dtype=np.uint32)
+    first, second = value[index & 0xFF], value[index >> 8]
+    pairs = np.where((first < 64) & (second < 64), (first << 6) | second, _PAIR_BAD)
+    table: np.ndarray = pairs.astype(_U2)
+    return table
+
+
+_PAIRS = _pair_table()
+
+
+def _b64decode_numpy(s: Any) -> Optional[bytes]:
+    """Decode valid base64 ``s`` (length a multiple of 4, at least 8), or None if it is not valid.
+
+    Every quad but the last goes through numpy; the last one (where padding may be) through
+    a2b_base64 with the exact-length check of _b64decode_at.
+    """
+    n = len(s)
+    quads = n // 4 - 1
+    body = _PAIRS.take(np.frombuffer(s, dtype=_U2, count=2 * quads))
+    if body.max() > 0xFFF:
+        return None
+    try:
+        tail = binascii.a2b_base64(s[n - 4 :])
+    except binascii.Error:
+        return None
+    if len(tail) != 3 - (s[n - 1] == 0x3D) - (s[n - 2] == 0x3D):
+        return None
+    # Two 12-bit halves per little-endian uint32 -> the quad's 24 bits in the top three bytes.
+    halves = body.view(_U4)
+    words = halves << 20
+    halves >>= 8
+    halves &= 0xFFF00
+    words |= halves
+    # Stored big-endian 3 bytes apart: each store's spare low byte is overwritten by the next one
+    # (numpy stores in index order), and the last one's by the tail.
+    out = bytearray(3 * quads + 3)
+    np.ndarray((quads,), dtype=_BE4, buffer=out, strides=(3,))[...] = words
+    end = 3 * quads + len(tail)
+    out[3 * quads : end] = tail
+    with memoryview(out) as mv:
+        return mv[:end].tobytes()
+
+
+def _numpy_b64_works() -> bool:
+    """Whether numpy here stores the overlapping words in order (checked once, on 4,096 characters)."""
+    sample = bytes(range(256)) * 12
+    return _b64decode_numpy(binascii.b2a_base64(sample, newline=False)) == sample
+
+
+if not _numpy_b64_works():  # pragma: no cover - a numpy that stores out of order: a2b_base64 only
+    _NUMPY_B64_MIN = 1 << 62
+
+
 def _b64decode_at(s: Any, offset: int) -> bytes:
     """Strictly decode base64 ``s``; errors report ``offset`` + the index of the offending character."""
     n = len(s)
-    if n % 4 == 0:
+    if n >= _NUMPY_B64_MIN and n % 4 == 0:
+        fast = _b64decode_numpy(s)
+        if fast is not None:
+            return fast
+    elif n % 4 == 0:
         # NOTE: the lenient decoder is ~15% faster than strict_mode=True (3.11+ only) and, with the
         # exact-length check, accepts the same inputs: a skipped byte, early stop at padding or
         # surplus '=' always makes the output shorter than n/4*3 minus the padding.

@@ -350,3 +350,72 @@ def test_good_frames_before_a_malformed_one_are_delivered_once(both_twins, case,
         assert error is not None and error[0] in EXPECTED_ERRORS, error
         classes.add(error[0])
     assert len(classes) == 1, classes  # where the reads end never changes what the error is
+
+
+# --- long payloads: the pure twin decodes base64 of 4,096+ characters with numpy ---------------
+
+
+@st.composite
+def long_damaged_b64(draw):
+    """Base64 long enough for the pure twin's numpy decoder, maybe damaged anywhere (often near the
+    end, where the padded last quad is decoded apart, or by an '=' inside the body)."""
+    text = base64.b64encode(draw(st.binary(min_size=3060, max_size=4500))).decode()
+    for _ in range(draw(st.integers(0, 2))):
+        n = len(text)
+        i = draw(st.integers(0, n - 1) | st.integers(max(0, n - 9), n - 1))
+        text = text[:i] + draw(st.sampled_from("=!-_ \n\x80A/")) + text[i + 1 :]
+    if draw(st.booleans()):
+        text = text[: len(text) - draw(st.integers(0, 5))]
+    return text
+
+
+def _outcome(call):
+    try:
+        return call()
+    except Exception as exc:  # noqa: BLE001 - compared between twins
+        return (type(exc).__name__, str(exc), getattr(exc, "offset", None))
+
+
+@settings(max_examples=120, deadline=None)
+@given(long_damaged_b64())
+def test_long_b64_agree(both_twins, text):
+    """Same bytes, or the same error (class, message, offset), for long base64 in every entry point."""
+    payload = '{"data": "' + text.replace("\n", "\\n") + '", "done": false}'
+    results = []
+    for mod in both_twins:
+        buf = mod.AudioBuffer()
+        results.append(
+            [
+                _outcome(lambda m=mod: m._b64decode(text.encode())),
+                _outcome(lambda m=mod: m._b64decode(memoryview(text.encode()))),
+                _outcome(lambda m=mod: m.parse_message(payload).audio),
+                _outcome(lambda m=mod, b=buf: (b.append_b64(text), b.to_bytes())),
+            ]
+        )
+    assert all(r == results[0] for r in results)
+    try:
+        expected = base64.b64decode(text, validate=True)
+    except ValueError:
+        return
+    if len(text) % 4 == 0:
+        assert results[0][0] == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.binary(min_size=3060, max_size=4000), min_size=1, max_size=3),
+    st.sampled_from(["json", "sse"]),
+    st.lists(st.integers(0, 10**6), max_size=20),
+    st.sampled_from([None, "buffer", "ring"]),
+)
+def test_long_frames_any_split(both_twins, pcms, framing, cuts, sink_kind):
+    """Frames with long base64, cut anywhere (inside a quad, inside 'data:', at the closing quote)."""
+    frames = [
+        json.dumps({"data": base64.b64encode(p).decode(), "done": False, "step_time": 1.5}).encode() for p in pcms
+    ]
+    wire = b"".join(b"data: " + f + b"\n\n" for f in frames) if framing == "sse" else b"\n".join(frames)
+    reference = run(both_twins[-1], framing, [wire], sink_kind, max_frame_bytes=1 << 20)
+    assert reference[2] is None, reference
+    assert [m[1] for m in reference[0]] == ([b""] * len(pcms) if sink_kind else list(pcms))
+    for mod in both_twins:
+        assert run(mod, framing, split(wire, cuts), sink_kind, max_frame_bytes=1 << 20) == reference
