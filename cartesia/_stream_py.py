@@ -31,6 +31,14 @@ _OTHER = rb'[^"{}\[\],:]*'
 _FLAT_MEMBERS = re.compile(
     rb"(?:" + _OTHER + rb'"(?!data")[^"\\]*"' + _OTHER + rb":" + _OTHER + rb'(?:"[^"\\]*"' + _OTHER + rb")?,)+"
 )
+# The usual frame, `{"data": "<base64>", <members as above>}`, in three C-level steps (a match up to
+# the data string, a find of its closing quote, a match of the rest) instead of the scanner's loop.
+# Anything else, including every frame the scanner would reject, fails to match and is scanned.
+_DATA_FIRST = re.compile(_OTHER + rb'"data"' + _OTHER + rb":" + _OTHER + rb'"')
+_FLAT_REST = re.compile(
+    _OTHER + rb'(?:,' + _OTHER + rb'"(?!data")[^"\\]*"' + _OTHER + rb":" + _OTHER + rb'(?:"[^"\\]*"' + _OTHER
+    + rb")?)*\}"
+)
 _BOM = b"\xef\xbb\xbf"
 _MISSING = object()
 
@@ -362,9 +370,17 @@ class Message:
 # --- frame -> Message --------------------------------------------------------------------------
 
 
+_JSON_DECODE = json.JSONDecoder().decode
+
+
 def _loads(text: bytes, offset: int) -> Dict[str, Any]:
     try:
-        fields: Dict[str, Any] = json.loads(text)  # always an object: the scanner matched its braces
+        # What json.loads(text) does, minus its encoding sniffing: text starts with '{', so that
+        # picks UTF-8 unless the next byte is NUL.
+        if text[1]:
+            fields: Dict[str, Any] = _JSON_DECODE(text.decode("utf-8", "surrogatepass"))
+        else:
+            fields = json.loads(text)  # always an object: the scanner matched its braces
     except (ValueError, RecursionError) as exc:
         raise StreamFormatError(f"invalid JSON in the frame at offset {offset}: {exc}", offset) from None
     return fields
@@ -513,8 +529,23 @@ class _Scanner:
                             base + self.start,
                         )
                     self.dspan = (self.key_start, q + 1)
+                    # The usual rest of a frame, flat members and the closing brace, in one match.
+                    m = _FLAT_REST.match(buf, pos, end)
+                    if m is not None:
+                        self.depth = 0
+                        return m.end()
                 continue
             if self.expect_key and self.depth == 1:
+                if pos == self.start + 1:
+                    # The usual first member, "data": straight into its string.
+                    m = _DATA_FIRST.match(buf, pos, end)
+                    if m is not None:
+                        pos = m.end()
+                        self.in_str = True
+                        self.str_kind = 2
+                        self.key_start = pos - 1
+                        self.expect_key = False
+                        continue
                 m = _FLAT_MEMBERS.match(buf, pos, end)
                 if m is not None:
                     pos = m.end()
@@ -557,6 +588,30 @@ class _Scanner:
         return -1
 
 
+def _quick_frame(buf: Any, p: int, end: int) -> Optional[Tuple[int, Tuple[int, int]]]:
+    """(index after the closing brace, data span) of the usual frame that opens at ``buf[p]``, as
+    the scanner would find them, or None when ``buf[p:end]`` is not one whole usual frame."""
+    m = _DATA_FIRST.match(buf, p + 1, end)
+    if m is None:
+        return None
+    vs = m.end() - 1
+    find = buf.find
+    q = find(b'"', vs + 1, end)
+    while q >= 0 and buf[q - 1] == 0x5C:
+        k = q - 2
+        while buf[k] == 0x5C:  # stops at the opening quote at the latest
+            k -= 1
+        if (q - 1 - k) & 1 == 0:
+            break  # an even run of backslashes: the quote is not escaped
+        q = find(b'"', q + 1, end)
+    if q < 0:
+        return None
+    m = _FLAT_REST.match(buf, q + 1, end)
+    if m is None:
+        return None
+    return m.end(), (vs, q + 1)
+
+
 def _parse_text(text: Any, base: int, sink: Any, start: int = 0, end: int = -1) -> Message:
     """Parse the complete JSON text ``text[start:end]`` (optional surrounding whitespace).
 
@@ -570,8 +625,14 @@ def _parse_text(text: Any, base: int, sink: Any, start: int = 0, end: int = -1) 
     p = m.start()
     if text[p] != 0x7B:
         raise _unexpected(text[p], base + p, "'{' or whitespace")
-    scanner = _Scanner(p)
-    stop = scanner.scan(text, p + 1, end, base)
+    quick = _quick_frame(text, p, end)
+    dspan: Optional[Tuple[int, int]]
+    if quick is not None:
+        stop, dspan = quick
+    else:
+        scanner = _Scanner(p)
+        stop = scanner.scan(text, p + 1, end, base)
+        dspan = scanner.dspan
     if stop < 0:
         raise StreamFormatError(
             f"incomplete JSON object at offset {base + p}: the message ends inside it", base + p
@@ -580,7 +641,7 @@ def _parse_text(text: Any, base: int, sink: Any, start: int = 0, end: int = -1) 
     if m is not None:
         q = m.start()
         raise _unexpected(text[q], base + q, "end of message")
-    return _build_message(text, p, stop, scanner.dspan, base, sink)
+    return _build_message(text, p, stop, dspan, base, sink)
 
 
 def parse_message(payload: Union[str, bytes, bytearray, memoryview], *, sink: Any = None) -> Message:
@@ -874,6 +935,16 @@ class StreamParser:
                 p = m.start()
                 if buf[p] != 0x7B:
                     raise _unexpected(buf[p], base + p, "'{' or whitespace")
+                quick = _quick_frame(buf, p, end)
+                if quick is not None:
+                    stop, dspan = quick
+                    if stop - p > limit:
+                        raise FrameTooLargeError(
+                            f"frame at offset {base + p} exceeds max_frame_bytes ({stop - p} > {limit})", base + p
+                        )
+                    out.append(_build_message(buf, p, stop, dspan, base, self._sink))
+                    pos = stop
+                    continue
                 scanner = self._scanner = _Scanner(p)
                 pos = p + 1
             stop = scanner.scan(buf, pos, end, base)

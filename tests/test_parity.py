@@ -419,3 +419,61 @@ def test_long_frames_any_split(both_twins, pcms, framing, cuts, sink_kind):
     assert [m[1] for m in reference[0]] == ([b""] * len(pcms) if sink_kind else list(pcms))
     for mod in both_twins:
         assert run(mod, framing, split(wire, cuts), sink_kind, max_frame_bytes=1 << 20) == reference
+
+
+# --- the usual frame shape: the pure twin matches {"data": "...", <flat members>} without its scanner ---
+
+usual_members = st.sampled_from(
+    [
+        '"done": false',
+        '"sampling_rate": 44100',
+        '"step_time": 12.5',
+        '"context_id": "ab12"',
+        '"type": "chunk"',
+        '"x": "a\\"b"',  # an escaped quote: not flat, scanned
+        '"x": "a\\\\"',  # an escaped backslash before the closing quote
+        '"meta": {"data": "AAAA"}',  # nested: scanned
+        '"list": [1, "}"]',
+        '"data": "AAAA"',  # a second data member: an error either way
+        '"data": null',
+        '"data": 5',
+        '"é": "€"',
+        '"a": tru',  # not JSON
+        '"a" 1',
+        "",  # an empty member (a stray comma)
+    ]
+)
+
+
+@st.composite
+def usual_frames(draw):
+    """A frame that starts with its data member, followed by members that are mostly flat."""
+    b64 = base64.b64encode(draw(st.binary(max_size=60))).decode()
+    if draw(st.booleans()):
+        b64 = b64.replace("/", "\\/")
+    # Escapes where the closing quote is looked for: an escaped backslash, or an escaped quote.
+    b64 += draw(st.sampled_from(["", "", "\\\\", "\\\"", '\\"AA==', "\\\\\\\"", "\\u0041AAA"]))
+    ws = draw(st.sampled_from(["", " ", "\n  ", "\t"]))
+    head = "{" + ws + '"data"' + draw(st.sampled_from([":", ": ", " :", " : "])) + '"' + b64 + '"'
+    members = draw(st.lists(usual_members, max_size=4))
+    tail = "".join("," + ws + m for m in members) + ws + draw(st.sampled_from(["}", "}", "]", ",}"]))
+    return (head + tail).encode("utf-8")
+
+
+@SETTINGS
+@given(
+    st.lists(usual_frames(), min_size=1, max_size=4),
+    st.sampled_from(["json", "sse", "ws"]),
+    st.lists(st.integers(0, 10**6), max_size=12),
+    st.sampled_from([None, "buffer"]),
+)
+def test_usual_frames_agree(both_twins, items, framing, cuts, sink_kind):
+    """Flat or not, well-formed or not, whole or cut anywhere: same messages and the same error."""
+    if framing == "ws":
+        results = [[_outcome(lambda m=mod, i=i: repr(m.parse_message(i))) for i in items] for mod in both_twins]
+        assert all(r == results[0] for r in results)
+        return
+    wire = b"".join(b"data: " + i + b"\n\n" for i in items) if framing == "sse" else b" ".join(items)
+    for pieces in ([wire], split(wire, cuts)):
+        results = [run(mod, framing, pieces, sink_kind) for mod in both_twins]
+        assert all(r == results[0] for r in results), results
