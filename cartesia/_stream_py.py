@@ -710,7 +710,7 @@ class StreamParser:
 
     __slots__ = ("_mode", "_framing", "_sink", "_max", "_buf", "_base", "_pos", "_fed", "_count", "_error",
                  "_deferred", "_closed", "_scanner", "_lead", "_skip_lf", "_eol_from", "_parts", "_dspan", "_dlines",
-                 "_dsize", "_doff")
+                 "_dsize", "_doff", "_fast_until", "_fast_sse")
 
     def __init__(self, framing: str = "auto", *, sink: Any = None, max_frame_bytes: int = _DEFAULT_MAX_FRAME) -> None:
         if framing not in ("auto", "json", "sse"):
@@ -733,6 +733,10 @@ class StreamParser:
         self._lead: Optional[int] = None  # stream offset of blanks that start the current line (auto)
         self._skip_lf = False
         self._eol_from = 0
+        # Set by _run: while the buffer stays within _fast_until bytes, a read without a '"' (inside
+        # a frame's string) or without an end of line (SSE, _fast_sse) cannot complete anything.
+        self._fast_until = -1
+        self._fast_sse = False
         self._parts: List[bytes] = []
         self._dspan: Optional[Tuple[int, int]] = None  # the event's only data line, still in _buf
         self._dlines = 0
@@ -782,17 +786,16 @@ class StreamParser:
         buf = self._buf
         old = len(buf)
         buf += data
-        self._fed += len(buf) - old
+        new = len(buf)
+        self._fed += new - old
         # Fast paths for the common read that only extends a long base64 string or SSE line:
-        # one C-level find over the new bytes and no other work.
-        scanner = self._scanner
-        if scanner is not None:
-            if scanner.in_str and len(buf) - scanner.start <= self._max and buf.find(b'"', old) < 0:
-                self._pos = len(buf)
-                return []
-        elif len(buf) - self._pos + self._dsize <= self._max:
-            if self._mode == _SSE and not self._skip_lf and buf.find(b"\n", old) < 0 and buf.find(b"\r", old) < 0:
-                self._eol_from = len(buf)
+        # one C-level find over the new bytes and no other work (the next _run searches them
+        # once more, from where it stopped).
+        if new <= self._fast_until:
+            if self._fast_sse:
+                if buf.find(b"\n", old) < 0 and buf.find(b"\r", old) < 0:
+                    return []
+            elif buf.find(b'"', old) < 0:
                 return []
         out: List[Message] = []
         try:
@@ -870,6 +873,13 @@ class StreamParser:
             elif self._mode == _SSE:
                 self._run_sse(out)
         self._compact()
+        scanner = self._scanner
+        if scanner is not None:
+            self._fast_sse = False
+            self._fast_until = scanner.start + self._max if scanner.in_str else -1
+        else:
+            self._fast_sse = True
+            self._fast_until = self._pos - self._dsize + self._max if self._mode == _SSE and not self._skip_lf else -1
 
     def _compact(self) -> None:
         scanner = self._scanner
