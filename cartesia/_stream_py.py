@@ -104,10 +104,9 @@ def _pair_table() -> np.ndarray:
     either is not in the alphabet. '=' is bad too: the padded last quad is decoded apart."""
     value = np.full(256, 64, dtype=np.uint32)
     value[np.frombuffer(_B64_ALPHABET, dtype=np.uint8)] = np.arange(64, dtype=np.uint32)
-    index = np.arange(65536, dtype=np.uint32)
-    first, second = value[index & 0xFF], value[index >> 8]
+    first, second = value[np.newaxis, :], value[:, np.newaxis]  # row: second character
     pairs = np.where((first < 64) & (second < 64), (first << 6) | second, _PAIR_BAD)
-    table: np.ndarray = pairs.astype(_U2)
+    table: np.ndarray = pairs.astype(_U2).ravel()
     return table
 
 
