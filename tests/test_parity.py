@@ -350,3 +350,130 @@ def test_good_frames_before_a_malformed_one_are_delivered_once(both_twins, case,
         assert error is not None and error[0] in EXPECTED_ERRORS, error
         classes.add(error[0])
     assert len(classes) == 1, classes  # where the reads end never changes what the error is
+
+
+# --- long payloads: the pure twin decodes base64 of 4,096+ characters with numpy ---------------
+
+
+@st.composite
+def long_damaged_b64(draw):
+    """Base64 long enough for the pure twin's numpy decoder, maybe damaged anywhere (often near the
+    end, where the padded last quad is decoded apart, or by an '=' inside the body)."""
+    text = base64.b64encode(draw(st.binary(min_size=3060, max_size=4500))).decode()
+    for _ in range(draw(st.integers(0, 2))):
+        n = len(text)
+        i = draw(st.integers(0, n - 1) | st.integers(max(0, n - 9), n - 1))
+        text = text[:i] + draw(st.sampled_from("=!-_ \n\x80A/")) + text[i + 1 :]
+    if draw(st.booleans()):
+        text = text[: len(text) - draw(st.integers(0, 5))]
+    return text
+
+
+def _outcome(call):
+    try:
+        return call()
+    except Exception as exc:  # noqa: BLE001 - compared between twins
+        return (type(exc).__name__, str(exc), getattr(exc, "offset", None))
+
+
+@settings(max_examples=120, deadline=None)
+@given(long_damaged_b64())
+def test_long_b64_agree(both_twins, text):
+    """Same bytes, or the same error (class, message, offset), for long base64 in every entry point."""
+    payload = '{"data": "' + text.replace("\n", "\\n") + '", "done": false}'
+    results = []
+    for mod in both_twins:
+        buf = mod.AudioBuffer()
+        results.append(
+            [
+                _outcome(lambda m=mod: m._b64decode(text.encode())),
+                _outcome(lambda m=mod: m._b64decode(memoryview(text.encode()))),
+                _outcome(lambda m=mod: m.parse_message(payload).audio),
+                _outcome(lambda m=mod, b=buf: (b.append_b64(text), b.to_bytes())),
+            ]
+        )
+    assert all(r == results[0] for r in results)
+    try:
+        expected = base64.b64decode(text, validate=True)
+    except ValueError:
+        return
+    if len(text) % 4 == 0:
+        assert results[0][0] == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.binary(min_size=3060, max_size=4000), min_size=1, max_size=3),
+    st.sampled_from(["json", "sse"]),
+    st.lists(st.integers(0, 10**6), max_size=20),
+    st.sampled_from([None, "buffer", "ring"]),
+)
+def test_long_frames_any_split(both_twins, pcms, framing, cuts, sink_kind):
+    """Frames with long base64, cut anywhere (inside a quad, inside 'data:', at the closing quote)."""
+    frames = [
+        json.dumps({"data": base64.b64encode(p).decode(), "done": False, "step_time": 1.5}).encode() for p in pcms
+    ]
+    wire = b"".join(b"data: " + f + b"\n\n" for f in frames) if framing == "sse" else b"\n".join(frames)
+    reference = run(both_twins[-1], framing, [wire], sink_kind, max_frame_bytes=1 << 20)
+    assert reference[2] is None, reference
+    assert [m[1] for m in reference[0]] == ([b""] * len(pcms) if sink_kind else list(pcms))
+    for mod in both_twins:
+        assert run(mod, framing, split(wire, cuts), sink_kind, max_frame_bytes=1 << 20) == reference
+
+
+# --- the usual frame shape: the pure twin matches {"data": "...", <flat members>} without its scanner ---
+
+usual_members = st.sampled_from(
+    [
+        '"done": false',
+        '"sampling_rate": 44100',
+        '"step_time": 12.5',
+        '"context_id": "ab12"',
+        '"type": "chunk"',
+        '"x": "a\\"b"',  # an escaped quote: not flat, scanned
+        '"x": "a\\\\"',  # an escaped backslash before the closing quote
+        '"meta": {"data": "AAAA"}',  # nested: scanned
+        '"list": [1, "}"]',
+        '"data": "AAAA"',  # a second data member: an error either way
+        '"data": null',
+        '"data": 5',
+        '"é": "€"',
+        '"a": tru',  # not JSON
+        '"a" 1',
+        "",  # an empty member (a stray comma)
+    ]
+)
+
+
+@st.composite
+def usual_frames(draw):
+    """A frame that starts with its data member, followed by members that are mostly flat."""
+    b64 = base64.b64encode(draw(st.binary(max_size=60))).decode()
+    if draw(st.booleans()):
+        b64 = b64.replace("/", "\\/")
+    # Escapes where the closing quote is looked for: an escaped backslash, or an escaped quote.
+    b64 += draw(st.sampled_from(["", "", "\\\\", "\\\"", '\\"AA==', "\\\\\\\"", "\\u0041AAA"]))
+    ws = draw(st.sampled_from(["", " ", "\n  ", "\t"]))
+    head = "{" + ws + '"data"' + draw(st.sampled_from([":", ": ", " :", " : "])) + '"' + b64 + '"'
+    members = draw(st.lists(usual_members, max_size=4))
+    tail = "".join("," + ws + m for m in members) + ws + draw(st.sampled_from(["}", "}", "]", ",}"]))
+    return (head + tail).encode("utf-8")
+
+
+@SETTINGS
+@given(
+    st.lists(usual_frames(), min_size=1, max_size=4),
+    st.sampled_from(["json", "sse", "ws"]),
+    st.lists(st.integers(0, 10**6), max_size=12),
+    st.sampled_from([None, "buffer"]),
+)
+def test_usual_frames_agree(both_twins, items, framing, cuts, sink_kind):
+    """Flat or not, well-formed or not, whole or cut anywhere: same messages and the same error."""
+    if framing == "ws":
+        results = [[_outcome(lambda m=mod, i=i: repr(m.parse_message(i))) for i in items] for mod in both_twins]
+        assert all(r == results[0] for r in results)
+        return
+    wire = b"".join(b"data: " + i + b"\n\n" for i in items) if framing == "sse" else b" ".join(items)
+    for pieces in ([wire], split(wire, cuts)):
+        results = [run(mod, framing, pieces, sink_kind) for mod in both_twins]
+        assert all(r == results[0] for r in results), results
