@@ -29,8 +29,8 @@ class FramePrefilter:
     errors, the size limit (1009 as soon as an oversized header is in). Once the protocol leaves
     OPEN (a close frame, a failure, our close), everything goes to the library.
 
-    Why: the library's generator-based parser and its buffer copies cost about as much per
-    23.6 kB frame as the whole bare-socket reference client.
+    Why: the library's generator-based parser and its buffer copies cost ~20 µs of CPU per
+    23.6 kB frame, four times what cutting the frame out here costs (mostly the payload copy).
     """
 
     def __init__(self, protocol: Any) -> None:
