@@ -70,6 +70,56 @@ def test_fragmented_messages_are_assembled_and_routed(fragmenting_server: str) -
         sock.open_context("late")
 
 
+@pytest.fixture
+def pinging_server() -> Iterator[str]:
+    """A websockets server that pings between two messages of a context and reports the pong,
+    then sends a 70,000-byte message (64-bit length, several reads) and a last one."""
+
+    def handler(ws: Any) -> None:
+        for raw in ws:
+            cid = json.loads(raw)["context_id"]
+            ws.send(json.dumps({"context_id": cid, "n": 1}))
+            answered = ws.ping(b"mid-stream").wait(LIMIT)
+            ws.send(json.dumps({"context_id": cid, "pong": answered}).encode())  # binary
+            ws.send(json.dumps({"context_id": cid, "data": "x" * 70_000}))
+            ws.send(json.dumps({"context_id": cid, "done": True}))
+
+    with serve(handler, "127.0.0.1", 0) as server:
+        port = server.socket.getsockname()[1]
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        yield f"ws://127.0.0.1:{port}/"
+        server.shutdown()
+        thread.join(LIMIT)
+
+
+def test_a_ping_mid_stream_is_answered_while_data_frames_skip_the_library_parser(
+    pinging_server: str,
+) -> None:
+    sock = SyncSocket(pinging_server, None, 8, v0)
+    sock.connect(None, LIMIT)
+    try:
+        assert sock.conn is not None
+        prefilter = sock.conn.prefilter
+        to_library: List[bytes] = []
+        library = prefilter._receive_data
+        prefilter._receive_data = lambda data: (to_library.append(bytes(data)), library(data))[1]
+        slot = sock.open_context("p")
+        sock.send(json.dumps({"context_id": "p"}))
+        got = []
+        for _ in range(4):
+            payload = slot.get(LIMIT)
+            assert isinstance(payload, bytes)
+            got.append(json.loads(payload))
+        assert [sorted(m) for m in got] == [["context_id", "n"], ["context_id", "pong"],
+                                            ["context_id", "data"], ["context_id", "done"]]
+        assert got[1]["pong"] is True and len(got[2]["data"]) == 70_000
+        # Only the ping went through the library's parser (whole: 2 header bytes + its payload).
+        assert to_library == [b"\x89\x0amid-stream"]
+    finally:
+        sock.close()
+
+
 def test_a_server_close_fails_every_pending_context_with_its_code(fragmenting_server: str) -> None:
     sock = SyncSocket(fragmenting_server, None, 8, v0)
     sock.connect(None, LIMIT)
