@@ -24,6 +24,7 @@ from ..retry import Attempts, RetryPolicy
 from .chunked import ChunkedBody
 
 __all__ = [
+    "MIN_WAIT",
     "SyncHttp",
     "HttpStreamAttempt",
     "raw_body",
@@ -34,6 +35,7 @@ __all__ = [
 
 _PHASE = threading.local()  # .limit: Callable[[], Optional[float]] of the call reading now
 _MIN_WAIT = 1e-3  # a zero socket timeout would mean "non-blocking", not "expired"
+MIN_WAIT = _MIN_WAIT
 _END_WAIT = 0.1  # how long a finished generation waits for its body's last chunk
 
 
@@ -158,13 +160,18 @@ def _read_timeout(response: httpx.Response) -> Optional[float]:
     return read
 
 
-def iter_raw_body(response: httpx.Response, body: ChunkedBody) -> Iterator[bytes]:
+def iter_raw_body(
+    response: httpx.Response,
+    body: ChunkedBody,
+    wait: Optional[Callable[[], Optional[float]]] = None,
+) -> Iterator[bytes]:
     """The bytes of a body taken by :func:`raw_body`, one piece per socket read; the
-    connection goes back to the pool at the end. Reads obey the running call's phase."""
+    connection goes back to the pool at the end. Each read waits ``wait()`` seconds when
+    given (None: no limit), else as the running call's phase allows."""
     default = _read_timeout(response)
     try:
         while True:
-            pieces = body.read(_phase_timeout(default))
+            pieces = body.read(wait() if wait is not None else _phase_timeout(default))
             if not pieces:
                 return
             yield pieces[0].tobytes() if len(pieces) == 1 else b"".join(pieces)
