@@ -20,9 +20,10 @@ from .._client.retry import Attempts
 from .._client.transport.http_async import bounded
 from .._client.transport.http_sync import (
     _END_WAIT,
-    MIN_WAIT,
+    _MIN_WAIT,
     _install_phase_backend,
     _Phase,
+    _read_timeout,
     install_cookie_filter,
     iter_raw_body,
     raw_body,
@@ -377,8 +378,7 @@ class GuardedBody:
         self._raw = raw is not None
         if raw is not None:
             # Read here, each read told its limit directly (no phase to enter per read).
-            timeouts = response.request.extensions.get("timeout") or {}
-            self._default: Optional[float] = timeouts.get("read")
+            self._default = _read_timeout(response)
             self._chunks: Iterator[bytes] = iter_raw_body(response, raw, self._wait)
         else:
             self._phase = _phase(self._deadline)  # type: ignore[arg-type]
@@ -392,7 +392,7 @@ class GuardedBody:
             left = self._deadline.remaining()
         else:
             return self._default  # the call's httpx read timeout
-        return None if left is None else left if left > MIN_WAIT else MIN_WAIT
+        return None if left is None else left if left > _MIN_WAIT else _MIN_WAIT
 
     def __iter__(self) -> GuardedBody:
         return self

@@ -24,7 +24,6 @@ from ..retry import Attempts, RetryPolicy
 from .chunked import ChunkedBody
 
 __all__ = [
-    "MIN_WAIT",
     "SyncHttp",
     "HttpStreamAttempt",
     "raw_body",
@@ -35,7 +34,6 @@ __all__ = [
 
 _PHASE = threading.local()  # .limit: Callable[[], Optional[float]] of the call reading now
 _MIN_WAIT = 1e-3  # a zero socket timeout would mean "non-blocking", not "expired"
-MIN_WAIT = _MIN_WAIT
 _END_WAIT = 0.1  # how long a finished generation waits for its body's last chunk
 
 
