@@ -112,21 +112,21 @@ class Deadline:
         self.got_audio = True
         self._phase_start = time.monotonic()
 
-    def _phase_limit(self) -> Optional[float]:
-        return self.timeouts.chunk_gap if self.got_audio else self.timeouts.first_audio
-
     def remaining(self) -> Optional[float]:
         """Seconds left before the nearest limit, or ``None`` when no limit applies."""
-        now = time.monotonic()
-        candidates = []
-        limit = self._phase_limit()
-        if limit is not None:
-            candidates.append(self._phase_start + limit - now)
-        if self._total_end is not None:
-            candidates.append(self._total_end - now)
-        if not candidates:
-            return None
-        return max(0.0, min(candidates))
+        # Asked before every read of a stream: no list, no helper calls.
+        timeouts, total_end = self.timeouts, self._total_end
+        limit = timeouts.chunk_gap if self.got_audio else timeouts.first_audio
+        if limit is None:
+            if total_end is None:
+                return None
+            left = total_end - time.monotonic()
+        else:
+            now = time.monotonic()
+            left = self._phase_start + limit - now
+            if total_end is not None and total_end - now < left:
+                left = total_end - now
+        return left if left > 0.0 else 0.0
 
     def total_left(self) -> Optional[float]:
         """Seconds left of the total limit (None without one)."""
@@ -304,20 +304,26 @@ class Generation:
     def handle(self, events: List[Event]) -> List[Chunk]:
         """The chunks for the caller out of ``events``; an error frame raises its typed error."""
         chunks: List[Chunk] = []
+        if not events:
+            return chunks
+        # Runs once per frame of every stream: locals, and the per-batch work done once.
+        metrics, shaper = self.metrics, self.shaper
+        if metrics.ttfb is None:
+            metrics.first_byte()
         for event in events:
-            self.metrics.first_byte()
             if isinstance(event, Audio):
                 msg = event.message
-                self.deadline.audio()
-                self.metrics.chunk(self.shaper.nbytes(msg))
-                if self.metrics.ttfa_audible is None and self.shaper.is_audible(msg):
-                    self.metrics.audible()
-                chunks.append(self.shaper.chunk(msg, msg.context_id))
+                metrics.chunk(shaper.nbytes(msg))
+                if metrics.ttfa_audible is None and shaper.is_audible(msg):
+                    metrics.audible()
+                chunks.append(shaper.chunk(msg, msg.context_id))
             elif isinstance(event, ErrorFrame):
                 raise frame_error(event, self.context_id, self.settings.secret)
             elif isinstance(event, Done):
                 self.done = True
         if chunks:
+            # The chunk-gap clock restarts when the batch's audio arrived (µs ago, all of it).
+            self.deadline.audio()
             self.delivered = True
         return chunks
 

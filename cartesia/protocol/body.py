@@ -15,6 +15,7 @@ __all__ = ["BodyDecoder", "FIRST_SLICE"]
 #: first audio should reach the caller before the frames that came with it are decoded. (32 KiB
 #: hold one 0.1 s frame of 44.1 kHz float32 audio, 23.6 kB in base64.)
 FIRST_SLICE = 32 * 1024
+_ENDS = (Done, ErrorFrame)  # the events after which nothing of the body is decoded
 
 
 class BodyDecoder:
@@ -52,14 +53,18 @@ class BodyDecoder:
 
     def _collect(self, messages: Sequence[Message]) -> List[Event]:
         out: List[Event] = []
+        if self._ended:
+            return out  # nothing after `done` belongs to this generation
+        events_of = self._events_of
         for msg in messages:
-            if self._ended:
-                break  # nothing after `done` belongs to this generation
-            for event in self._events_of(msg):
-                out.append(event)
-                if isinstance(event, (Done, ErrorFrame)):
+            events = events_of(msg)
+            out += events
+            for event in events:
+                if isinstance(event, _ENDS):
                     self.done = isinstance(event, Done)
                     self._ended = True
+            if self._ended:
+                break
         return out
 
     def _raise_deferred(self) -> None:
@@ -105,7 +110,8 @@ class BodyDecoder:
         As the parser does within one piece, an error after good frames is raised by the next
         call, so the audio before it is delivered first.
         """
-        self._raise_deferred()
+        if self._deferred is not None:
+            self._raise_deferred()
         if not self._started:
             return self._first(list(pieces))
         feed = self._parser.feed

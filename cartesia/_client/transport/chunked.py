@@ -11,7 +11,10 @@ the httpx exception h11 would have led to, so the client's error mapping is unch
 from __future__ import annotations
 
 import re
+import select
 import socket
+import ssl
+import time
 from typing import Any, List, Optional
 
 import httpx
@@ -28,6 +31,10 @@ _CRLF = b"\r\n"
 _SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?")
 # Parser states.
 _SIZE, _DATA, _DATA_END, _TRAILER, _DONE = range(5)
+# A non-blocking read found nothing to take (a TLS socket may also lack a whole record).
+_EMPTY = (BlockingIOError, ssl.SSLWantReadError)
+#: Without ``select.poll`` (Windows) every read waits through the socket's own timeout.
+_POLL = hasattr(select, "poll")
 
 
 class ChunkedBody:
@@ -47,6 +54,7 @@ class ChunkedBody:
         self._state = _SIZE
         self._left = 0  # data bytes left in the current chunk (or CRLF bytes after it)
         self._line = b""  # the start of a line split across reads
+        self._poll: Any = None  # the socket's poll object, made on the first wait
         #: Bytes received after the end of the body (none from a well-behaved server).
         self.extra = b""
 
@@ -80,8 +88,17 @@ class ChunkedBody:
     def _recv(self, timeout: Optional[float]) -> int:
         sock = self._sock
         try:
-            sock.settimeout(timeout)
-            n: int = sock.recv_into(self._view)
+            if self._poll is None or not _POLL:
+                n = self._first_recv(timeout)
+            else:
+                try:
+                    # What the socket already holds is taken in one system call; a socket
+                    # with a timeout would poll and recv (two), after a mode switch (three).
+                    n = sock.recv_into(self._view)
+                except ssl.SSLWantWriteError:  # TLS must write first (a key update)
+                    n = self._wait_recv(timeout, select.POLLOUT)
+                except _EMPTY:
+                    n = self._wait_recv(timeout, select.POLLIN)
         except socket.timeout as exc:  # TimeoutError from 3.10 on; an OSError before
             raise httpx.ReadTimeout(str(exc) or "timed out") from None
         except OSError as exc:
@@ -92,6 +109,41 @@ class ChunkedBody:
                 "incomplete chunked read"
             )
         return n
+
+    def _first_recv(self, timeout: Optional[float]) -> int:
+        # The body's first read off the socket (every read without poll): through the socket's
+        # own timeout. With poll, the socket then stays non-blocking for the rest of the body:
+        # httpcore sets its own timeout again before it uses the connection next.
+        sock = self._sock
+        sock.settimeout(timeout)
+        n: int = sock.recv_into(self._view)
+        if _POLL:
+            sock.settimeout(0.0)
+            self._poll = select.poll()
+            self._poll.register(sock.fileno(), select.POLLIN)
+            self._want = select.POLLIN
+        return n
+
+    def _wait_recv(self, timeout: Optional[float], want: int) -> int:
+        # Nothing to read yet: wait until the socket is ready (`want`), within `timeout` overall.
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
+                raise socket.timeout("timed out")
+            if want != self._want:
+                self._poll.modify(self._sock.fileno(), want)
+                self._want = want
+            # poll takes milliseconds; rounding up never wakes before the limit.
+            if not self._poll.poll(None if left is None else int(left * 1000) + 1):
+                continue  # the loop raises the timeout once `end` has passed
+            try:
+                n: int = self._sock.recv_into(self._view)
+                return n
+            except ssl.SSLWantWriteError:
+                want = select.POLLOUT
+            except _EMPTY:  # readable, yet not a whole TLS record: wait for the rest
+                want = select.POLLIN
 
     def _parse(self, n: int, out: List[memoryview]) -> None:
         # The common case (whole size lines, data, CRLFs in this read) runs on locals; a line or

@@ -158,13 +158,18 @@ def _read_timeout(response: httpx.Response) -> Optional[float]:
     return read
 
 
-def iter_raw_body(response: httpx.Response, body: ChunkedBody) -> Iterator[bytes]:
+def iter_raw_body(
+    response: httpx.Response,
+    body: ChunkedBody,
+    wait: Optional[Callable[[], Optional[float]]] = None,
+) -> Iterator[bytes]:
     """The bytes of a body taken by :func:`raw_body`, one piece per socket read; the
-    connection goes back to the pool at the end. Reads obey the running call's phase."""
+    connection goes back to the pool at the end. Each read waits ``wait()`` seconds when
+    given (None: no limit), else as the running call's phase allows."""
     default = _read_timeout(response)
     try:
         while True:
-            pieces = body.read(_phase_timeout(default))
+            pieces = body.read(wait() if wait is not None else _phase_timeout(default))
             if not pieces:
                 return
             yield pieces[0].tobytes() if len(pieces) == 1 else b"".join(pieces)
@@ -268,6 +273,9 @@ class SyncHttp:
         self._max_connections = max_connections
         self._client: Optional[httpx.Client] = None
         self._lock = threading.Lock()
+        self._urls: Dict[str, httpx.URL] = {}  # path -> its parsed URL
+        # (client, its default headers merged with ours) for the streamed requests
+        self._stream_headers: Optional[Tuple[httpx.Client, httpx.Headers]] = None
 
     def client(self) -> httpx.Client:
         with self._lock:
@@ -281,6 +289,33 @@ class SyncHttp:
 
     def url(self, request: HttpRequest) -> str:
         return f"{self._root}{request.path}"
+
+    def stream_request(
+        self, client: httpx.Client, request: HttpRequest, timeout: Dict[str, Optional[float]]
+    ) -> httpx.Request:
+        """The POST of a streamed generation, as ``client.build_request`` would build it.
+
+        Parsing the URL and merging the client's default headers with ours cost about 0.2 ms
+        of CPU per request; here both are done once per client (a client with cookies still
+        gets them merged per request, by httpx).
+        """
+        ours = self.dialect.headers(self._key)
+        if client.cookies:
+            return client.build_request(
+                "POST", self.url(request), content=request.content, headers=ours,
+                extensions={"timeout": timeout},
+            )
+        url = self._urls.get(request.path)
+        if url is None:
+            url = self._urls[request.path] = httpx.URL(self.url(request))
+        cached = self._stream_headers
+        if cached is None or cached[0] is not client:
+            merged = httpx.Headers(client.headers)  # what httpx's own merge does
+            merged.update(ours)
+            cached = self._stream_headers = (client, merged)
+        return httpx.Request(
+            "POST", url, content=request.content, headers=cached[1], extensions={"timeout": timeout}
+        )
 
     def call(self, request: HttpRequest, deadline: Deadline, policy: RetryPolicy) -> Any:
         """One plain call (JSON answer) with retries; ``first_audio`` bounds the wait for it."""
@@ -364,23 +399,18 @@ class HttpStreamAttempt:
         url = http.url(request)
         self._where = gen.where(request.what, url)
         self._phase = _Phase(gen.wait_limit)
+        self._remaining = gen.deadline.remaining  # = gen.wait_limit, one call less per read
         self._decoder = http.dialect.HttpStreamDecoder(sink=gen.sink)
         self._response: Optional[httpx.Response] = None
         self._raw: Optional[ChunkedBody] = None
         limit = gen.connect_limit()
-        timeout = httpx.Timeout(connect=limit, read=None, write=limit, pool=limit)
+        # httpx.Timeout(connect=limit, read=None, write=limit, pool=limit).as_dict()
+        timeout = {"connect": limit, "read": None, "write": limit, "pool": limit}
         error: Optional[BaseException] = None
         try:
             with self._phase:
                 client = http.client()
-                req = client.build_request(
-                    "POST",
-                    url,
-                    content=request.content,
-                    headers=http.dialect.headers(http._key),
-                    timeout=timeout,  # noqa: SLF001
-                )
-                self._response = client.send(req, stream=True)
+                self._response = client.send(http.stream_request(client, request, timeout), stream=True)
                 gen.metrics.first_byte()
                 if not self._response.is_success:
                     self._response.read()
@@ -403,24 +433,24 @@ class HttpStreamAttempt:
 
     def receive(self) -> List[Event]:
         error: Optional[BaseException] = None
-        raw = self._raw
+        raw, decoder = self._raw, self._decoder
         try:
-            if self._decoder.pending:
+            if decoder.pending:
                 # The rest of the read whose first frame went out (no I/O: the views on the
                 # read buffer are valid until the next read).
-                return self._decoder.feed_pending()
+                return decoder.feed_pending()
             if raw is not None:
-                left = self._gen.wait_limit()
-                pieces = raw.read(None if left is None else max(_MIN_WAIT, left))
+                left = self._remaining()
+                pieces = raw.read(None if left is None else left if left > _MIN_WAIT else _MIN_WAIT)
                 if not pieces:
-                    return self._decoder.close()
-                events = self._decoder.feed_pieces(pieces)
+                    return decoder.close()
+                events = decoder.feed_pieces(pieces)
             else:
                 with self._phase:
                     data = next(self._chunks, b"")
                 if not data:
-                    return self._decoder.close()
-                events = self._decoder.feed(data)
+                    return decoder.close()
+                events = decoder.feed(data)
             if not events:
                 self._gen.deadline.check()  # a trickle of bytes without a whole frame
             return events
