@@ -17,6 +17,7 @@ from typing import Callable, Iterator, List, Tuple
 import httpx
 import numpy as np
 import pytest
+from chunked_support import read_all
 
 from cartesia import Cartesia
 from cartesia._client.transport.chunked import ChunkedBody
@@ -30,15 +31,6 @@ EMBEDDING = [0.1] * 192
 def chunked(pieces: List[bytes], ext: bytes = b"", trailers: bytes = b"") -> bytes:
     body = b"".join(b"%x%s\r\n%s\r\n" % (len(p), ext, p) for p in pieces)
     return body + b"0\r\n" + trailers + b"\r\n"
-
-
-def read_all(body: ChunkedBody, timeout: float = 5.0) -> bytes:
-    out = []
-    while True:
-        pieces = body.read(timeout)
-        if not pieces:
-            return b"".join(out)
-        out.extend(bytes(p) for p in pieces)
 
 
 def pair_sending(data: bytes, step: int, first: int = 0) -> Tuple[socket.socket, bytes, threading.Thread]:

@@ -17,6 +17,7 @@ from typing import Iterator, Tuple
 
 import httpx
 import pytest
+from chunked_support import read_all
 
 from cartesia._client.generation import Deadline, Generation, Settings, Timeouts
 from cartesia._client.output import ChunkShaper
@@ -31,15 +32,6 @@ from cartesia.streaming import StreamParser
 PIECES = [b"a" * 5000, b"b" * 70_000, b"c" * 3, bytes(range(256)) * 100]
 BODY = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in PIECES) + b"0\r\n\r\n"
 LIMIT = 5.0  # every wait of these tests is bounded by this
-
-
-def read_all(body: ChunkedBody) -> bytes:
-    out = []
-    while True:
-        pieces = body.read(LIMIT)
-        if not pieces:
-            return b"".join(out)
-        out.extend(bytes(p) for p in pieces)
 
 
 def paced_sender(sock: socket.socket, data: bytes, step: int, go: threading.Event) -> threading.Thread:

@@ -9,7 +9,7 @@ import json
 import queue
 import threading
 import time
-from typing import Any, Iterator, List
+from typing import Any, Callable, Iterator, List
 
 import pytest
 from websockets.sync.server import serve
@@ -20,6 +20,17 @@ from cartesia.errors import WebSocketClosedError
 from cartesia.protocol import v0
 
 LIMIT = 5.0  # every wait below is bounded by this
+
+
+def serving(handler: Callable[[Any], None]) -> Iterator[str]:
+    """A websockets server running ``handler`` in a thread of its own, as its URL (a fixture's body)."""
+    with serve(handler, "127.0.0.1", 0) as server:
+        port = server.socket.getsockname()[1]
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        yield f"ws://127.0.0.1:{port}/"
+        server.shutdown()
+        thread.join(LIMIT)
 
 
 @pytest.fixture
@@ -37,13 +48,7 @@ def fragmenting_server() -> Iterator[str]:
             ws.ping(request["context_id"].encode())  # the client answers (the library does)
             ws.send([text[:5], text[5:11], text[11:]])  # an iterable: one fragmented message
 
-    with serve(handler, "127.0.0.1", 0) as server:
-        port = server.socket.getsockname()[1]
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        yield f"ws://127.0.0.1:{port}/"
-        server.shutdown()
-        thread.join(LIMIT)
+    yield from serving(handler)
 
 
 def test_fragmented_messages_are_assembled_and_routed(fragmenting_server: str) -> None:
@@ -84,13 +89,7 @@ def pinging_server() -> Iterator[str]:
             ws.send(json.dumps({"context_id": cid, "data": "x" * 70_000}))
             ws.send(json.dumps({"context_id": cid, "done": True}))
 
-    with serve(handler, "127.0.0.1", 0) as server:
-        port = server.socket.getsockname()[1]
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        yield f"ws://127.0.0.1:{port}/"
-        server.shutdown()
-        thread.join(LIMIT)
+    yield from serving(handler)
 
 
 def test_a_ping_mid_stream_is_answered_while_data_frames_skip_the_library_parser(
