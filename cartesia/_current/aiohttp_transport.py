@@ -55,7 +55,19 @@ def to_httpx_error(exc: BaseException, request: httpx.Request) -> BaseException:
         kind = httpx.TransportError
     else:
         return exc
-    return kind(str(exc) or type(exc).__name__, request=request)
+    return kind(_message(exc), request=request)
+
+
+def _message(exc: BaseException) -> str:
+    # A body cut short reads "Response payload is not completed: <TransferEncodingError: 400,
+    # message=...>" in aiohttp >= 3.9.4: llhttp's internal code looks like an HTTP status. Its
+    # cause's message says what broke (older versions give no cause, only the first words).
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        detail = getattr(exc.__cause__, "message", None)
+        if not (isinstance(detail, str) and detail):
+            detail = str(exc).split(": <", 1)[0] or "the server closed the connection early"
+        return f"incomplete response body: {detail}"
+    return str(exc) or type(exc).__name__
 
 
 def _own_read_timer(response: aiohttp.ClientResponse) -> None:
