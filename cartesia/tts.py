@@ -629,7 +629,7 @@ class AsyncCartesiaTTS(_ClientBase[AsyncAudioStream]):
     def _loops(self) -> LoopRuntimes:
         loops: Optional[LoopRuntimes] = self.__dict__.get("_loop_runtimes")
         if loops is None:
-            loops = self.__dict__["_loop_runtimes"] = LoopRuntimes(
+            loops = self.__dict__["_loop_runtimes"] = LoopRuntimes.of_client(
                 self.config, self._ws_route_url()
             )
         return loops

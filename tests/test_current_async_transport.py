@@ -5,6 +5,7 @@ cancelled bodies, and closing with streams open."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 from typing import Any, AsyncIterator, Iterator, List
 
@@ -233,3 +234,21 @@ async def test_close_with_streams_open(local_server: Any) -> None:
     # A closed client opens a fresh session on its next call (as httpx's closed pool did not).
     assert await asyncio.wait_for((await client.tts.generate(**KW)).read(), BOUND_S) == expected([TEXT])
     await client.close()
+
+
+def test_one_client_serves_several_event_loops(local_server: Any) -> None:
+    """A client kept across ``asyncio.run`` calls (a script, or tests with a loop each): each
+    loop gets its own session, closed inside that loop when it ends (no unclosed session)."""
+
+    async def one(client: AsyncCartesia) -> bytes:
+        return await asyncio.wait_for((await client.tts.generate(**KW)).read(), BOUND_S)
+
+    async def close(client: AsyncCartesia) -> None:
+        await client.close()
+
+    client = AsyncCartesia(api_key=local_server.api_key, base_url=local_server.base_url, max_retries=0)
+    assert asyncio.run(one(client)) == expected([TEXT])
+    assert asyncio.run(one(client)) == expected([TEXT])  # was: "attached to a different loop"
+    asyncio.run(close(client))
+    del client
+    gc.collect()  # an unclosed aiohttp session would warn here (an error under pytest's filters)

@@ -33,7 +33,7 @@ class LoopRuntime:
         loop: asyncio.AbstractEventLoop,
         *,
         make_session: Callable[[], aiohttp.ClientSession],
-        make_pool: Callable[[LoopRuntime], AsyncWsPool],
+        make_pool: Optional[Callable[[LoopRuntime], AsyncWsPool]] = None,
     ) -> None:
         self.loop = loop
         self._make_session = make_session
@@ -55,6 +55,8 @@ class LoopRuntime:
 
     def pool(self) -> AsyncWsPool:
         if self._pool is None:
+            if self._make_pool is None:
+                raise RuntimeError("this runtime has no websocket pool")
             self._pool = self._make_pool(self)
         return self._pool
 
@@ -122,12 +124,25 @@ class LoopRuntimes:
 
     The factories hold the configuration, not the client: a dropped client can be collected
     while its loop still runs (its ``__del__`` then closes the runtimes).
+
+    Args:
+        make_session: Opens the HTTP session of a loop.
+        make_pool: Opens the websocket pool of a loop (None: the runtimes have none).
     """
 
-    def __init__(self, config: ClientConfig, ws_url: str) -> None:
-        self._make_session = functools.partial(_new_session, config)
-        self._make_pool = functools.partial(_new_pool, config, ws_url)
+    def __init__(
+        self,
+        make_session: Callable[[], aiohttp.ClientSession],
+        make_pool: Optional[Callable[[LoopRuntime], AsyncWsPool]] = None,
+    ) -> None:
+        self._make_session = make_session
+        self._make_pool = make_pool
         self._by_loop: Dict[int, LoopRuntime] = {}
+
+    @classmethod
+    def of_client(cls, config: ClientConfig, ws_url: str) -> LoopRuntimes:
+        """The v0 async client's runtimes: its session and its websocket pool per loop."""
+        return cls(functools.partial(_new_session, config), functools.partial(_new_pool, config, ws_url))
 
     def get(self) -> LoopRuntime:
         """The runtime of the running loop (created on first use)."""

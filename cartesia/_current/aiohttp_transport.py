@@ -19,6 +19,7 @@ import aiohttp
 import httpx
 from yarl import URL
 
+from .._client.runtime import LoopRuntimes
 from .._client.transport.http_async import bounded
 
 __all__ = ["AiohttpTransport", "AiohttpBody", "aiohttp_body", "KEEPALIVE_EXPIRY"]
@@ -205,7 +206,7 @@ def _timeout(limits: Dict[str, Optional[float]]) -> aiohttp.ClientTimeout:
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
-    """Sends httpx requests through one ``aiohttp.ClientSession`` (opened on first use).
+    """Sends httpx requests through an ``aiohttp.ClientSession`` (one per event loop, opened on first use).
 
     Args:
         ssl_context: The TLS context of https requests (httpx's own, so certificates are
@@ -218,26 +219,25 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, ssl_context: ssl.SSLContext) -> None:
         self._ssl = ssl_context
-        self._session: Optional[aiohttp.ClientSession] = None
+        # One session per event loop, closed inside its loop when that loop ends (as the v0
+        # client's): a client kept across ``asyncio.run`` calls works in each of them.
+        self._loops = LoopRuntimes(self._new_session)
         # Bodies still being read, failed when the session closes: aiohttp 3.9 drops a closed
         # connection's body without waking its reader, which then waits for its read limit.
         self._bodies: weakref.WeakSet[AiohttpBody] = weakref.WeakSet()
 
-    def _open(self) -> aiohttp.ClientSession:
-        session = self._session
-        if session is None or session.closed:
-            connector = aiohttp.TCPConnector(limit=0, ssl=self._ssl, keepalive_timeout=KEEPALIVE_EXPIRY)
-            session = self._session = aiohttp.ClientSession(
-                connector=connector,
-                cookie_jar=aiohttp.DummyCookieJar(),  # httpx keeps the cookies
-                auto_decompress=False,  # httpx decodes the body (it read Content-Encoding)
-                skip_auto_headers=("Content-Type",),  # httpx's headers are sent as they are
-                timeout=aiohttp.ClientTimeout(total=None),
-            )
-        return session
+    def _new_session(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(limit=0, ssl=self._ssl, keepalive_timeout=KEEPALIVE_EXPIRY)
+        return aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),  # httpx keeps the cookies
+            auto_decompress=False,  # httpx decodes the body (it read Content-Encoding)
+            skip_auto_headers=("Content-Type",),  # httpx's headers are sent as they are
+            timeout=aiohttp.ClientTimeout(total=None),
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        session = self._open()
+        session = await self._loops.get().session()
         content = await request.aread()  # in memory already (JSON, or a form of bytes)
         limits: Dict[str, Optional[float]] = request.extensions.get("timeout") or {}
         sent = session.request(
@@ -279,9 +279,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
 
     async def aclose(self) -> None:
-        session, self._session = self._session, None
         bodies, self._bodies = list(self._bodies), weakref.WeakSet()
         for body in bodies:
             body.fail(httpx.ReadError("the client was closed before the end of this body", request=body.request))
-        if session is not None:
-            await session.close()
+        await self._loops.close()
