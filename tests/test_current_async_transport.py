@@ -252,3 +252,20 @@ def test_one_client_serves_several_event_loops(local_server: Any) -> None:
     asyncio.run(close(client))
     del client
     gc.collect()  # an unclosed aiohttp session would warn here (an error under pytest's filters)
+
+
+async def test_a_dropped_client_closes_its_session(local_server: Any) -> None:
+    """Never closed, only dropped: its session closes while the loop still runs (a server that
+    makes a client per request would otherwise keep every session and its sockets)."""
+    client = AsyncCartesia(api_key=local_server.api_key, base_url=local_server.base_url, max_retries=0)
+    assert await asyncio.wait_for((await client.tts.generate(**KW)).read(), BOUND_S) == expected([TEXT])
+    transport = client._http.client()._transport  # noqa: SLF001 - what the test watches
+    assert isinstance(transport, AiohttpTransport)
+    runtime = transport._loops.get()  # noqa: SLF001
+    del client, transport
+    gc.collect()
+    for _ in range(100):  # bounded: the keeper closes the session within a few loop turns
+        if runtime.closed:
+            break
+        await asyncio.sleep(0.01)
+    assert runtime.closed

@@ -10,6 +10,7 @@ many streams are open. aiohttp's exceptions become httpx's (``ConnectError``, ``
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import ssl
 import weakref
@@ -205,6 +206,17 @@ def _timeout(limits: Dict[str, Optional[float]]) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=limits.get("read"))
 
 
+def _new_session(ssl_context: ssl.SSLContext) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(limit=0, ssl=ssl_context, keepalive_timeout=KEEPALIVE_EXPIRY)
+    return aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),  # httpx keeps the cookies
+        auto_decompress=False,  # httpx decodes the body (it read Content-Encoding)
+        skip_auto_headers=("Content-Type",),  # httpx's headers are sent as they are
+        timeout=aiohttp.ClientTimeout(total=None),
+    )
+
+
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """Sends httpx requests through an ``aiohttp.ClientSession`` (one per event loop, opened on first use).
 
@@ -218,23 +230,22 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     """
 
     def __init__(self, ssl_context: ssl.SSLContext) -> None:
-        self._ssl = ssl_context
         # One session per event loop, closed inside its loop when that loop ends (as the v0
         # client's): a client kept across ``asyncio.run`` calls works in each of them.
-        self._loops = LoopRuntimes(self._new_session)
+        # The factory holds the TLS context, not the transport: a dropped client's transport
+        # is collected while its loop runs, and its __del__ closes the sessions.
+        self._loops = LoopRuntimes(functools.partial(_new_session, ssl_context))
         # Bodies still being read, failed when the session closes: aiohttp 3.9 drops a closed
         # connection's body without waking its reader, which then waits for its read limit.
         self._bodies: weakref.WeakSet[AiohttpBody] = weakref.WeakSet()
 
-    def _new_session(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(limit=0, ssl=self._ssl, keepalive_timeout=KEEPALIVE_EXPIRY)
-        return aiohttp.ClientSession(
-            connector=connector,
-            cookie_jar=aiohttp.DummyCookieJar(),  # httpx keeps the cookies
-            auto_decompress=False,  # httpx decodes the body (it read Content-Encoding)
-            skip_auto_headers=("Content-Type",),  # httpx's headers are sent as they are
-            timeout=aiohttp.ClientTimeout(total=None),
-        )
+    def __del__(self) -> None:
+        loops = self.__dict__.get("_loops")
+        if loops is not None:
+            try:
+                loops.close_soon()  # each loop closes its own session (never blocks)
+            except Exception:  # noqa: BLE001 - never raise from __del__
+                pass
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = await self._loops.get().session()
