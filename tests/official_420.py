@@ -12,9 +12,11 @@ import signal
 import subprocess
 import sys
 import tarfile
+import threading
 import venv
+from collections import deque
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import IO, Deque, Dict, Iterator, List, Optional
 
 import pytest
 from server_fixtures import OUTSIDE_CHECKOUT, cache_dir, install_once
@@ -101,6 +103,31 @@ def clean_env(**extra: str) -> Dict[str, str]:
     return env
 
 
+class PipeDrain:
+    """Reads a subprocess pipe to its end in a thread, keeping the last lines.
+
+    A pipe nobody reads fills after 64 KiB, and then the server blocks in its next log write:
+    every client after that times out (a websocket handshake, a response)."""
+
+    def __init__(self, name: str, pipe: IO[str], keep: int = 200) -> None:
+        self.name = name
+        self.lines: Deque[str] = deque(maxlen=keep)
+        self.chars = 0
+        self._thread = threading.Thread(target=self._drain, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _drain(self, pipe: IO[str]) -> None:
+        for line in pipe:
+            self.chars += len(line)
+            self.lines.append(line)
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def tail(self) -> str:
+        return "".join(list(self.lines))
+
+
 @dataclasses.dataclass
 class TLSServer:
     """A ``cartesia serve --tls`` subprocess."""
@@ -108,6 +135,11 @@ class TLSServer:
     proc: subprocess.Popen
     port: int
     ca: Path
+    logs: List[PipeDrain] = dataclasses.field(default_factory=list)
+
+    def log_tail(self) -> str:
+        """The last lines the server wrote (stdout, then stderr), for a failure's message."""
+        return "".join(f"\n--- cartesia serve --tls, {d.name}, last lines ---\n{d.tail()}" for d in self.logs)
 
     @property
     def base_url(self) -> str:
@@ -146,6 +178,7 @@ def serve_tls(ca: Path, *args: str) -> Iterator[TLSServer]:
         stderr=subprocess.PIPE,
         text=True,
     )
+    drains: List[PipeDrain] = []
     try:
         ready, _, _ = select.select([proc.stdout], [], [], 60)
         line = proc.stdout.readline().rstrip("\n") if ready else ""
@@ -154,7 +187,8 @@ def serve_tls(ca: Path, *args: str) -> Iterator[TLSServer]:
             proc.kill()
             _, err = proc.communicate(timeout=10)
             pytest.fail(f"cartesia serve --tls did not start: {line!r}\n{err}", pytrace=False)
-        yield TLSServer(proc, int(match.group(1)), ca)
+        drains = [PipeDrain("stdout", proc.stdout), PipeDrain("stderr", proc.stderr)]
+        yield TLSServer(proc, int(match.group(1)), ca, drains)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -162,7 +196,15 @@ def serve_tls(ca: Path, *args: str) -> Iterator[TLSServer]:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        proc.communicate(timeout=10)
+        if drains:
+            proc.wait(timeout=10)
+            for drain in drains:
+                drain.join(10)
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+        else:
+            proc.communicate(timeout=10)
 
 
 @dataclasses.dataclass
@@ -198,7 +240,8 @@ def run_example(
         text=True,
         timeout=timeout,
     )
-    return ExampleRun(proc.returncode, proc.stdout, proc.stderr, cwd)
+    stderr = proc.stderr if proc.returncode == 0 else proc.stderr + server.log_tail()
+    return ExampleRun(proc.returncode, proc.stdout, stderr, cwd)
 
 
 def example_functions(path: Path) -> List[str]:
@@ -267,7 +310,10 @@ def run_examples_batch(
     )
     results = out / "results.json"
     if proc.returncode != 0 or not results.exists():
-        pytest.fail(f"{python} {file}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}", pytrace=False)
+        pytest.fail(
+            f"{python} {file}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}\n{server.log_tail()}",
+            pytrace=False,
+        )
     import json
 
     answer = json.loads(results.read_text())
