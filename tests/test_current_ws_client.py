@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 from current_ws_support import audio_of, defaults, expected
 
 from cartesia import AsyncCartesia, Cartesia
-from cartesia.errors import AuthenticationError
+from cartesia.errors import AuthenticationError, ConnectTimeoutError
 from cartesia.resources.tts_websocket import AsyncWebSocketConnection, WebSocketConnection
 
 
@@ -72,3 +73,35 @@ async def test_async_client_websocket_connect(local_server):
 
 async def _collect(ctx) -> list:
     return [e async for e in ctx.receive()]
+
+
+@pytest.fixture
+def silent_upgrade():
+    """A TCP listener that takes connections and never answers the websocket upgrade."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+
+
+def test_websocket_open_waits_as_long_as_the_official_client(silent_upgrade):
+    # 4.2.0 opens its websocket with websockets' own 10 s open timeout, whatever httpx's 5 s
+    # connect default: the open is a TLS handshake plus the upgrade's answer, which a loaded
+    # server (CI) has taken more than 5 s to give. A client left at the default waits as long.
+    secret = "sk_silent_" + "q" * 20
+    with Cartesia(api_key=secret, base_url=silent_upgrade) as client:
+        assert client.tts.websocket_connect()._connect_timeout == 10.0
+        # A timeout the caller chose is the websocket's open limit too.
+        with Cartesia(api_key=secret, base_url=silent_upgrade, timeout=httpx.Timeout(60, connect=0.3)) as short:
+            ws = short.tts.websocket_connect()
+            with pytest.raises(ConnectTimeoutError) as info:
+                ws.enter()
+            # The websocket's own option is more specific than the client's timeout.
+            options = {"open_timeout": 0.2}
+            assert short.tts.websocket_connect(websocket_connection_options=options)._connect_timeout == 0.2
+    assert "0.3 s" in str(info.value) and secret not in str(info.value)

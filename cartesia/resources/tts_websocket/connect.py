@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from ..._current.config import DEFAULT_TIMEOUT
 from ...protocol import v1 as WIRE
 from .aio import AsyncWebSocketConnection
 from .sync import WebSocketConnection
@@ -20,6 +21,7 @@ def _settings(
 ) -> Tuple[str, Dict[str, Any]]:
     """The URL and connection options for ``target``: a URL, or a ``client.tts`` resource
     (its client's websocket root, key, ``Cartesia-Version``, default headers and query)."""
+    client_limit: Optional[float] = None
     if isinstance(target, str):
         url = target
         headers: Dict[str, str] = dict(options.pop("headers", None) or {})
@@ -31,9 +33,11 @@ def _settings(
         headers.update(cfg.default_headers)
         query = dict(cfg.default_query)
         options.setdefault("secret", cfg.api_key)
-        connect_limit = getattr(cfg.timeout, "connect", None)
-        if connect_limit is not None:
-            options.setdefault("connect_timeout", connect_limit)
+        # A client left at the default timeout opens its websocket with the connection's own
+        # default (10 s, websockets' open timeout, as 4.2.0 does): the open takes a TLS handshake
+        # and the upgrade's answer, not just the TCP connect that httpx's 5 s default bounds.
+        if cfg.timeout is not DEFAULT_TIMEOUT:
+            client_limit = getattr(cfg.timeout, "connect", None)
     headers.update(extra_headers or {})
     query.update(extra_query or {})
     if query:
@@ -42,8 +46,10 @@ def _settings(
         url += ("&" if "?" in url else "?") + urlencode(query, doseq=True)
     ws_options = dict(websocket_connection_options or {})
     # 4.2.0 hands these to `websockets.connect`; the one that maps onto ours is the open timeout.
-    if ws_options.get("open_timeout") is not None:
-        options.setdefault("connect_timeout", ws_options["open_timeout"])
+    # The most specific limit wins: connect_timeout=, then open_timeout, then the client's.
+    for limit in (ws_options.get("open_timeout"), client_limit):
+        if limit is not None:
+            options.setdefault("connect_timeout", limit)
     options["headers"] = headers
     return url, options
 
