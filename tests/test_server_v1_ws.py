@@ -16,7 +16,8 @@ from server_fixtures import WS_TIMEOUT
 from test_server_v1_http import VOICE, expected_audio, raw_format, tts_body
 
 from cartesia.server import LocalServer
-from cartesia.server.audio import OutputFormat
+from cartesia.server.audio import OutputFormat, StreamEncoder, synthesize
+from cartesia.server.engines.tone import ToneEngine
 from cartesia.server.v1.versions import LATEST
 
 TIMEOUT = aiohttp.ClientTimeout(total=30)
@@ -628,3 +629,42 @@ async def test_closing_a_socket_gives_its_slots_back(make_server):
                 return
             await asyncio.sleep(0.1)
     pytest.fail("the closed socket's context kept its concurrency slot")
+
+
+@pytest.mark.parametrize("delay", [0, None], ids=["unbuffered", "buffered"])
+async def test_generation_config_of_a_continuation_applies_from_that_input(local_server, delay):
+    # 4.2.0's tts_websocket_emotion example: push("Well maybe if you just "), then
+    # push("loosen up a little!", generation_config={"emotion": "angry"}).
+    first, second, third = "Well maybe if you just ", "loosen up a little!", " Please."
+    angrier = {"emotion": "angry", "volume": 2.0, "speed": 1.5}
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        async with connect(session, ws_url(local_server)) as ws:
+            inputs = [
+                ctx_input("c1", first, **{"continue": True}),
+                ctx_input("c1", second, generation_config=angrier, **{"continue": True}),
+                ctx_input("c1", third, **{"continue": False}),  # no settings: keeps the angry ones
+            ]
+            for body in inputs:
+                if delay is None:
+                    del body["max_buffer_delay_ms"]  # the first input waits in the buffer
+                await ws.send_json(body)
+            frames = (await receive_until_done(ws, ["c1"]))["c1"]
+    engine = ToneEngine()
+    encoder = StreamEncoder(F32, engine.sample_rate)
+    angry = {"emotion": ["angry"], "volume": 2.0, "speed": 1.5}
+    # Buffered, the first input (no sentence end) is spoken when the new settings arrive, and the
+    # second at its sentence end: the same pieces either way.
+    pieces = [(first, {}), (second, angry), (third, angry)]
+    want = b"".join(encoder.feed(synthesize(engine, t, VOICE, **kw).samples) for t, kw in pieces)
+    want += encoder.finish()
+    assert audio(frames) == want
+    assert want != expected_audio([t for t, _ in pieces], F32)  # the settings change the audio
+
+
+async def test_bad_generation_config_of_a_continuation_ends_that_context(local_server):
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        async with connect(session, ws_url(local_server)) as ws:
+            await ws.send_json(ctx_input("c1", "Fine so far", **{"continue": True}))
+            await ws.send_json(ctx_input("c1", "then", generation_config={"volume": 9}, **{"continue": True}))
+            frames = (await receive_until_done(ws, ["c1"]))["c1"]
+    assert frames[-1]["type"] == "error" and "generation_config.volume" in frames[-1]["message"]

@@ -225,6 +225,28 @@ def _experimental(controls: Mapping[str, Any]) -> Tuple[float, Tuple[str, ...]]:
     return speed, emotion
 
 
+def _speed_word(body: Mapping[str, Any]) -> float:
+    speed_word = body.get("speed")
+    if speed_word is None:
+        return 1.0
+    if not isinstance(speed_word, str) or speed_word not in SPEEDS:
+        raise _bad("speed", f"must be one of {', '.join(SPEEDS)}")
+    return SPEEDS[speed_word]
+
+
+def continuation_controls(body: Mapping[str, Any], req: TTSRequest) -> TTSRequest:
+    """``req`` with the speed, volume and emotion a continuing websocket input sets.
+
+    An input that carries ``generation_config`` or ``speed`` speaks its text (and the inputs after
+    it) with those; one that carries neither keeps the context's current settings (``req``)."""
+    if body.get("generation_config") is None and body.get("speed") is None:
+        return req
+    cfg_speed, volume, emotions = _generation_config(body)
+    return dataclasses.replace(
+        req, speed=_speed_word(body) * cfg_speed, volume=volume, emotion=emotions
+    )
+
+
 def _generation_config(body: Mapping[str, Any]) -> Tuple[float, float, Tuple[str, ...]]:
     cfg = body.get("generation_config")
     if cfg is None:
@@ -300,12 +322,7 @@ def parse_tts(
         fmt = parse_output_format(body["output_format"], route=route)
     except FormatError as exc:
         raise ApiError(400, str(exc), title="Invalid output format") from None
-    speed_word = body.get("speed")
-    word_factor = 1.0
-    if speed_word is not None:
-        if not isinstance(speed_word, str) or speed_word not in SPEEDS:
-            raise _bad("speed", f"must be one of {', '.join(SPEEDS)}")
-        word_factor = SPEEDS[speed_word]
+    word_factor = _speed_word(body)
     cfg_speed, volume, emotions = _generation_config(body)
     exp_speed, exp_emotions = _experimental(controls)
     duration = _number(body, "duration", "duration", 0.0, MAX_DURATION)

@@ -33,7 +33,14 @@ from .errors import ApiError, error_frame
 from .fault_plan import FaultPlan
 from .middleware import principal
 from .pipeline import Chunk, Generation, SynthesisError, complete_sentences
-from .request import TTSRequest, check_transcript_type, optional_bool, optional_str, parse_tts
+from .request import (
+    TTSRequest,
+    check_transcript_type,
+    continuation_controls,
+    optional_bool,
+    optional_str,
+    parse_tts,
+)
 from .voice_lookup import voice_lookup
 
 __all__ = ["websocket", "close_all", "MAX_PENDING_INPUTS", "MAX_PENDING_CHARS"]
@@ -50,6 +57,9 @@ _FINISHED_MEMORY = 4096
 _CONTEXT_ID = re.compile(r'"context_id"\s*:\s*"([^"\\]{1,256})"')
 
 
+_Input = Tuple[str, bool, bool, TTSRequest]
+
+
 class _Context:
     """One context: its first input's settings, its queued inputs and its worker task."""
 
@@ -58,19 +68,21 @@ class _Context:
         self.conn = conn
         self.id = context_id
         self.req = req
+        self.latest = req  # the settings of the newest input (a continuation may change them)
         self.delay = delay_ms / 1000.0
         self.plan = plan
         self.gen = Generation(conn.state.engine, req)
         self.pacer = Pacer(conn.state.config.pace, conn.state.config.first_chunk_latency)
         self.flush_id = 1
-        self.inbox: Deque[Tuple[str, bool, bool]] = collections.deque()
+        # Each input: its text, continue, flush, and the settings it is spoken with.
+        self.inbox: Deque[_Input] = collections.deque()
         self.wakeup = asyncio.Event()
         self.task: Optional[asyncio.Task[None]] = None
         self.chunks_sent = 0
         self.pending_chars = 0  # text received and not yet handed to the generation
         self.ending = False  # its done frame is on the way: no input is taken any more
 
-    def push(self, text: str, cont: bool, flush: bool) -> None:
+    def push(self, text: str, cont: bool, flush: bool, req: Optional[TTSRequest] = None) -> None:
         if self.ending:
             raise ApiError(400, f"context {self.id[:64]!r} has finished; use a new context_id")
         if len(self.inbox) >= MAX_PENDING_INPUTS:
@@ -80,10 +92,11 @@ class _Context:
                 413, f"more than {MAX_PENDING_CHARS} characters waiting on this context"
             )
         self.pending_chars += len(text)
-        self.inbox.append((text, cont, flush))
+        self.inbox.append((text, cont, flush, req or self.latest))
+        self.latest = req or self.latest
         self.wakeup.set()
 
-    async def _next(self, timeout: Optional[float]) -> Optional[Tuple[str, bool, bool]]:
+    async def _next(self, timeout: Optional[float]) -> Optional[_Input]:
         """The next input, or ``None`` after ``timeout`` seconds without one."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.inbox:
@@ -121,7 +134,16 @@ class _Context:
                     if item is None:  # expired while waiting for more input
                         await self.end()
                         return
-                text, cont, flush = item
+                text, cont, flush, req = item
+                if req is not self.gen.req:
+                    # New speed/volume/emotion from this input on: what is buffered is spoken
+                    # with the settings it came with first.
+                    if buffer:
+                        spoken, buffer = buffer, ""
+                        self.pending_chars -= len(spoken)
+                        if not await self.speak(spoken):
+                            return
+                    self.gen.req = req
                 if not buffer and text:
                     buffered_at = time.monotonic()
                 buffer += text
@@ -308,7 +330,7 @@ class _Connection:
         if ctx is not None:
             text = check_transcript_type(msg)
             cont = optional_bool(msg, "continue")
-            ctx.push(text, cont, optional_bool(msg, "flush"))
+            ctx.push(text, cont, optional_bool(msg, "flush"), continuation_controls(msg, ctx.latest))
             return
         how = self.finished.get(context_id)
         if how is not None:
