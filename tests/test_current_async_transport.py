@@ -26,6 +26,9 @@ LONG_KW = dict(KW, transcript=LONGER)
 STALL = {"X-Cartesia-Fault": "stall;after_frames=1;seconds=30"}
 BOUND_S = 10.0  # every wait of a test ends within this
 SHORT = httpx.Timeout(BOUND_S, read=0.2)
+# A read limit that the stalled body reaches, but the response head (the server's first frame)
+# does not, on a loaded machine either: 0.2 s was not always enough for the head there.
+STALLED = httpx.Timeout(BOUND_S, read=1.0)
 
 
 def _v1_headers(server: Any, **extra: str) -> dict:
@@ -97,7 +100,7 @@ async def test_transport_raises_httpx_exception_types(
         with pytest.raises(httpx.WriteTimeout):  # the upload fills the socket buffers, then stalls
             await http.post(f"http://{host}:{port}/", content=bytes(16 << 20), timeout=httpx.Timeout(0.2))
     url = local_server.base_url + "/tts/bytes"
-    async with http.stream("POST", url, json=LONG_KW, headers=_v1_headers(local_server, **STALL), timeout=SHORT) as r:
+    async with http.stream("POST", url, json=LONG_KW, headers=_v1_headers(local_server, **STALL), timeout=STALLED) as r:
         assert r.status_code == 200
         with pytest.raises(httpx.ReadTimeout):  # the body stops after its first frame
             async for _ in r.aiter_bytes():
@@ -148,7 +151,7 @@ async def test_connection_failures_are_typed(local_server: Any, blackhole: str) 
 
 async def test_every_phase_limit_applies(local_server: Any) -> None:
     async with AsyncCartesia(api_key=local_server.api_key, base_url=local_server.base_url, max_retries=0) as client:
-        response = await client.tts.generate(**LONG_KW, extra_headers=STALL, timeout=SHORT)
+        response = await client.tts.generate(**LONG_KW, extra_headers=STALL, timeout=STALLED)
         with pytest.raises(APITimeoutError):  # httpx's read limit, on the body
             await response.read()
         response = await client.tts.generate(**LONG_KW, extra_headers=STALL, chunk_gap_timeout=0.2)
