@@ -626,15 +626,15 @@ class AsyncCartesiaTTS(_ClientBase[AsyncAudioStream]):
     # --- per-loop resources -------------------------------------------------------------------
 
     @property
-    def _loops(self) -> LoopRuntimes:
-        loops: Optional[LoopRuntimes] = self.__dict__.get("_loop_runtimes")
+    def _loops(self) -> LoopRuntimes[aiohttp.ClientSession]:
+        loops: Optional[LoopRuntimes[aiohttp.ClientSession]] = self.__dict__.get("_loop_runtimes")
         if loops is None:
             loops = self.__dict__["_loop_runtimes"] = LoopRuntimes.of_client(
                 self.config, self._ws_route_url()
             )
         return loops
 
-    def _runtime(self) -> LoopRuntime:
+    def _runtime(self) -> LoopRuntime[aiohttp.ClientSession]:
         return self._loops.get()
 
     async def _get_session(self) -> aiohttp.ClientSession:
@@ -667,7 +667,7 @@ class AsyncCartesiaTTS(_ClientBase[AsyncAudioStream]):
 
     def __del__(self) -> None:
         try:
-            loops: Optional[LoopRuntimes] = self.__dict__.get("_loop_runtimes")
+            loops: Optional[LoopRuntimes[aiohttp.ClientSession]] = self.__dict__.get("_loop_runtimes")
             if loops is not None:
                 loops.close_soon()
             self._sync_http.close()

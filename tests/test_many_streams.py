@@ -114,6 +114,23 @@ async def test_one_request_at_a_time_stays_on_one_connection(local_server: Any) 
         assert len(ports) == 1, ports  # the kept-alive connection served every call
 
 
+def test_a_proxied_client_serves_several_event_loops(local_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # httpcore's pool belongs to the loop that opened its connections: one proxied transport for
+    # every loop raised "Event loop is closed" in the second asyncio.run and left its socket open.
+    monkeypatch.setenv("HTTP_PROXY", local_server.base_url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = AsyncCartesia(api_key=local_server.api_key, base_url="http://cartesia-proxy-test.invalid")
+
+    async def one() -> bytes:
+        return b"".join([b async for b in await client.tts.bytes(**KW)])
+
+    try:
+        assert asyncio.run(one()) == asyncio.run(one()) == expected([TEXT])
+    finally:
+        asyncio.run(client.close())
+
+
 async def test_current_async_pool_still_takes_its_proxy_from_the_environment(
     local_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,22 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from typing import Callable, Dict, Optional, Set
+from typing import Any, Callable, Dict, Generic, Optional, Protocol, Set, TypeVar
 
 import aiohttp
 
 from .config import ClientConfig
 from .transport.ws_async import AsyncWsPool, handshake_trace
 
-__all__ = ["LoopRuntime", "LoopRuntimes"]
+__all__ = ["LoopRuntime", "LoopRuntimes", "LoopResource"]
+
+
+class LoopResource(Protocol):
+    """What a runtime keeps per loop: an ``aiohttp.ClientSession``, or anything closed alike."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+S = TypeVar("S", bound=LoopResource)
 
 # Runtimes whose keeper still runs. The loop only holds its tasks weakly: without this, a
 # runtime whose client was dropped would be garbage-collected with its keeper still pending,
 # and never close its session and sockets.
-_RUNNING: Set[LoopRuntime] = set()
+_RUNNING: Set[LoopRuntime[Any]] = set()
 
 
-class LoopRuntime:
+class LoopRuntime(Generic[S]):
     """Everything of the async client that belongs to one event loop.
 
     A keeper task owns the resources: ``close()`` stops it, and when the loop shuts down
@@ -32,13 +44,13 @@ class LoopRuntime:
         self,
         loop: asyncio.AbstractEventLoop,
         *,
-        make_session: Callable[[], aiohttp.ClientSession],
-        make_pool: Optional[Callable[[LoopRuntime], AsyncWsPool]] = None,
+        make_session: Callable[[], S],
+        make_pool: Optional[Callable[[LoopRuntime[S]], AsyncWsPool]] = None,
     ) -> None:
         self.loop = loop
         self._make_session = make_session
         self._make_pool = make_pool
-        self._session: Optional[aiohttp.ClientSession] = None
+        self._session: Optional[S] = None
         self._pool: Optional[AsyncWsPool] = None
         self._stop = asyncio.Event()
         self._keeper = loop.create_task(self._keep())
@@ -48,7 +60,7 @@ class LoopRuntime:
     def closed(self) -> bool:
         return self._keeper.done() or self.loop.is_closed()
 
-    async def session(self) -> aiohttp.ClientSession:
+    async def session(self) -> S:
         if self._session is None or self._session.closed:
             self._session = self._make_session()
         return self._session
@@ -107,7 +119,7 @@ def _new_session(config: ClientConfig) -> aiohttp.ClientSession:
     )
 
 
-def _new_pool(config: ClientConfig, url: str, runtime: LoopRuntime) -> AsyncWsPool:
+def _new_pool(config: ClientConfig, url: str, runtime: LoopRuntime[aiohttp.ClientSession]) -> AsyncWsPool:
     return AsyncWsPool(
         url,
         config.api_key,
@@ -119,32 +131,32 @@ def _new_pool(config: ClientConfig, url: str, runtime: LoopRuntime) -> AsyncWsPo
     )
 
 
-class LoopRuntimes:
+class LoopRuntimes(Generic[S]):
     """The runtimes of one async client, one per event loop it is used from.
 
     The factories hold the configuration, not the client: a dropped client can be collected
     while its loop still runs (its ``__del__`` then closes the runtimes).
 
     Args:
-        make_session: Opens the HTTP session of a loop.
+        make_session: Opens the HTTP session of a loop (or another :class:`LoopResource`).
         make_pool: Opens the websocket pool of a loop (None: the runtimes have none).
     """
 
     def __init__(
         self,
-        make_session: Callable[[], aiohttp.ClientSession],
-        make_pool: Optional[Callable[[LoopRuntime], AsyncWsPool]] = None,
+        make_session: Callable[[], S],
+        make_pool: Optional[Callable[[LoopRuntime[S]], AsyncWsPool]] = None,
     ) -> None:
         self._make_session = make_session
         self._make_pool = make_pool
-        self._by_loop: Dict[int, LoopRuntime] = {}
+        self._by_loop: Dict[int, LoopRuntime[S]] = {}
 
     @classmethod
-    def of_client(cls, config: ClientConfig, ws_url: str) -> LoopRuntimes:
+    def of_client(cls, config: ClientConfig, ws_url: str) -> LoopRuntimes[aiohttp.ClientSession]:
         """The v0 async client's runtimes: its session and its websocket pool per loop."""
-        return cls(functools.partial(_new_session, config), functools.partial(_new_pool, config, ws_url))
+        return LoopRuntimes(functools.partial(_new_session, config), functools.partial(_new_pool, config, ws_url))
 
-    def get(self) -> LoopRuntime:
+    def get(self) -> LoopRuntime[S]:
         """The runtime of the running loop (created on first use)."""
         loop = asyncio.get_running_loop()
         for key in [k for k, rt in self._by_loop.items() if rt.closed]:

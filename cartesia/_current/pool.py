@@ -7,20 +7,24 @@ connection from aiohttp's pool in O(1), so one httpx client serves any number of
 
 httpx reads proxies from the environment only for a client without a transport of its own; the
 client built here mounts, as httpx would, its default transport on each proxied pattern
-(``NO_PROXY`` hosts stay direct), read once when the client is made.
+(``NO_PROXY`` hosts stay direct), read once when the client is made. httpcore's pool belongs to
+the event loop that opened its connections, so each proxied mount is one transport per loop,
+closed inside its loop when that loop ends (as the aiohttp sessions are).
 """
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+import functools
+from typing import Callable, Dict, Optional
 
 import httpx
 
+from .._client.runtime import LoopRuntimes
 from .._client.transport.http_sync import install_cookie_filter
 from .aiohttp_transport import AiohttpTransport
 from .config import ASYNC_CONNECTION_LIMITS
 
-__all__ = ["async_client", "proxy_mounts"]
+__all__ = ["PerLoopTransport", "async_client", "proxy_mounts"]
 
 try:  # where httpx reads *_PROXY / NO_PROXY (0.25 to 0.28)
     from httpx._utils import get_environment_proxies as _environment_proxies
@@ -32,16 +36,58 @@ except ImportError:  # pragma: no cover - another httpx: the standard library's 
         return {f"{scheme}://": found[scheme] for scheme in ("http", "https", "all") if scheme in found}
 
 
+class _LoopTransport:
+    """One loop's transport, closed as a :class:`~cartesia._client.runtime.LoopResource`."""
+
+    def __init__(self, make: Callable[[], httpx.AsyncBaseTransport]) -> None:
+        self.transport = make()
+        self.closed = False
+
+    async def close(self) -> None:
+        self.closed = True
+        await self.transport.aclose()
+
+
+class PerLoopTransport(httpx.AsyncBaseTransport):
+    """The transport ``make`` builds, one per event loop that sends through it.
+
+    Args:
+        make: Builds a loop's transport (called inside that loop, on its first request).
+    """
+
+    def __init__(self, make: Callable[[], httpx.AsyncBaseTransport]) -> None:
+        self._loops = LoopRuntimes(functools.partial(_LoopTransport, make))
+
+    def __del__(self) -> None:
+        loops = self.__dict__.get("_loops")
+        if loops is not None:
+            try:
+                loops.close_soon()  # each loop closes its own transport (never blocks)
+            except Exception:  # noqa: BLE001 - never raise from __del__
+                pass
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        owned = await self._loops.get().session()
+        return await owned.transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._loops.close()
+
+
+def _proxied(verify: object, url: str) -> httpx.AsyncBaseTransport:
+    return httpx.AsyncHTTPTransport(
+        verify=verify,  # type: ignore[arg-type]
+        limits=ASYNC_CONNECTION_LIMITS,
+        proxy=httpx.Proxy(url),
+    )
+
+
 def proxy_mounts(verify: object) -> Dict[str, Optional[httpx.AsyncBaseTransport]]:
-    """httpx's transport (through the proxy) for each pattern the environment proxies; None
-    (the client's own transport) for the ones ``NO_PROXY`` exempts."""
+    """httpx's transport (through the proxy, one per event loop) for each pattern the
+    environment proxies; None (the client's own transport) for the ones ``NO_PROXY`` exempts."""
     mounts: Dict[str, Optional[httpx.AsyncBaseTransport]] = {}
     for pattern, url in _environment_proxies().items():
-        mounts[pattern] = None if url is None else httpx.AsyncHTTPTransport(
-            verify=verify,  # type: ignore[arg-type]
-            limits=ASYNC_CONNECTION_LIMITS,
-            proxy=httpx.Proxy(url),
-        )
+        mounts[pattern] = None if url is None else PerLoopTransport(functools.partial(_proxied, verify, url))
     return mounts
 
 
