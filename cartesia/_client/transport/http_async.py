@@ -15,6 +15,7 @@ from ..errors import Where, map_exception, status_error
 from ..generation import Deadline, Generation, out_of_connect_time
 from ..retry import Attempts, RetryPolicy
 from .aiohttp_body import BodyReader
+from .env_proxy import env_proxy
 from .http_sync import _plain_timeout
 
 __all__ = ["AsyncHttp", "AsyncHttpStreamAttempt", "bounded"]
@@ -70,6 +71,7 @@ class AsyncHttp:
         return await session.request(
             request.method,
             url,
+            proxy=await env_proxy(session, url),
             params=request.params,
             data=_form(request),
             headers=self.dialect.headers(self._key, json_content=request.json_content),
