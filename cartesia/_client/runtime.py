@@ -9,6 +9,7 @@ from typing import Any, Callable, Dict, Generic, Optional, Protocol, Set, TypeVa
 import aiohttp
 
 from .config import ClientConfig
+from .transport.env_proxy import EnvProxies
 from .transport.ws_async import AsyncWsPool, handshake_trace
 
 __all__ = ["LoopRuntime", "LoopRuntimes", "LoopResource"]
@@ -113,10 +114,13 @@ def _new_session(config: ClientConfig) -> aiohttp.ClientSession:
     # No cap unless one is asked for (limit=0): each streamed generation holds its connection
     # for its whole length, so aiohttp's default of 100 would queue the 101st generation.
     connector = aiohttp.TCPConnector(limit=config.max_connections or 0)
-    # trust_env: HTTPS_PROXY/NO_PROXY apply, as they do for httpx and websockets.
-    return aiohttp.ClientSession(
-        timeout=timeout, connector=connector, trust_env=True, trace_configs=[handshake_trace()]
+    # The proxy variables (HTTPS_PROXY, NO_PROXY, ...) apply as they do for httpx and
+    # websockets, looked up once per origin (EnvProxies) instead of by aiohttp's trust_env in
+    # threads before every request; trust_env would also add netrc logins to our requests.
+    session = aiohttp.ClientSession(
+        timeout=timeout, connector=connector, trust_env=False, trace_configs=[handshake_trace()]
     )
+    return EnvProxies().attach(session)
 
 
 def _new_pool(config: ClientConfig, url: str, runtime: LoopRuntime[aiohttp.ClientSession]) -> AsyncWsPool:

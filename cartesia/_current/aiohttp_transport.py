@@ -21,6 +21,7 @@ import httpx
 from yarl import URL
 
 from .._client.runtime import LoopRuntimes
+from .._client.transport.aiohttp_body import BodyReader, own_read_timer
 from .._client.transport.http_async import bounded
 
 __all__ = ["AiohttpTransport", "AiohttpBody", "aiohttp_body", "KEEPALIVE_EXPIRY"]
@@ -72,36 +73,17 @@ def _message(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _own_read_timer(response: aiohttp.ClientResponse) -> None:
-    """Switch off aiohttp's read timer of ``response``'s connection (the body keeps its own).
-
-    aiohttp re-arms that timer on every piece that arrives (a timer cancelled and scheduled
-    per socket read: ~10 % of the client's CPU on a streamed body). Without these attributes
-    (another aiohttp) its timer stays: the same limit, at aiohttp's cost.
-    """
-    connection = response.connection
-    protocol = connection.protocol if connection is not None else None
-    if protocol is not None and hasattr(protocol, "_read_timeout") and hasattr(protocol, "_reschedule_timeout"):
-        protocol._read_timeout = None  # noqa: SLF001
-        protocol._reschedule_timeout()  # noqa: SLF001 - cancels the armed one
-
-
 class AiohttpBody(httpx.AsyncByteStream):
     """A response body as aiohttp receives it: each read takes everything buffered at once.
 
     ``read`` returns what arrived without a wait when there is some (no timer, no task switch).
     Only a wait on an empty buffer counts towards the request's ``read`` limit, as in httpx,
-    checked by one lazy timer: a wait notes when it began, and the timer, when due, fails the
-    body only if a wait has lasted the whole limit (else it is set again for that wait's end).
+    checked by one lazy timer (:class:`~cartesia._client.transport.aiohttp_body.BodyReader`).
     """
 
     def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request, limit: Optional[float]) -> None:
-        self._response = response
         self.request = request
-        self._limit = limit
-        self._loop = asyncio.get_running_loop()
-        self._since: Optional[float] = None  # loop time the running wait began, None: no wait
-        self._timer: Optional[asyncio.TimerHandle] = None
+        self._reader = BodyReader(response, functools.partial(_fixed, limit))
 
     async def read(self) -> bytes:
         """The next bytes of the body, ``b""`` at its end.
@@ -109,35 +91,12 @@ class AiohttpBody(httpx.AsyncByteStream):
         Raises:
             httpx.ReadTimeout, httpx.RemoteProtocolError, httpx.ReadError: as httpx would.
         """
-        content = self._response.content
         try:
-            data = content.read_nowait()
-            if not data and not content.at_eof():
-                if self._limit is None:
-                    return await content.readany()
-                self._since = since = self._loop.time()
-                if self._timer is None:
-                    self._timer = self._loop.call_at(since + self._limit, self._due)
-                try:
-                    data = await content.readany()
-                finally:
-                    self._since = None
+            return await self._reader.read()
         except RuntimeError as exc:  # aiohttp's "Connection closed." (the client was closed)
             raise httpx.ReadError(str(exc), request=self.request) from None
         except Exception as exc:  # noqa: BLE001 - raised as httpx's
             raise to_httpx_error(exc, self.request) from None
-        return data
-
-    def _due(self) -> None:
-        self._timer = None
-        since, limit = self._since, self._limit
-        if since is None or limit is None:
-            return  # no wait now: the next one sets the timer again
-        end = since + limit
-        if self._loop.time() >= end - 1e-3:
-            self._response.content.set_exception(aiohttp.ServerTimeoutError("Timeout on reading data from socket"))
-        else:
-            self._timer = self._loop.call_at(end, self._due)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         while True:
@@ -148,15 +107,16 @@ class AiohttpBody(httpx.AsyncByteStream):
 
     def fail(self, error: BaseException) -> None:
         """End a wait on this body (now or later) with ``error``."""
-        self._response.content.set_exception(error)
+        self._reader.fail(error)
 
     async def aclose(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         # A body read to its end already gave its connection back; any other is closed, as
         # what is left of it would be read by the next request on that connection.
-        self._response.close()
+        self._reader.close()
+
+
+def _fixed(limit: Optional[float]) -> Optional[float]:
+    return limit
 
 
 class _NetworkStream:
@@ -269,7 +229,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             raise to_httpx_error(exc, request) from None
         limit = limits.get("read")
         if limit is not None:
-            _own_read_timer(response)
+            own_read_timer(response)
         body = AiohttpBody(response, request, limit)
         if not response.content.at_eof():
             self._bodies.add(body)

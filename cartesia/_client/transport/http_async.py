@@ -14,11 +14,18 @@ from ...protocol.v0 import HttpRequest
 from ..errors import Where, map_exception, status_error
 from ..generation import Deadline, Generation, out_of_connect_time
 from ..retry import Attempts, RetryPolicy
+from .aiohttp_body import BodyReader
+from .env_proxy import env_proxy
 from .http_sync import _plain_timeout
 
 __all__ = ["AsyncHttp", "AsyncHttpStreamAttempt", "bounded"]
 
 T = TypeVar("T")
+
+# Bytes a response may hold unread before aiohttp pauses the socket (it resumes below this).
+# aiohttp's 64 KiB holds under three 23.6 kB frames: a reader that falls behind for a moment
+# paused and resumed the socket (two epoll changes) every few frames.
+_READ_BUFSIZE = 1 << 18
 
 if sys.version_info >= (3, 11):
 
@@ -65,9 +72,12 @@ class AsyncHttp:
 
     async def _send(self, request: HttpRequest, connect: Optional[float]) -> aiohttp.ClientResponse:
         session = await self._session()
+        url = self.url(request)
         return await session.request(
             request.method,
-            self.url(request),
+            url,
+            proxy=await env_proxy(session, url),
+            read_bufsize=_READ_BUFSIZE,
             params=request.params,
             data=_form(request),
             headers=self.dialect.headers(self._key, json_content=request.json_content),
@@ -134,6 +144,7 @@ class AsyncHttpStreamAttempt:
         self._where = gen.where(request.what, http.url(request))
         self._decoder = http.dialect.HttpStreamDecoder(sink=gen.sink)
         self._response: Optional[aiohttp.ClientResponse] = None
+        self._body: Optional[BodyReader] = None
 
     async def open(self) -> None:
         gen = self._gen
@@ -157,18 +168,18 @@ class AsyncHttpStreamAttempt:
         if error is not None:
             self.close(False)
             raise error
+        # Buffered bytes are taken without a wait; a wait on an empty buffer is bounded by
+        # the generation's phase (first audio, chunk gap, total) with one lazy timer.
+        assert self._response is not None
+        self._body = BodyReader(self._response, gen.wait_limit)
 
     async def receive(self) -> List[Event]:
-        assert self._response is not None
+        assert self._body is not None
         error: Optional[BaseException] = None
         try:
             if self._decoder.pending:
                 return self._decoder.feed_pending()  # the rest of the read of the first frame
-            content = self._response.content
-            # What arrived already is taken without a wait (no timer, no task switch).
-            data = content.read_nowait()
-            if not data and not content.at_eof():
-                data = await bounded(content.readany(), self._gen.wait_limit())
+            data = await self._body.read()
             if not data:
                 return self._decoder.close()
             events = self._decoder.feed(data)
@@ -183,6 +194,9 @@ class AsyncHttpStreamAttempt:
         pass
 
     def close(self, completed: bool) -> None:
+        body, self._body = self._body, None
         response, self._response = self._response, None
-        if response is not None:
+        if body is not None:
+            body.release()
+        elif response is not None:
             response.release()

@@ -23,6 +23,7 @@ from ...protocol.events import Event
 from ..errors import Where, closed_error, map_exception, status_error
 from ..generation import Generation
 from ..routing import AsyncSlot, PoolState, RoutedSocket
+from .env_proxy import env_proxy
 from .http_async import bounded
 
 __all__ = ["AsyncSocket", "AsyncWsPool", "AsyncWsAttempt", "handshake_trace"]
@@ -95,7 +96,7 @@ class AsyncSocket(RoutedSocket[AsyncSlot]):
         self, session: aiohttp.ClientSession, where: Where, timeout: Optional[float]
     ) -> None:
         kwargs: Dict[str, Any] = {"autoping": True, "max_msg_size": self.dialect.MAX_MESSAGE_BYTES}
-        kwargs.update(_UNDECODED)
+        kwargs.update(_UNDECODED, proxy=await env_proxy(session, self._url))
         if self._headers:
             kwargs["headers"] = self._headers
         if self._heartbeat:
