@@ -27,6 +27,7 @@ from .._client.transport.http_sync import (
     install_cookie_filter,
     iter_raw_body,
     raw_body,
+    send_stream,
 )
 from ..protocol import v1
 from ..protocol.v1 import HttpRequest
@@ -223,7 +224,7 @@ class SyncHttp(_Base):
             built, limit = self.build(client, request, extra_headers, extra_query, timeout, deadline)
             try:
                 with _phase(deadline):
-                    response = client.send(built, stream=stream)
+                    response = send_stream(client, built) if stream else client.send(built)
             except Exception as exc:  # noqa: BLE001 - mapped to our typed errors
                 error = map_exception(exc, self.where(request, limit, deadline))
             else:
