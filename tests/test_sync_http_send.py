@@ -253,3 +253,20 @@ def test_a_failed_head_write_is_left_to_the_read(pair):
     except httpcore.ReadError:
         return  # the kernel dropped the answer with the reset: a read error, as without holding
     assert data.startswith(b"HTTP/1.1 413")
+
+
+def test_the_bodies_of_one_connection_share_its_read_buffer_and_stay_exact(server):
+    from cartesia._client.transport.http_sync import iter_raw_body, raw_body
+
+    buffers = set()
+    with _client() as client:
+        client.get(server + "/warm-up", timeout=LIMIT)
+        for n in (70_000, 3, 200_000, 10):  # one body larger than the read buffer
+            payload = bytes(range(256)) * (n // 256) + b"z" * (n % 256)
+            response = send_stream(client, client.build_request("POST", server + "/stream", content=payload))
+            body = raw_body(response)
+            assert body is not None
+            buffers.add(id(body._buf))  # noqa: SLF001
+            assert b"".join(iter_raw_body(response, body)) == b"abc" + payload
+        assert len(client._transport._pool.connections) == 1  # noqa: SLF001
+    assert len(buffers) == 1

@@ -22,7 +22,7 @@ from ...protocol.v0 import HttpRequest
 from ..errors import Where, map_exception, status_error
 from ..generation import Deadline, Generation, out_of_connect_time
 from ..retry import Attempts, RetryPolicy
-from .chunked import ChunkedBody
+from .chunked import READ_SIZE, ChunkedBody
 
 __all__ = [
     "SyncHttp",
@@ -62,6 +62,7 @@ class _PhaseStream(httpcore.NetworkStream):
         self._in_headers = False  # a request went out: its response's headers come next
         self._tail = b""  # the end of what h11 got in header mode (a CRLFCRLF across reads)
         self._body_start = False  # h11 has exactly the headers, none of the body
+        self._buffer: Optional[bytearray] = None  # the read buffer of the bodies read past h11
         # A request's head, held back to go out with the first piece of its body.
         self._unsent: Optional[Tuple[bytes, Optional[float]]] = None
 
@@ -126,7 +127,11 @@ class _PhaseStream(httpcore.NetworkStream):
             return None
         self._body_start = False
         first, self._pending = self._pending, b""
-        return ChunkedBody(sock, first)
+        # One read buffer per connection, reused by each body read on it (one at a time): a
+        # fresh 128 KiB per request costs its allocation and zeroing (and page faults).
+        if self._buffer is None:
+            self._buffer = bytearray(READ_SIZE)
+        return ChunkedBody(sock, first, self._buffer)
 
     def end_body(self) -> None:
         """The body read here ended: h11 gets the end of an empty chunked body, so it ends the
