@@ -21,6 +21,7 @@ import httpcore
 import httpx
 import pytest
 
+from cartesia._client.transport import http_sync
 from cartesia._client.transport.http_sync import (
     _install_phase_backend,
     _PhaseStream,
@@ -270,3 +271,25 @@ def test_the_bodies_of_one_connection_share_its_read_buffer_and_stay_exact(serve
             assert b"".join(iter_raw_body(response, body)) == b"abc" + payload
         assert len(client._transport._pool.connections) == 1  # noqa: SLF001
     assert len(buffers) == 1
+
+
+@pytest.mark.skipif(
+    not http_sync._DIRECT,  # noqa: SLF001
+    reason="this httpx binds streams to a Timer: every request goes through send",
+)
+def test_a_plain_client_skips_the_auth_and_redirect_layers(server, monkeypatch):
+    with _client() as client:
+        client.get(server + "/warm-up", timeout=LIMIT)
+
+        def layered(*args: object, **kwargs: object) -> None:
+            raise AssertionError("went through Client.send's auth and redirect layers")
+
+        monkeypatch.setattr(client, "_send_handling_auth", layered)
+        response = send_stream(client, _post(client, server + "/stream"))
+        assert response.read() == b"abchello"
+        response.close()
+        client.headers["X-Extra"] = "1"  # headers are not a layer: still direct
+        send_stream(client, _post(client, server + "/stream")).close()
+        client.event_hooks = {"request": [lambda r: None]}
+        with pytest.raises(AssertionError, match="layers"):
+            send_stream(client, _post(client, server + "/stream"))

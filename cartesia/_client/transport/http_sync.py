@@ -7,6 +7,7 @@ backend whose reads ask the running call for the limit of the current phase inst
 
 from __future__ import annotations
 
+import inspect
 import logging
 import ssl
 import threading
@@ -255,6 +256,13 @@ try:  # httpx's own pieces of `Client.send`, to do what it does when it has noth
     from httpx._exceptions import request_context as _request_context
 except ImportError:  # pragma: no cover - another httpx: every request goes through `send`
     _BoundStream = _ClientState = _request_context = None  # type: ignore[assignment,misc]
+# httpx before 0.28 binds its streams to a `Timer` instead of a start time: `send` for those.
+_DIRECT = (
+    _BoundStream is not None
+    and "start" in inspect.signature(_BoundStream.__init__).parameters
+    and hasattr(httpx.Client, "_transport_for_url")
+    and hasattr(httpx.Client, "_build_redirect_request")
+)
 
 _httpx_log = logging.getLogger("httpx")
 
@@ -264,8 +272,9 @@ def _plain(client: httpx.Client, request: httpx.Request) -> bool:
     try:
         hooks = client._event_hooks  # noqa: SLF001
         return (
-            _BoundStream is not None
+            _DIRECT
             and client._state is _ClientState.OPENED  # noqa: SLF001 - closed: send raises
+            and hasattr(client, "_default_encoding")
             and client._auth is None  # noqa: SLF001
             and not client.follow_redirects
             and not hooks["request"]
