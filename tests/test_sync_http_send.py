@@ -41,7 +41,7 @@ class _Handler(BaseHTTPRequestHandler):
         type(self).seen.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
         if self.path.startswith("/redirect"):
             self.send_response(307)
-            self.send_header("Location", "/moved")
+            self.send_header("Location", "http://[::1" if self.path == "/redirect-bad" else "/moved")
             self.send_header("Set-Cookie", "session=s1; Path=/")
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -293,3 +293,14 @@ def test_a_plain_client_skips_the_auth_and_redirect_layers(server, monkeypatch):
         client.event_hooks = {"request": [lambda r: None]}
         with pytest.raises(AssertionError, match="layers"):
             send_stream(client, _post(client, server + "/stream"))
+
+
+def test_a_bad_redirect_location_raises_as_send_does_and_frees_the_connection(server):
+    with _client() as client:
+        client.get(server + "/warm-up", timeout=LIMIT)
+        with pytest.raises(httpx.RemoteProtocolError) as theirs:
+            client.send(_post(client, server + "/redirect-bad"), stream=True)
+        with pytest.raises(httpx.RemoteProtocolError) as ours:
+            send_stream(client, _post(client, server + "/redirect-bad"))
+        assert str(ours.value) == str(theirs.value)
+        assert client._transport._pool._requests == []  # noqa: SLF001 - no response left open

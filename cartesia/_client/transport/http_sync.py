@@ -306,8 +306,13 @@ def send_stream(client: httpx.Client, request: httpx.Request) -> httpx.Response:
     client.cookies.extract_cookies(response)
     response.default_encoding = client._default_encoding  # noqa: SLF001
     if response.has_redirect_location:
-        # What httpx sets when it does not follow (`next_request`): it builds it, once.
-        response.next_request = client._build_redirect_request(request, response)  # noqa: SLF001
+        # What httpx sets when it does not follow (`next_request`); a bad Location raises, and
+        # the response is closed first, as in httpx.
+        try:
+            response.next_request = client._build_redirect_request(request, response)  # noqa: SLF001
+        except BaseException:
+            response.close()
+            raise
     if _httpx_log.isEnabledFor(logging.INFO):
         _httpx_log.info(
             'HTTP Request: %s %s "%s %d %s"',
