@@ -306,21 +306,35 @@ class Generation:
         chunks: List[Chunk] = []
         if not events:
             return chunks
-        # Runs once per frame of every stream: locals, and the per-batch work done once.
+        # Runs once per read of every stream: locals, and the per-batch work (clocks, counters)
+        # done once for all the chunks of the read, which arrived together.
         metrics, shaper = self.metrics, self.shaper
+        now = time.perf_counter()
         if metrics.ttfb is None:
-            metrics.first_byte()
-        for event in events:
-            if isinstance(event, Audio):
-                msg = event.message
-                metrics.chunk(shaper.nbytes(msg))
-                if metrics.ttfa_audible is None and shaper.is_audible(msg):
-                    metrics.audible()
-                chunks.append(shaper.chunk(msg, msg.context_id))
-            elif isinstance(event, ErrorFrame):
-                raise frame_error(event, self.context_id, self.settings.secret)
-            elif isinstance(event, Done):
-                self.done = True
+            metrics.ttfb = now - metrics.started
+        plain = shaper.plain
+        nbytes = 0
+        try:
+            for event in events:
+                if isinstance(event, Audio):
+                    msg = event.message
+                    if plain:
+                        audio = msg.audio
+                        nbytes += len(audio)
+                        chunks.append({"audio": audio, "sampling_rate": msg.sampling_rate})
+                    else:
+                        nbytes += shaper.nbytes(msg)
+                        chunks.append(shaper.chunk(msg, msg.context_id))
+                    if metrics.ttfa_audible is None and shaper.is_audible(msg):
+                        metrics.audible()
+                elif isinstance(event, ErrorFrame):
+                    raise frame_error(event, self.context_id, self.settings.secret)
+                elif isinstance(event, Done):
+                    self.done = True
+        finally:
+            # Counted also when an error frame follows them in the batch (they arrived).
+            if chunks:
+                metrics.arrived(len(chunks), nbytes, now)
         if chunks:
             # The chunk-gap clock restarts when the batch's audio arrived (µs ago, all of it).
             self.deadline.audio()

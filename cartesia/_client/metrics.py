@@ -62,7 +62,11 @@ class GenerationMetrics:
             self.ttfa_audible = time.perf_counter() - self.started
 
     def chunk(self, nbytes: int) -> None:
-        now = time.perf_counter()
+        """One chunk of ``nbytes`` arrived now."""
+        self.arrived(1, nbytes, time.perf_counter())
+
+    def arrived(self, count: int, nbytes: int, now: float) -> None:
+        """``count`` chunks of ``nbytes`` in all arrived together at ``now`` (one read's)."""
         if self.ttfb is None:
             self.ttfb = now - self.started
         if self.ttfa is None:
@@ -70,7 +74,7 @@ class GenerationMetrics:
         elif self._last_chunk is not None:
             self.max_gap = max(self.max_gap, now - self._last_chunk)
         self._last_chunk = now
-        self.chunks += 1
+        self.chunks += count
         self.bytes += nbytes
 
     def finish(self, status: str, error: Optional[BaseException] = None) -> None:

@@ -44,11 +44,15 @@ class ChunkedBody:
     Args:
         sock: The connection's socket (plain or ``ssl.SSLSocket``).
         first: Body bytes that arrived with the headers.
+        buffer: The read buffer to use (at least :data:`READ_SIZE` bytes; the bodies of one
+            connection, read one after the other, can share one), else a new one.
     """
 
-    def __init__(self, sock: Any, first: bytes) -> None:
+    def __init__(self, sock: Any, first: bytes, buffer: Optional[bytearray] = None) -> None:
         self._sock = sock
-        self._buf = bytearray(max(READ_SIZE, len(first)))
+        if buffer is None or len(buffer) < max(READ_SIZE, len(first)):
+            buffer = bytearray(max(READ_SIZE, len(first)))
+        self._buf = buffer
         self._view = memoryview(self._buf)
         self._first: Optional[bytes] = first
         self._state = _SIZE

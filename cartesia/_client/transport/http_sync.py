@@ -7,6 +7,8 @@ backend whose reads ask the running call for the limit of the current phase inst
 
 from __future__ import annotations
 
+import inspect
+import logging
 import ssl
 import threading
 import time
@@ -21,7 +23,7 @@ from ...protocol.v0 import HttpRequest
 from ..errors import Where, map_exception, status_error
 from ..generation import Deadline, Generation, out_of_connect_time
 from ..retry import Attempts, RetryPolicy
-from .chunked import ChunkedBody
+from .chunked import READ_SIZE, ChunkedBody
 
 __all__ = [
     "SyncHttp",
@@ -30,11 +32,13 @@ __all__ = [
     "iter_raw_body",
     "release_raw",
     "install_cookie_filter",
+    "send_stream",
 ]
 
 _PHASE = threading.local()  # .limit: Callable[[], Optional[float]] of the call reading now
 _MIN_WAIT = 1e-3  # a zero socket timeout would mean "non-blocking", not "expired"
 _END_WAIT = 0.1  # how long a finished generation waits for its body's last chunk
+_COALESCE = 64 * 1024  # a body piece up to this size takes its request's head along (a copy)
 
 
 def _phase_timeout(default: Optional[float]) -> Optional[float]:
@@ -59,8 +63,19 @@ class _PhaseStream(httpcore.NetworkStream):
         self._in_headers = False  # a request went out: its response's headers come next
         self._tail = b""  # the end of what h11 got in header mode (a CRLFCRLF across reads)
         self._body_start = False  # h11 has exactly the headers, none of the body
+        self._buffer: Optional[bytearray] = None  # the read buffer of the bodies read past h11
+        # A request's head, held back to go out with the first piece of its body.
+        self._unsent: Optional[Tuple[bytes, Optional[float]]] = None
 
     def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
+        if self._unsent is not None:
+            # A request without a body part to carry its head: the head goes out now. httpcore
+            # ignores a failed write of a request and reads what the server said (it may have
+            # answered and closed early); so does this one.
+            try:
+                self._flush()
+            except httpcore.WriteError:
+                pass
         if self._pending:
             data, self._pending = self._pending, b""
         else:
@@ -78,8 +93,26 @@ class _PhaseStream(httpcore.NetworkStream):
         return data
 
     def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
-        self._in_headers, self._tail, self._body_start = True, b"", False
+        # h11 writes a request's head, then each piece of its body: the head waits for the
+        # first piece and both leave in one system call (one `send`, one TCP segment for a
+        # small request), as a bare client sends them.
+        unsent = self._unsent
+        if unsent is not None:
+            self._unsent = None
+            if len(buffer) <= _COALESCE:
+                self._inner.write(unsent[0] + buffer, timeout)
+                return
+            self._inner.write(unsent[0], unsent[1])
+        elif not self._in_headers:  # the first write of a request: its head
+            self._in_headers, self._tail, self._body_start = True, b"", False
+            self._unsent = (buffer, timeout)
+            return
         self._inner.write(buffer, timeout)
+
+    def _flush(self) -> None:
+        unsent, self._unsent = self._unsent, None
+        if unsent is not None:
+            self._inner.write(*unsent)
 
     def take_body(self) -> Optional[ChunkedBody]:
         """The body of the response whose headers h11 just parsed, to be read here; None when
@@ -95,7 +128,11 @@ class _PhaseStream(httpcore.NetworkStream):
             return None
         self._body_start = False
         first, self._pending = self._pending, b""
-        return ChunkedBody(sock, first)
+        # One read buffer per connection, reused by each body read on it (one at a time): a
+        # fresh 128 KiB per request costs its allocation and zeroing (and page faults).
+        if self._buffer is None:
+            self._buffer = bytearray(READ_SIZE)
+        return ChunkedBody(sock, first, self._buffer)
 
     def end_body(self) -> None:
         """The body read here ended: h11 gets the end of an empty chunked body, so it ends the
@@ -103,7 +140,7 @@ class _PhaseStream(httpcore.NetworkStream):
         self._pending = b"0\r\n\r\n"
 
     def close(self) -> None:
-        self._pending = b""
+        self._pending, self._unsent = b"", None
         self._inner.close()
 
     def start_tls(
@@ -211,6 +248,81 @@ def _install_phase_backend(client: httpx.Client) -> None:
         pool = getattr(transport, "_pool", None)
         if pool is not None and hasattr(pool, "_network_backend"):
             pool._network_backend = _PhaseBackend()  # noqa: SLF001
+
+
+try:  # httpx's own pieces of `Client.send`, to do what it does when it has nothing else to do
+    from httpx._client import BoundSyncStream as _BoundStream
+    from httpx._client import ClientState as _ClientState
+    from httpx._exceptions import request_context as _request_context
+except ImportError:  # pragma: no cover - another httpx: every request goes through `send`
+    _BoundStream = _ClientState = _request_context = None  # type: ignore[assignment,misc]
+# httpx before 0.28 binds its streams to a `Timer` instead of a start time: `send` for those.
+_DIRECT = (
+    _BoundStream is not None
+    and "start" in inspect.signature(_BoundStream.__init__).parameters
+    and hasattr(httpx.Client, "_transport_for_url")
+    and hasattr(httpx.Client, "_build_redirect_request")
+)
+
+_httpx_log = logging.getLogger("httpx")
+
+
+def _plain(client: httpx.Client, request: httpx.Request) -> bool:
+    """Whether ``client.send(request)`` would run no auth flow, redirect or event hook."""
+    try:
+        hooks = client._event_hooks  # noqa: SLF001
+        return (
+            _DIRECT
+            and client._state is _ClientState.OPENED  # noqa: SLF001 - closed: send raises
+            and hasattr(client, "_default_encoding")
+            and client._auth is None  # noqa: SLF001
+            and not client.follow_redirects
+            and not hooks["request"]
+            and not hooks["response"]
+            and "timeout" in request.extensions
+            and not request.url.userinfo  # credentials in the URL: httpx sends Basic auth
+        )
+    except (AttributeError, KeyError, TypeError):  # another httpx
+        return False
+
+
+def send_stream(client: httpx.Client, request: httpx.Request) -> httpx.Response:
+    """``client.send(request, stream=True)``: the same response, errors and side effects.
+
+    A client without auth, event hooks or redirects to follow (ours) runs none of them, yet
+    ``send`` passes every request through the generators of its auth and redirect flows (tens
+    of µs of CPU per request). Then this does only what ``send`` does for such a client: the
+    transport for the URL (proxies and mounts included), the timing, the cookies, the log line.
+    Anything else goes through ``send`` itself.
+    """
+    if not _plain(client, request):
+        return client.send(request, stream=True)
+    transport = client._transport_for_url(request.url)  # noqa: SLF001
+    start = time.perf_counter()
+    with _request_context(request=request):
+        response = transport.handle_request(request)
+    response.request = request
+    response.stream = _BoundStream(response.stream, response=response, start=start)  # type: ignore[arg-type]
+    client.cookies.extract_cookies(response)
+    response.default_encoding = client._default_encoding  # noqa: SLF001
+    if response.has_redirect_location:
+        # What httpx sets when it does not follow (`next_request`); a bad Location raises, and
+        # the response is closed first, as in httpx.
+        try:
+            response.next_request = client._build_redirect_request(request, response)  # noqa: SLF001
+        except BaseException:
+            response.close()
+            raise
+    if _httpx_log.isEnabledFor(logging.INFO):
+        _httpx_log.info(
+            'HTTP Request: %s %s "%s %d %s"',
+            request.method,
+            request.url,
+            response.http_version,
+            response.status_code,
+            response.reason_phrase,
+        )
+    return response
 
 
 class _SetCookiesOnly(httpx.Cookies):
@@ -410,7 +522,7 @@ class HttpStreamAttempt:
         try:
             with self._phase:
                 client = http.client()
-                self._response = client.send(http.stream_request(client, request, timeout), stream=True)
+                self._response = send_stream(client, http.stream_request(client, request, timeout))
                 gen.metrics.first_byte()
                 if not self._response.is_success:
                     self._response.read()
