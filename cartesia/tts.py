@@ -134,9 +134,6 @@ def _close_live_clients() -> None:
 class _ClientBase(Generic[StreamT]):
     """Configuration, validation and the blocking HTTP calls shared by both clients."""
 
-    #: ``max_connections`` when none is given (``None``: no limit).
-    _default_max_connections: Optional[int] = DEFAULT_NUM_CONNECTIONS
-
     def __init__(
         self,
         *,
@@ -168,11 +165,11 @@ class _ClientBase(Generic[StreamT]):
         total_timeout: Longest allowed call, retries included; ``None`` for no limit.
         max_retries: Attempts per call (retries happen only before any audio was delivered).
         backoff_factor: Base of the jittered exponential backoff between attempts, in seconds.
-        max_connections: HTTP connections open at once; ``None`` (the default) means the
-            client's own default: ``DEFAULT_NUM_CONNECTIONS`` (10) for :class:`CartesiaTTS`, no
-            limit for :class:`AsyncCartesiaTTS`. A streamed generation holds its connection for
-            its whole length, so a cap is a cap on concurrent generations: the ones above it wait
-            for a connection while their first-audio timeout runs. (Every websocket generation of
+        max_connections: HTTP connections open at once; ``None`` (the default): no limit (as
+            0.0.5's blocking calls, which open a connection per request; ours keep up to
+            ``DEFAULT_NUM_CONNECTIONS`` idle ones for reuse). A streamed generation holds its
+            connection for its whole length, so a cap is a cap on concurrent generations: the
+            ones above it wait for a connection while their first-audio timeout runs. (Every websocket generation of
             the async client also rides on its few pooled websockets, see ``contexts_per_socket``.)
         max_queued_chunks: Frames buffered per running websocket generation; when a consumer
             falls this far behind, reading from the shared socket pauses (backpressure: memory
@@ -181,8 +178,6 @@ class _ClientBase(Generic[StreamT]):
         Raises:
             cartesia.errors.ConfigurationError: The base URL is malformed (before any I/O).
         """
-        if max_connections is None:
-            max_connections = self._default_max_connections
         self.timeouts = Timeouts(
             connect=connect_timeout,
             first_audio=first_audio_timeout,
@@ -216,7 +211,7 @@ class _ClientBase(Generic[StreamT]):
         self._settings = Settings(self.timeouts, config.retry, config.api_key)
         # The blocking calls (voices, ...) run one at a time per calling thread.
         self._sync_http = SyncHttp(
-            config.endpoints.http, config.api_key, max_connections or DEFAULT_NUM_CONNECTIONS
+            config.endpoints.http, config.api_key, max_connections, keep_alive=DEFAULT_NUM_CONNECTIONS
         )
 
     # --- helpers kept from 0.0.5 -----------------------------------------------------------
@@ -619,9 +614,6 @@ class AsyncCartesiaTTS(_ClientBase[AsyncAudioStream]):
     several event loops (e.g. two ``asyncio.run`` calls); each loop gets its own connections,
     released when that loop ends or on :meth:`close`.
     """
-
-    # Each streamed generation holds an HTTP connection for its whole length: no cap by default.
-    _default_max_connections: Optional[int] = None
 
     # --- per-loop resources -------------------------------------------------------------------
 

@@ -11,6 +11,8 @@ bounded wait fails the test.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import threading
 from typing import Any, AsyncIterator, Awaitable, Callable, List
 
 import pytest
@@ -142,3 +144,27 @@ async def test_current_async_pool_still_takes_its_proxy_from_the_environment(
     async with AsyncCartesia(api_key=local_server.api_key, base_url="http://cartesia-proxy-test.invalid") as client:
         data = b"".join([b async for b in await client.tts.bytes(**KW)])
     assert data == expected([TEXT])
+
+
+def test_v0_sync_http_streams_are_not_capped_by_a_pool(local_server: Any, voice: list) -> None:  # noqa: F811
+    # 0.0.5's blocking calls open a connection each, so threads sharing one client never wait
+    # for one another; a pool of 10 made the 11th generation wait for a whole one to end.
+    from cartesia.tts import CartesiaTTS
+
+    threads, text = 16, "A generation long enough to hold its connection past its first chunk. " * 4
+    client = CartesiaTTS(api_key=local_server.api_key, base_url=local_server.host_for_env)
+    assert client.max_connections is None
+    everyone = threading.Barrier(threads, timeout=BOUND_S)  # all have a first chunk, none ended
+
+    def one() -> bytes:
+        chunks = client.generate(transcript=text, voice=voice, stream=True, websocket=False)
+        got = [next(chunks)["audio"]]
+        everyone.wait()
+        return b"".join(got + [c["audio"] for c in chunks])
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            got = [f.result(timeout=BOUND_S) for f in [pool.submit(one) for _ in range(threads)]]
+    finally:
+        client.close()
+    assert all(g == expected_audio(text, voice) for g in got)

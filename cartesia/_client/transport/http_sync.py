@@ -377,12 +377,22 @@ class SyncHttp:
     """The sync client's pooled httpx client (created on first use, closed by ``close``)."""
 
     def __init__(
-        self, root: str, api_key: Optional[str], max_connections: int, dialect: Dialect = v0
+        self,
+        root: str,
+        api_key: Optional[str],
+        max_connections: Optional[int],
+        dialect: Dialect = v0,
+        *,
+        keep_alive: Optional[int] = None,
     ) -> None:
         self.dialect = dialect
         self._root = root
         self._key = api_key
-        self._max_connections = max_connections
+        # No cap by default: one streamed generation holds a connection for its whole length.
+        self._limits = httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=keep_alive if keep_alive is not None else max_connections,
+        )
         self._client: Optional[httpx.Client] = None
         self._lock = threading.Lock()
         self._urls: Dict[str, httpx.URL] = {}  # path -> its parsed URL
@@ -392,9 +402,7 @@ class SyncHttp:
     def client(self) -> httpx.Client:
         with self._lock:
             if self._client is None or self._client.is_closed:
-                self._client = httpx.Client(
-                    limits=httpx.Limits(max_connections=self._max_connections)
-                )
+                self._client = httpx.Client(limits=self._limits)
                 _install_phase_backend(self._client)
                 install_cookie_filter(self._client)
             return self._client
