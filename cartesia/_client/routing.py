@@ -231,6 +231,9 @@ class SyncSlot(Slot):
         """The next frame; ``None`` when ``timeout`` passed without one."""
         reader = self.reader
         if reader is not None:
+            item = self.queue.take_nowait()  # the common case: a frame is queued already
+            if item is not None:
+                return self._take(item)
             return reader.take(self, timeout)
         return self.wait_get(timeout)
 

@@ -74,7 +74,12 @@ class RoutedConnection(ClientConnection):
         self._fragments: List[bytes] = []
         self.turns: Optional[ReadTurns] = None
         sock = args[0] if args else None
-        if contexts is not None and type(sock) is socket.socket and sock.gettimeout() is None:
+        if (
+            contexts is not None
+            and type(sock) is socket.socket
+            and sock.gettimeout() is None
+            and ReadTurns.supported()
+        ):
             # Plain TCP: callers may read it in their own threads (TLS stays with the library:
             # a record cut across reads would block a caller's read beyond its deadline).
             self.turns = ReadTurns(sock, contexts, self.process_event)
@@ -302,12 +307,17 @@ class SyncSocket(RoutedSocket[SyncSlot]):
 
     def _leader_put(self, turns: ReadTurns, slot: SyncSlot, payload: bytes) -> None:
         """A caller read a frame for a full queue. Another's is waited for until the caller's
-        own deadline; its own (the read brought more frames than the queue holds) cannot be.
-        Then the frame is left first in line for the next reader, who delivers it before it
-        reads anything more (the rest of that one read waits behind it)."""
+        own deadline, unless the caller has a frame of its own to go on with; its own (the
+        read brought more frames than the queue holds) cannot be. Then the frame is left first
+        in line for the next reader, who delivers it before it reads anything more (the rest
+        of that one read waits behind it)."""
         self.router.waiting_on_consumer = True  # not a dead socket: a consumer is behind
-        if slot is not turns.leader and slot.put(
-            payload, alive=lambda: not self.closing, deadline=turns.deadline
+        leader = turns.leader
+        if (
+            leader is not None
+            and slot is not leader
+            and leader.queue.empty()
+            and slot.put(payload, alive=lambda: not self.closing, deadline=turns.deadline)
         ):
             self.router.waiting_on_consumer = False
         else:

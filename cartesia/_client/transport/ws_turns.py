@@ -53,6 +53,7 @@ class ReadTurns:
         self.waiting: List[SyncSlot] = []  # callers waiting while another thread reads
         self._idle = threading.Condition(threading.Lock())  # the library's thread waits here
         self.last_caller = 0.0  # when a caller last came to wait for a frame
+        self.idle = IDLE
         self.library_only = False  # from now on only the library's thread reads
         self.ended: Any = None  # b"" (EOF) or the exception a caller's read ended with
         self.closing = False
@@ -64,6 +65,11 @@ class ReadTurns:
         self.deadline: Optional[float] = None  # ... and until when it may wait (monotonic)
         self._poll = select.poll()
         self._poll.register(sock.fileno(), select.POLLIN)
+
+    @staticmethod
+    def supported() -> bool:
+        """Callers can read here: ``poll()`` and non-blocking ``recv`` flags (not on Windows)."""
+        return _DONTWAIT != 0 and hasattr(select, "poll")
 
     # --- the library's thread --------------------------------------------------------------------
 
@@ -81,7 +87,7 @@ class ReadTurns:
             if self._library_may_read() and self.role.acquire(False):
                 break
             with self._idle:
-                self._idle.wait(IDLE)
+                self._idle.wait(self.idle)
         self._library_holds = True
         if not self.drain():  # pragma: no cover - the library thread never stalls (it waits)
             raise AssertionError("library thread stalled")
@@ -94,7 +100,7 @@ class ReadTurns:
             return True
         if self.waiting:
             return False
-        return not self._contexts() or time.monotonic() - self.last_caller >= IDLE
+        return not self._contexts() or time.monotonic() - self.last_caller >= self.idle
 
     def _take_end(self) -> bytes:
         ended, self.ended = self.ended, b""
