@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import select
 import socket
+import struct
 import threading
 import time
 from typing import Any, Callable, Deque, List, Optional
@@ -65,6 +66,14 @@ class ReadTurns:
         self.deadline: Optional[float] = None  # ... and until when it may wait (monotonic)
         self._poll = select.poll()
         self._poll.register(sock.fileno(), select.POLLIN)
+        # A blocking read returns within SLICE with EAGAIN (the socket stays blocking for
+        # Python and the library, and its writes are not affected): one system call per read,
+        # as with a plain blocking socket, where a non-blocking try and a poll() would be three
+        # whenever the socket is empty (most reads with many streams).
+        sec = int(SLICE)
+        sock.setsockopt(
+            socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", sec, int((SLICE - sec) * 1e6))
+        )
 
     @staticmethod
     def supported() -> bool:
@@ -75,25 +84,33 @@ class ReadTurns:
 
     def library_recv(self, size: int) -> bytes:
         """The library thread's ``socket.recv``: waits for its turn, then reads (blocking)."""
-        if self._library_holds:  # it processed its last read: the turn is free again
-            self._library_holds = False
-            self.role.release()
-            self.pass_baton()
         while True:
-            if self.closing:
-                return b""
-            if self.ended is not None:
-                return self._take_end()
-            if self._library_may_read() and self.role.acquire(False):
-                break
-            with self._idle:
-                self._idle.wait(self.idle)
-        self._library_holds = True
-        if not self.drain():  # pragma: no cover - the library thread never stalls (it waits)
-            raise AssertionError("library thread stalled")
-        if self.ended is not None:
-            return self._take_end()
-        return self.sock.recv(size)
+            if self._library_holds:  # it processed its last read (or gives way): the turn is free
+                self._library_holds = False
+                self.role.release()
+                self.pass_baton()
+            while True:
+                if self.closing:
+                    return b""
+                if self.ended is not None:
+                    return self._take_end()
+                if self._library_may_read() and self.role.acquire(False):
+                    break
+                with self._idle:
+                    self._idle.wait(self.idle)
+            self._library_holds = True
+            if not self.drain():  # pragma: no cover - the library thread never stalls (it waits)
+                raise AssertionError("library thread stalled")
+            while True:
+                if self.ended is not None:
+                    return self._take_end()
+                if self.closing:
+                    return b""
+                try:
+                    return self.sock.recv(size)
+                except BlockingIOError:  # SLICE of silence: a caller may wait for the turn
+                    if self.waiting and not self.library_only:
+                        break  # give the turn up, wait for it again
 
     def _library_may_read(self) -> bool:
         if self.library_only:
@@ -206,15 +223,21 @@ class ReadTurns:
         something); ``None`` when the deadline passed or the reading ended (see ``end_with``)."""
         sock = self.sock
         while True:
+            if self.closing or self.library_only:
+                return None
+            left = None if deadline is None else deadline - time.monotonic()
             try:
-                data = sock.recv(size, _DONTWAIT)
+                if left is None or left >= SLICE:
+                    data = sock.recv(size)  # waits SLICE at the most (SO_RCVTIMEO)
+                else:  # the deadline is near: wait exactly until it
+                    try:
+                        data = sock.recv(size, _DONTWAIT)
+                    except BlockingIOError:
+                        if left <= 0:
+                            return None
+                        self._poll.poll(left * 1000.0)
+                        data = sock.recv(size, _DONTWAIT)
             except BlockingIOError:
-                wait = SLICE if deadline is None else min(SLICE, deadline - time.monotonic())
-                if wait <= 0:
-                    return None
-                if self.closing or self.library_only:
-                    return None
-                self._poll.poll(wait * 1000.0)
                 continue
             except OSError as exc:
                 self.end_with(exc)
