@@ -1,8 +1,9 @@
 """Sync websocket over the websockets library: a small pool of multiplexed sockets.
 
-The library's own reader thread of each socket routes its frames straight to the contexts open
-on it (see ``routing``), so any number of threads can run generations on one client at the same
-time, and each frame crosses one thread hand-over only.
+A caller waiting for its context's frame reads the socket in its own thread while no other
+thread does (``ws_turns``), routing what it reads to the contexts open on it (see ``routing``):
+a lone context's frames never cross threads, and any number of threads can run generations on
+one client at the same time. The library's own reader thread reads while no caller waits.
 """
 
 from __future__ import annotations
@@ -42,7 +43,10 @@ _TEXT, _BINARY, _CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
 
 
 class RoutedConnection(ClientConnection):
-    """The library's connection, whose reader thread hands each message to ``on_message``.
+    """The library's connection, whose reading thread hands each message to ``on_message``.
+
+    On plain TCP the reading thread is a waiting caller's whenever one waits (``read_once``,
+    see ``ws_turns``), else the library's reader thread.
 
     Handshake, TLS, proxies, pings and pongs, keepalive and the close handshake all stay with the
     library; only the delivery of data messages changes: instead of its message assembler (one

@@ -177,6 +177,8 @@ class ReadTurns:
                     self.leader, self.leader_thread = None, 0
                     self.role.release()
                     self.pass_baton()
+                    if self.library_only:  # the library's thread waits for this turn
+                        self.poke()
             elif self.waiting and not self.role.locked():
                 self.pass_baton()  # woken with a frame of its own: the next caller reads
             item = q.take_nowait()
