@@ -158,7 +158,7 @@ class RoutedConnection(ClientConnection):
         turns = self.turns
         if turns is not None:
             turns.close()
-            try:  # wakes a caller waiting in poll() (closing the descriptor would not)
+            try:  # wakes a caller waiting in recv()/poll() (closing the descriptor would not)
                 turns.sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
@@ -254,7 +254,7 @@ class SyncSocket(RoutedSocket[SyncSlot]):
 
     def _new_connection(self, *args: Any, **kwargs: Any) -> RoutedConnection:
         conn = RoutedConnection(
-            self._on_message, self._on_end, *args, contexts=self.router.__len__, **kwargs
+            self._on_message, self._on_end, *args, contexts=self._reading_contexts, **kwargs
         )
         self._turns = conn.turns
         return conn
@@ -265,11 +265,15 @@ class SyncSocket(RoutedSocket[SyncSlot]):
             slot.reader = self
         return slot
 
+    def _reading_contexts(self) -> int:
+        """Contexts whose callers may read the socket (not the connection's inbox)."""
+        return sum(1 for slot in list(self.router.contexts.values()) if slot.reader is not None)
+
     def release_slot(self, slot: SyncSlot) -> bool:
         released = super().release_slot(slot)
         turns = self._turns
-        if released and turns is not None and not self.router.contexts:
-            turns.poke()  # no context left: the library's thread reads again now
+        if released and turns is not None and slot.reader is not None:
+            turns.poke()  # perhaps the last caller that reads: the library's thread looks again
         return released
 
     def take(self, slot: SyncSlot, timeout: Optional[float]) -> Optional[Payload]:
