@@ -23,6 +23,7 @@ from typing import (
     Iterator,
     List,
     Optional,
+    Protocol,
     TypeVar,
     Union,
 )
@@ -30,6 +31,7 @@ from typing import (
 __all__ = [
     "Slot",
     "FrameQueue",
+    "SlotReader",
     "SyncSlot",
     "AsyncSlot",
     "Router",
@@ -87,6 +89,7 @@ class FrameQueue:
         self._cond = threading.Condition(threading.Lock())
         self._getting = False  # a consumer waits for an item
         self._putting = False  # a reader waits for room
+        self._woken = False  # wake() was called: the next wait() returns at once
 
     def qsize(self) -> int:
         return len(self._items)
@@ -143,6 +146,36 @@ class FrameQueue:
                     self._getting = False
         return self.get_nowait()
 
+    def take_nowait(self) -> object:
+        """The next item, or None when there is none (items are never None)."""
+        try:
+            item = self._items.popleft()
+        except IndexError:
+            return None
+        if self._putting:
+            with self._cond:
+                self._cond.notify()
+        return item
+
+    def wait(self, timeout: Optional[float]) -> None:
+        """Wait until an item is queued, :meth:`wake` is called or ``timeout`` passes."""
+        if self._items:
+            return
+        with self._cond:
+            self._getting = True
+            try:
+                if not self._items and not self._woken:
+                    self._cond.wait(timeout)
+                self._woken = False
+            finally:
+                self._getting = False
+
+    def wake(self) -> None:
+        """End a :meth:`wait` (now, or the next one): the consumer has something else to do."""
+        with self._cond:
+            self._woken = True
+            self._cond.notify()
+
     def clear(self) -> None:
         self._items.clear()
         if self._putting:
@@ -150,8 +183,20 @@ class FrameQueue:
                 self._cond.notify()
 
 
+class SlotReader(Protocol):
+    """What reads a sync slot's socket in the consumer's own thread (see ``ws_sync``)."""
+
+    def take(self, slot: SyncSlot, timeout: Optional[float]) -> Optional[Payload]: ...
+
+
 class SyncSlot(Slot):
-    """A slot of the sync client: a bounded queue between the socket's reader and one consumer."""
+    """A slot of the sync client: a bounded queue between the socket's reader and one consumer.
+
+    With a ``reader`` (set by the socket the slot opens on), :meth:`get` lets the consumer's
+    thread read the socket itself while no other thread does, so frames need not cross threads.
+    """
+
+    reader: Optional[SlotReader] = None
 
     def __init__(self, context_id: str, maxsize: int) -> None:
         super().__init__(context_id)
@@ -164,17 +209,36 @@ class SyncSlot(Slot):
         except queue.Full:
             return False
 
-    def put(self, item: object, alive: Callable[[], bool]) -> None:
-        """Wait for room (backpressure on the socket) while the slot and the socket live."""
+    def put(
+        self, item: object, alive: Callable[[], bool], deadline: Optional[float] = None
+    ) -> bool:
+        """Wait for room (backpressure on the socket) while the slot and the socket live, and
+        until ``deadline`` (``time.monotonic()``); False when it passed with the queue full."""
         while not self.released and alive():
+            wait = 0.05
+            if deadline is not None:
+                wait = min(wait, deadline - time.monotonic())
+                if wait <= 0:
+                    return False
             try:
-                self.queue.put(item, timeout=0.05)
-                return
+                self.queue.put(item, timeout=wait)
+                return True
             except queue.Full:
                 continue
+        return True  # released or the socket is gone: the frame has no reader any more
 
     def get(self, timeout: Optional[float]) -> Optional[Payload]:
         """The next frame; ``None`` when ``timeout`` passed without one."""
+        reader = self.reader
+        if reader is not None:
+            item = self.queue.take_nowait()  # the common case: a frame is queued already
+            if item is not None:
+                return self._take(item)
+            return reader.take(self, timeout)
+        return self.wait_get(timeout)
+
+    def wait_get(self, timeout: Optional[float]) -> Optional[Payload]:
+        """The next frame as another thread queues it; ``None`` when ``timeout`` passed."""
         if self.failure is not None and self.queue.empty():
             raise self.failure
         try:

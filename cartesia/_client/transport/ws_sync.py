@@ -1,8 +1,9 @@
 """Sync websocket over the websockets library: a small pool of multiplexed sockets.
 
-The library's own reader thread of each socket routes its frames straight to the contexts open
-on it (see ``routing``), so any number of threads can run generations on one client at the same
-time, and each frame crosses one thread hand-over only.
+A caller waiting for its context's frame reads the socket in its own thread while no other
+thread does (``ws_turns``), routing what it reads to the contexts open on it (see ``routing``):
+a lone context's frames never cross threads, and any number of threads can run generations on
+one client at the same time. The library's own reader thread reads while no caller waits.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 from websockets.frames import Opcode
 from websockets.protocol import State
 from websockets.sync.client import ClientConnection, connect
+from websockets.sync.utils import Deadline
 
 from ...protocol import Dialect
 from ...protocol.events import Event
 from ..errors import Where, closed_error, map_exception
 from ..generation import Generation
 from ..redact import RedactingFilter
-from ..routing import PoolState, RoutedSocket, SyncSlot
+from ..routing import FrameQueue, Payload, PoolState, RoutedSocket, SyncSlot
 from .ws_frames import FramePrefilter
+from .ws_turns import GatedSocket, ReadTurns
 
 __all__ = ["SyncSocket", "SyncWsPool", "SyncWsAttempt", "ws_logger"]
 
@@ -40,7 +43,10 @@ _TEXT, _BINARY, _CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
 
 
 class RoutedConnection(ClientConnection):
-    """The library's connection, whose reader thread hands each message to ``on_message``.
+    """The library's connection, whose reading thread hands each message to ``on_message``.
+
+    On plain TCP the reading thread is a waiting caller's whenever one waits (``read_once``,
+    see ``ws_turns``), else the library's reader thread.
 
     Handshake, TLS, proxies, pings and pongs, keepalive and the close handshake all stay with the
     library; only the delivery of data messages changes: instead of its message assembler (one
@@ -64,11 +70,24 @@ class RoutedConnection(ClientConnection):
         on_message: Callable[[bytes], None],
         on_end: Callable[[], None],
         *args: Any,
+        contexts: Optional[Callable[[], int]] = None,
         **kwargs: Any,
     ) -> None:
         self.on_message = on_message
         self.on_end = on_end
         self._fragments: List[bytes] = []
+        self.turns: Optional[ReadTurns] = None
+        sock = args[0] if args else None
+        if (
+            contexts is not None
+            and type(sock) is socket.socket
+            and sock.gettimeout() is None
+            and ReadTurns.supported()
+        ):
+            # Plain TCP: callers may read it in their own threads (TLS stays with the library:
+            # a record cut across reads would block a caller's read beyond its deadline).
+            self.turns = ReadTurns(sock, contexts, self.process_event)
+            args = (GatedSocket(sock, self.turns), *args[1:])
         super().__init__(*args, **kwargs)
 
     def process_event(self, event: Any) -> None:
@@ -100,7 +119,56 @@ class RoutedConnection(ClientConnection):
         try:
             super().recv_events()
         finally:
+            if self.turns is not None:  # it holds the turn for good: callers only wait now
+                self.turns.library_only = True
             self.on_end()
+
+    def read_once(self, deadline: Optional[float]) -> bool:
+        """One read in a caller's thread, fed to the protocol as the library's thread would
+        (its events go to the turns' backlog); False when nothing came before ``deadline`` or
+        the reading ended (the library's thread then takes the end, see ``ReadTurns``)."""
+        turns = self.turns
+        assert turns is not None
+        if self.protocol.state is not State.OPEN:
+            turns.library_only = True
+            turns.poke()
+            return False
+        data = turns.read(deadline, self.recv_bufsize)
+        if data is None:
+            return False
+        error: Optional[BaseException] = None
+        with self.protocol_mutex:
+            self.protocol.receive_data(data)
+            events = self.protocol.events_received()
+            try:
+                self.send_data()  # pongs, the close handshake's answer
+            except Exception as exc:  # noqa: BLE001 - the library's thread reports it
+                error = exc
+            if self.protocol.close_expected() and self.close_deadline is None:
+                self.close_deadline = Deadline(self.close_timeout)
+        turns.backlog.extend(events)
+        if error is not None:
+            turns.end_with(error)
+        elif self.protocol.state is not State.OPEN:
+            turns.library_only = True
+            turns.poke()
+        return True
+
+    def close_socket(self) -> None:
+        turns = self.turns
+        if turns is not None:
+            turns.close()
+            try:  # wakes a caller waiting in recv()/poll() (closing the descriptor would not)
+                turns.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        super().close_socket()
+
+    def close(self, *args: Any, **kwargs: Any) -> None:
+        if self.turns is not None:  # the close handshake's answer is the library thread's
+            self.turns.library_only = True
+            self.turns.poke()
+        super().close(*args, **kwargs)
 
     def recv(self, *args: Any, **kwargs: Any) -> Any:
         """Not available: messages go to the contexts (a ``recv()`` here would wait forever)."""
@@ -145,6 +213,7 @@ class SyncSocket(RoutedSocket[SyncSlot]):
         self.conn: Optional[RoutedConnection] = None
         self.ready = threading.Event()
         self._send_lock = threading.Lock()
+        self._turns: Optional[ReadTurns] = None
 
     def link_open(self) -> bool:
         conn = self.conn
@@ -184,7 +253,35 @@ class SyncSocket(RoutedSocket[SyncSlot]):
         self.ready.set()
 
     def _new_connection(self, *args: Any, **kwargs: Any) -> RoutedConnection:
-        return RoutedConnection(self._on_message, self._on_end, *args, **kwargs)
+        conn = RoutedConnection(
+            self._on_message, self._on_end, *args, contexts=self._reading_contexts, **kwargs
+        )
+        self._turns = conn.turns
+        return conn
+
+    def open_context(self, context_id: str) -> SyncSlot:
+        slot = super().open_context(context_id)
+        if type(slot.queue) is FrameQueue:  # its own queue (not the connection's inbox)
+            slot.reader = self
+        return slot
+
+    def _reading_contexts(self) -> int:
+        """Contexts whose callers may read the socket (not the connection's inbox)."""
+        return sum(1 for slot in list(self.router.contexts.values()) if slot.reader is not None)
+
+    def release_slot(self, slot: SyncSlot) -> bool:
+        released = super().release_slot(slot)
+        turns = self._turns
+        if released and turns is not None and slot.reader is not None:
+            turns.poke()  # perhaps the last caller that reads: the library's thread looks again
+        return released
+
+    def take(self, slot: SyncSlot, timeout: Optional[float]) -> Optional[Payload]:
+        """The slot's next frame (``SyncSlot.get``): read in this thread when nobody else reads."""
+        turns, conn = self._turns, self.conn
+        if turns is None or conn is None:
+            return slot.wait_get(timeout)
+        return turns.take(slot, timeout, conn.read_once)
 
     def _where(self, gen: Optional[Generation], timeout: Optional[float]) -> Where:
         if gen is not None:
@@ -199,9 +296,15 @@ class SyncSocket(RoutedSocket[SyncSlot]):
             raise self.failure
 
     def _on_message(self, payload: bytes) -> None:
-        """One data message, in the library's reader thread: route it to its context."""
+        """One data message, in the reading thread: route it to its context."""
         slot = self.route(payload)
         if slot is None or slot.put_nowait(payload):
+            if self.router.waiting_on_consumer:  # a frame left by a caller's read went out
+                self.router.waiting_on_consumer = False
+            return
+        turns = self._turns
+        if turns is not None and turns.leader_thread == threading.get_ident():
+            self._leader_put(turns, slot, payload)
             return
         # Backpressure: stop reading until the consumer catches up (or lets go).
         self.router.waiting_on_consumer = True
@@ -209,6 +312,24 @@ class SyncSocket(RoutedSocket[SyncSlot]):
             slot.put(payload, alive=lambda: not self.closing)
         finally:
             self.router.waiting_on_consumer = False
+
+    def _leader_put(self, turns: ReadTurns, slot: SyncSlot, payload: bytes) -> None:
+        """A caller read a frame for a full queue. Another's is waited for until the caller's
+        own deadline, unless the caller has a frame of its own to go on with; its own (the
+        read brought more frames than the queue holds) cannot be. Then the frame is left first
+        in line for the next reader, who delivers it before it reads anything more (the rest
+        of that one read waits behind it)."""
+        self.router.waiting_on_consumer = True  # not a dead socket: a consumer is behind
+        leader = turns.leader
+        if (
+            leader is not None
+            and slot is not leader
+            and leader.queue.empty()
+            and slot.put(payload, alive=lambda: not self.closing, deadline=turns.deadline)
+        ):
+            self.router.waiting_on_consumer = False
+        else:
+            turns.stall(payload)
 
     def _on_end(self) -> None:
         """The reader thread ends (the connection closed or broke): fail every context."""
