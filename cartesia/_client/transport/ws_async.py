@@ -24,10 +24,13 @@ from ..errors import Where, closed_error, map_exception, status_error
 from ..generation import Generation
 from ..routing import AsyncSlot, PoolState, RoutedSocket
 from .http_async import bounded
+from .ws_async_frames import AiohttpFramePrefilter, install
 
 __all__ = ["AsyncSocket", "AsyncWsPool", "AsyncWsAttempt", "handshake_trace"]
 
 WHAT = "Failed to generate audio. "
+# Route simple data frames where aiohttp receives them (tests turn it off to cover the other path).
+FAST_FRAMES = True
 _log = logging.getLogger("cartesia.websocket")
 # aiohttp >= 3.12 can hand text frames over undecoded: the core parses the UTF-8 bytes and the
 # router reads the context id off them, so a frame's text is never decoded to str.
@@ -86,6 +89,9 @@ class AsyncSocket(RoutedSocket[AsyncSlot]):
         self._reader: Optional[asyncio.Task[None]] = None
         self._send_lock = asyncio.Lock()
         self._tasks: Set[asyncio.Task[Any]] = set()
+        # Simple data frames are routed inside aiohttp's data_received (see ws_async_frames);
+        # None: aiohttp parses every frame and the reader task routes them all.
+        self.prefilter: Optional[AiohttpFramePrefilter] = None
 
     def link_open(self) -> bool:
         ws, reader = self.ws, self._reader
@@ -131,10 +137,18 @@ class AsyncSocket(RoutedSocket[AsyncSlot]):
             self.ready.set()
             raise error
         self.connected = True
+        if FAST_FRAMES:
+            self.prefilter = install(self.ws, self._take, self.dialect.MAX_MESSAGE_BYTES)
         self._reader = asyncio.get_running_loop().create_task(
             self._read(cast(aiohttp.ClientWebSocketResponse, self.ws))
         )
         self.ready.set()
+
+    def _take(self, payload: bytes) -> bool:
+        """Route one frame the prefilter cut out; False: its context's queue is full (the
+        prefilter then hands it to aiohttp, and the reader task waits for room)."""
+        slot = self.route(payload)
+        return slot is None or slot.put_nowait(payload)
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         reason = ""
@@ -144,14 +158,17 @@ class AsyncSocket(RoutedSocket[AsyncSlot]):
                 msg = await ws.receive()
                 if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                     slot = self.route(msg.data)
-                    if slot is None or slot.put_nowait(msg.data):
-                        continue
-                    # Backpressure: stop reading until the consumer catches up.
-                    router.waiting_on_consumer = True
-                    try:
-                        await slot.put(msg.data)
-                    finally:
-                        router.waiting_on_consumer = False
+                    if slot is not None and not slot.put_nowait(msg.data):
+                        # Backpressure: stop reading until the consumer catches up.
+                        router.waiting_on_consumer = True
+                        try:
+                            await slot.put(msg.data)
+                        finally:
+                            router.waiting_on_consumer = False
+                    prefilter = self.prefilter
+                    if prefilter is not None and prefilter.pending:
+                        # Queued now, in order: later data frames may bypass aiohttp again.
+                        prefilter.pending -= 1
                 elif msg.type is aiohttp.WSMsgType.CLOSE:
                     reason = msg.extra or ""
                     break
