@@ -26,7 +26,7 @@ from ..routing import AsyncSlot, PoolState, RoutedSocket
 from .http_async import bounded
 from .ws_async_frames import AiohttpFramePrefilter, install
 
-__all__ = ["AsyncSocket", "AsyncWsPool", "AsyncWsAttempt", "handshake_trace"]
+__all__ = ["AsyncSocket", "AsyncWsPool", "AsyncWsAttempt", "PoolSlot", "handshake_trace"]
 
 WHAT = "Failed to generate audio. "
 # Route simple data frames where aiohttp receives them (tests turn it off to cover the other path).
@@ -64,6 +64,56 @@ def handshake_trace() -> aiohttp.TraceConfig:
     return trace
 
 
+class PoolSlot(AsyncSlot):
+    """The slot of a pooled generation: one timer per slot for its waits, not one per wait.
+
+    A consumer waits for nearly every frame when frames arrive one read at a time; arming and
+    cancelling a timer per wait (``call_later``) is then per-frame work. Here a wait only moves
+    the slot's due time, and the timer, when it fires, ends a wait that is overdue or re-arms for
+    the current one. A wait ends at its timeout at the latest, as before.
+    """
+
+    _timer: Optional[asyncio.TimerHandle] = None
+    _due = 0.0
+
+    async def _wait(self, timeout: Optional[float]) -> bool:
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiter = waiter
+        if timeout is not None:
+            due = self._due = loop.time() + timeout
+            timer = self._timer
+            if timer is None or timer.when() > due:
+                if timer is not None:
+                    timer.cancel()
+                self._timer = loop.call_at(due, self._expire, loop)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+        return not self.queue.empty()
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # nobody waits: the next wait arms the timer again
+        if loop.time() >= self._due - _EARLY:
+            waiter.set_result(None)  # timed out (the queue is empty: the wait returns False)
+        else:
+            self._timer = loop.call_at(self._due, self._expire, loop)
+
+    def drain(self) -> None:
+        super().drain()
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+
+
+# asyncio runs a timer up to its clock resolution early; within this, a wait has timed out.
+_EARLY = 1e-3
+
+
 class AsyncSocket(RoutedSocket[AsyncSlot]):
     """One websocket, its reader task and the contexts routed on it."""
 
@@ -76,7 +126,7 @@ class AsyncSocket(RoutedSocket[AsyncSlot]):
         headers: Optional[Dict[str, str]] = None,
         heartbeat: Optional[float] = None,
     ) -> None:
-        super().__init__(dialect.context_id_of, lambda cid: AsyncSlot(cid, queue_size))
+        super().__init__(dialect.context_id_of, lambda cid: PoolSlot(cid, queue_size))
         self.dialect = dialect
         self._headers = headers  # sent with the upgrade (the current API's auth and version)
         # Pings every `heartbeat` s: a half-open socket then fails its contexts instead of
