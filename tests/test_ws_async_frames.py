@@ -15,8 +15,11 @@ from aiohttp.http import WebSocketReader
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cartesia._client.transport.ws_async import FAST_FRAMES
 from cartesia._client.transport.ws_async_frames import AiohttpFramePrefilter
 
+if not FAST_FRAMES:  # pragma: no cover - aiohttp < 3.12 decodes text frames: no prefilter there
+    pytest.skip("the prefilter is only used with aiohttp >= 3.12", allow_module_level=True)
 DATA = (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY)
 
 
@@ -34,24 +37,14 @@ def frame(op: int, payload: bytes, fin: bool = True, rsv: int = 0, mask: bool = 
 
 
 def _queue(loop: asyncio.AbstractEventLoop) -> Any:
-    proto = BaseProtocol(loop)
-    try:
-        from aiohttp._websocket.reader import WebSocketDataQueue  # aiohttp >= 3.11
-    except ImportError:  # pragma: no cover - the oldest supported aiohttp
-        from aiohttp.streams import FlowControlDataQueue as WebSocketDataQueue  # type: ignore
+    from aiohttp._websocket.reader import WebSocketDataQueue  # aiohttp >= 3.11
+
     # A limit no test reaches: flow control would pause a transport these queues do not have.
-    return WebSocketDataQueue(proto, 1 << 24, loop=loop)
+    return WebSocketDataQueue(BaseProtocol(loop), 1 << 24, loop=loop)
 
 
 def _reader(queue: Any, max_size: int) -> Any:
-    try:
-        return WebSocketReader(queue, max_size, compress=False, decode_text=False)
-    except TypeError:  # pragma: no cover - aiohttp < 3.12 decodes text frames
-        return WebSocketReader(queue, max_size, compress=False)
-
-
-def _data(payload: Any) -> bytes:
-    return payload.encode() if isinstance(payload, str) else bytes(payload)
+    return WebSocketReader(queue, max_size, compress=False, decode_text=False)
 
 
 async def _drain(queue: Any, log: List[Tuple[str, Any]], prefilter: Any = None) -> None:
@@ -59,7 +52,7 @@ async def _drain(queue: Any, log: List[Tuple[str, Any]], prefilter: Any = None) 
     while queue._buffer:
         msg = await queue.read()
         if msg.type in DATA:
-            log.append(("data", _data(msg.data)))
+            log.append(("data", bytes(msg.data)))
             if prefilter is not None and prefilter.pending:
                 prefilter.pending -= 1
         else:

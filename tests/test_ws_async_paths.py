@@ -23,6 +23,8 @@ LONG = "This sentence is long enough to be cut into a good number of chunks, twe
 
 @pytest.fixture(params=[True, False], ids=["prefilter", "aiohttp-only"])
 def fast(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    if request.param and not ws_async.FAST_FRAMES:
+        pytest.skip("this aiohttp decodes text frames itself: no prefilter (aiohttp < 3.12)")
     monkeypatch.setattr(ws_async, "FAST_FRAMES", request.param)
     return bool(request.param)
 
@@ -87,7 +89,7 @@ async def test_a_ping_mid_stream_is_answered_and_data_frames_stay_in_order(
         got = []
         for _ in range(4):
             payload = await slot.get(LIMIT)
-            assert isinstance(payload, bytes)
+            assert payload is not None
             got.append(json.loads(payload))
         assert [sorted(m) for m in got] == [["context_id", "n"], ["context_id", "pong"],
                                             ["context_id", "data"], ["context_id", "done"]]

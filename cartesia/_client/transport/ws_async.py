@@ -29,8 +29,6 @@ from .ws_async_frames import AiohttpFramePrefilter, install
 __all__ = ["AsyncSocket", "AsyncWsPool", "AsyncWsAttempt", "PoolSlot", "handshake_trace"]
 
 WHAT = "Failed to generate audio. "
-# Route simple data frames where aiohttp receives them (tests turn it off to cover the other path).
-FAST_FRAMES = True
 _log = logging.getLogger("cartesia.websocket")
 # aiohttp >= 3.12 can hand text frames over undecoded: the core parses the UTF-8 bytes and the
 # router reads the context id off them, so a frame's text is never decoded to str.
@@ -39,6 +37,12 @@ _UNDECODED: Dict[str, Any] = (
     if "decode_text" in inspect.signature(aiohttp.ClientSession.ws_connect).parameters
     else {}
 )
+
+# Route simple data frames where aiohttp receives them (ws_async_frames). Only where aiohttp hands
+# text over undecoded anyway: an older one decodes (and validates) every text frame, so the
+# prefilter, which does not, would change what a bad frame does there. Tests turn it off to
+# cover the other path.
+FAST_FRAMES = bool(_UNDECODED)
 
 # aiohttp drops the body of a refused websocket upgrade; the server's message is in it. The
 # trace hook below reads it while the response is still open, for the connect waiting on it.
