@@ -130,7 +130,7 @@ _frames = st.lists(
 ).map(lambda groups: b"".join(f for g in groups for f in g))
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     stream=_frames,
     cuts=st.lists(st.integers(min_value=0, max_value=5_000), max_size=20),
