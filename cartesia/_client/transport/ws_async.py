@@ -25,8 +25,9 @@ from ..generation import Generation
 from ..routing import AsyncSlot, PoolState, RoutedSocket
 from .env_proxy import env_proxy
 from .http_async import bounded
+from .ws_async_frames import AiohttpFramePrefilter, install
 
-__all__ = ["AsyncSocket", "AsyncWsPool", "AsyncWsAttempt", "handshake_trace"]
+__all__ = ["AsyncSocket", "AsyncWsPool", "AsyncWsAttempt", "PoolSlot", "handshake_trace"]
 
 WHAT = "Failed to generate audio. "
 _log = logging.getLogger("cartesia.websocket")
@@ -37,6 +38,12 @@ _UNDECODED: Dict[str, Any] = (
     if "decode_text" in inspect.signature(aiohttp.ClientSession.ws_connect).parameters
     else {}
 )
+
+# Route simple data frames where aiohttp receives them (ws_async_frames). Only where aiohttp hands
+# text over undecoded anyway: an older one decodes (and validates) every text frame, so the
+# prefilter, which does not, would change what a bad frame does there. Tests turn it off to
+# cover the other path.
+FAST_FRAMES = bool(_UNDECODED)
 
 # aiohttp drops the body of a refused websocket upgrade; the server's message is in it. The
 # trace hook below reads it while the response is still open, for the connect waiting on it.
@@ -62,6 +69,56 @@ def handshake_trace() -> aiohttp.TraceConfig:
     return trace
 
 
+class PoolSlot(AsyncSlot):
+    """The slot of a pooled generation: one timer per slot for its waits, not one per wait.
+
+    A consumer waits for nearly every frame when frames arrive one read at a time; arming and
+    cancelling a timer per wait (``call_later``) is then per-frame work. Here a wait only moves
+    the slot's due time, and the timer, when it fires, ends a wait that is overdue or re-arms for
+    the current one. A wait ends at its timeout at the latest, as before.
+    """
+
+    _timer: Optional[asyncio.TimerHandle] = None
+    _due = 0.0
+
+    async def _wait(self, timeout: Optional[float]) -> bool:
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiter = waiter
+        if timeout is not None:
+            due = self._due = loop.time() + timeout
+            timer = self._timer
+            if timer is None or timer.when() > due:
+                if timer is not None:
+                    timer.cancel()
+                self._timer = loop.call_at(due, self._expire, loop)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+        return not self.queue.empty()
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # nobody waits: the next wait arms the timer again
+        if loop.time() >= self._due - _EARLY:
+            waiter.set_result(None)  # timed out (the queue is empty: the wait returns False)
+        else:
+            self._timer = loop.call_at(self._due, self._expire, loop)
+
+    def drain(self) -> None:
+        super().drain()
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+
+
+# asyncio runs a timer up to its clock resolution early; within this, a wait has timed out.
+_EARLY = 1e-3
+
+
 class AsyncSocket(RoutedSocket[AsyncSlot]):
     """One websocket, its reader task and the contexts routed on it."""
 
@@ -74,7 +131,7 @@ class AsyncSocket(RoutedSocket[AsyncSlot]):
         headers: Optional[Dict[str, str]] = None,
         heartbeat: Optional[float] = None,
     ) -> None:
-        super().__init__(dialect.context_id_of, lambda cid: AsyncSlot(cid, queue_size))
+        super().__init__(dialect.context_id_of, lambda cid: PoolSlot(cid, queue_size))
         self.dialect = dialect
         self._headers = headers  # sent with the upgrade (the current API's auth and version)
         # Pings every `heartbeat` s: a half-open socket then fails its contexts instead of
@@ -87,6 +144,9 @@ class AsyncSocket(RoutedSocket[AsyncSlot]):
         self._reader: Optional[asyncio.Task[None]] = None
         self._send_lock = asyncio.Lock()
         self._tasks: Set[asyncio.Task[Any]] = set()
+        # Simple data frames are routed inside aiohttp's data_received (see ws_async_frames);
+        # None: aiohttp parses every frame and the reader task routes them all.
+        self.prefilter: Optional[AiohttpFramePrefilter] = None
 
     def link_open(self) -> bool:
         ws, reader = self.ws, self._reader
@@ -132,10 +192,18 @@ class AsyncSocket(RoutedSocket[AsyncSlot]):
             self.ready.set()
             raise error
         self.connected = True
+        if FAST_FRAMES:
+            self.prefilter = install(self.ws, self._take, self.dialect.MAX_MESSAGE_BYTES)
         self._reader = asyncio.get_running_loop().create_task(
             self._read(cast(aiohttp.ClientWebSocketResponse, self.ws))
         )
         self.ready.set()
+
+    def _take(self, payload: bytes) -> bool:
+        """Route one frame the prefilter cut out; False: its context's queue is full (the
+        prefilter then hands it to aiohttp, and the reader task waits for room)."""
+        slot = self.route(payload)
+        return slot is None or slot.put_nowait(payload)
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         reason = ""
@@ -145,14 +213,17 @@ class AsyncSocket(RoutedSocket[AsyncSlot]):
                 msg = await ws.receive()
                 if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                     slot = self.route(msg.data)
-                    if slot is None or slot.put_nowait(msg.data):
-                        continue
-                    # Backpressure: stop reading until the consumer catches up.
-                    router.waiting_on_consumer = True
-                    try:
-                        await slot.put(msg.data)
-                    finally:
-                        router.waiting_on_consumer = False
+                    if slot is not None and not slot.put_nowait(msg.data):
+                        # Backpressure: stop reading until the consumer catches up.
+                        router.waiting_on_consumer = True
+                        try:
+                            await slot.put(msg.data)
+                        finally:
+                            router.waiting_on_consumer = False
+                    prefilter = self.prefilter
+                    if prefilter is not None and prefilter.pending:
+                        # Queued now, in order: later data frames may bypass aiohttp again.
+                        prefilter.pending -= 1
                 elif msg.type is aiohttp.WSMsgType.CLOSE:
                     reason = msg.extra or ""
                     break
