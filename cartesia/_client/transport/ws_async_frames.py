@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, List, Tuple
 
+from .ws_frame_head import FIN_BINARY, FIN_TEXT, frame_head
+
 __all__ = ["AiohttpFramePrefilter", "install"]
 
-_FIN_TEXT, _FIN_BINARY = 0x81, 0x82  # first header byte: FIN=1, RSV=0, text / binary
 _DATA_OPS = (1, 2)  # a text or binary frame starts a data message
 _NOTHING: Tuple[bool, bytes] = (False, b"")
 
@@ -127,18 +128,12 @@ class AiohttpFramePrefilter:
             if self._passing:
                 self._slow(data[pos:])
                 return
-            if n - pos < 2:
+            header = frame_head(data, pos)
+            if header is None:  # the read ends inside this frame's header
                 self._head = data[pos:]
                 return
-            b0, b1 = data[pos], data[pos + 1]
-            size, hdr = b1 & 0x7F, 2
-            if size > 125:
-                hdr = 4 if size == 126 else 10
-                if n - pos < hdr:
-                    self._head = data[pos:]
-                    return
-                size = int.from_bytes(data[pos + 2 : pos + hdr], "big")
-            if (b0 == _FIN_TEXT or b0 == _FIN_BINARY) and b1 < 0x80 and size < limit:
+            b0, b1, size, hdr = header
+            if (b0 == FIN_TEXT or b0 == FIN_BINARY) and b1 < 0x80 and size < limit:
                 start = pos + hdr
                 end = start + size
                 if end <= n:

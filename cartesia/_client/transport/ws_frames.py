@@ -6,6 +6,8 @@ from typing import Any, List
 
 from websockets.protocol import State
 
+from .ws_frame_head import FIN_BINARY, FIN_TEXT, frame_head
+
 __all__ = ["FramePrefilter"]
 
 _OPEN, _CONNECTING = State.OPEN, State.CONNECTING
@@ -13,7 +15,6 @@ _OPEN, _CONNECTING = State.OPEN, State.CONNECTING
 _HANDSHAKE = 0  # the library parses the HTTP answer; frames start right after its blank line
 _FRAMES = 1  # simple data frames are taken out here, every other frame goes to the library whole
 _PASS = 2  # everything goes to the library (closing, closed, extensions, debug logging)
-_FIN_TEXT, _FIN_BINARY = 0x81, 0x82  # first header byte: FIN=1, RSV=0, text / binary
 
 
 class FramePrefilter:
@@ -166,18 +167,12 @@ class FramePrefilter:
         events = self.protocol.events
         fast, limit, n = self._fast, self._limit, len(data)
         while pos < n:
-            if n - pos < 2:
+            header = frame_head(data, pos)
+            if header is None:  # the read ends inside this frame's header
                 self._head = data[pos:]
                 return
-            b0, b1 = data[pos], data[pos + 1]
-            size, hdr = b1 & 0x7F, 2
-            if size > 125:
-                hdr = 4 if size == 126 else 10
-                if n - pos < hdr:
-                    self._head = data[pos:]
-                    return
-                size = int.from_bytes(data[pos + 2 : pos + hdr], "big")
-            if fast and (b0 == _FIN_TEXT or b0 == _FIN_BINARY) and b1 < 0x80 and size <= limit:
+            b0, b1, size, hdr = header
+            if fast and (b0 == FIN_TEXT or b0 == FIN_BINARY) and b1 < 0x80 and size <= limit:
                 end = pos + hdr + size
                 if end <= n:
                     events.append(data[pos + hdr : end])
