@@ -668,3 +668,18 @@ async def test_bad_generation_config_of_a_continuation_ends_that_context(local_s
             await ws.send_json(ctx_input("c1", "then", generation_config={"volume": 9}, **{"continue": True}))
             frames = (await receive_until_done(ws, ["c1"]))["c1"]
     assert frames[-1]["type"] == "error" and "generation_config.volume" in frames[-1]["message"]
+
+
+async def test_the_same_generation_config_on_every_input_keeps_the_buffer_whole(local_server):
+    # 4.2.0's ctx.push sends the context's generation_config with every input: text buffered
+    # across them is still spoken as one piece (at its sentence end), not cut at each input.
+    cfg = {"speed": 1.2}
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        async with connect(session, ws_url(local_server)) as ws:
+            for piece in ("Hel", "lo wor", "ld, how are", " you"):
+                body = ctx_input("c1", piece, generation_config=cfg, **{"continue": True})
+                del body["max_buffer_delay_ms"]
+                await ws.send_json(body)
+            await ws.send_json({**END_MARKER, "context_id": "c1", "generation_config": cfg})
+            frames = (await receive_until_done(ws, ["c1"]))["c1"]
+    assert audio(frames) == expected_audio(["Hello world, how are you"], F32, speed=1.2)

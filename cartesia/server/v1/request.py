@@ -238,13 +238,15 @@ def continuation_controls(body: Mapping[str, Any], req: TTSRequest) -> TTSReques
     """``req`` with the speed, volume and emotion a continuing websocket input sets.
 
     An input that carries ``generation_config`` or ``speed`` speaks its text (and the inputs after
-    it) with those; one that carries neither keeps the context's current settings (``req``)."""
+    it) with those; one that carries neither, or the same ones (4.2.0 sends a context's defaults
+    with every push), keeps the context's current settings: ``req`` itself."""
     if body.get("generation_config") is None and body.get("speed") is None:
         return req
     cfg_speed, volume, emotions = _generation_config(body)
-    return dataclasses.replace(
-        req, speed=_speed_word(body) * cfg_speed, volume=volume, emotion=emotions
-    )
+    speed = _speed_word(body) * cfg_speed
+    if (speed, volume, emotions) == (req.speed, req.volume, req.emotion):
+        return req
+    return dataclasses.replace(req, speed=speed, volume=volume, emotion=emotions)
 
 
 def _generation_config(body: Mapping[str, Any]) -> Tuple[float, float, Tuple[str, ...]]:
