@@ -11,7 +11,7 @@ import time
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
-from websockets.sync.server import serve
+from test_ws_transport_perf import serving  # a websockets server in a thread
 
 from cartesia._client.routing import FrameQueue, SyncSlot
 from cartesia._client.transport.ws_sync import SyncSocket
@@ -20,17 +20,6 @@ from cartesia.errors import WebSocketClosedError
 from cartesia.protocol import v0
 
 LIMIT = 5.0  # every wait below is bounded by this
-
-
-def serving(handler: Callable[[Any], None]) -> Iterator[str]:
-    """A websockets server running ``handler`` in a thread of its own, as its URL."""
-    with serve(handler, "127.0.0.1", 0) as server:
-        port = server.socket.getsockname()[1]
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        yield f"ws://127.0.0.1:{port}/"
-        server.shutdown()
-        thread.join(LIMIT)
 
 
 def frame(cid: str, n: int, pad: int = 50, **extra: Any) -> str:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, Tuple
 
-from .ws_frame_head import FIN_BINARY, FIN_TEXT, frame_head
+from .ws_frame_head import FIN_BINARY, FIN_TEXT, FrameCut, frame_head
 
 __all__ = ["AiohttpFramePrefilter", "install"]
 
@@ -12,7 +12,7 @@ _DATA_OPS = (1, 2)  # a text or binary frame starts a data message
 _NOTHING: Tuple[bool, bytes] = (False, b"")
 
 
-class AiohttpFramePrefilter:
+class AiohttpFramePrefilter(FrameCut):
     """Stands in for aiohttp's ``WebSocketReader`` on one connection's protocol.
 
     It cuts what the connection receives into frames. The payload of every *simple* frame (text
@@ -33,15 +33,11 @@ class AiohttpFramePrefilter:
     """
 
     def __init__(self, inner: Any, take: Callable[[bytes], bool], max_size: int) -> None:
+        super().__init__()
         self._inner = inner
         self._take = take
         self._limit = max_size if max_size > 0 else 1 << 63  # aiohttp refuses size >= its limit
         self.pending = 0  # data messages handed to aiohttp the reader task has not received yet
-        self._head = b""  # an incomplete frame header
-        self._part_head = b""  # the header of the simple frame being completed ...
-        self._pieces: List[Any] = []  # ... its payload so far ...
-        self._need = 0  # ... and how many of its bytes are still missing
-        self._slow_left = 0  # bytes of aiohttp's current frame still to hand it
         self._passing = False  # aiohttp failed the stream: everything is its from here on
         self._result = _NOTHING
 
@@ -74,14 +70,6 @@ class AiohttpFramePrefilter:
             self._passing = True  # aiohttp failed the stream (and the protocol drops us)
         self._result = result
         return result
-
-    def _pending(self) -> bytes:
-        if self._need:
-            data = self._part_head + b"".join(self._pieces)
-            self._part_head, self._pieces, self._need = b"", [], 0
-            return data
-        data, self._head = self._head, b""
-        return data
 
     def _to_inner(self, frame: bytes, b0: int) -> None:
         """A whole frame (or its start) for aiohttp, counted when it starts a data message."""

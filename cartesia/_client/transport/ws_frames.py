@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, List
+from typing import Any
 
 from websockets.protocol import State
 
-from .ws_frame_head import FIN_BINARY, FIN_TEXT, frame_head
+from .ws_frame_head import FIN_BINARY, FIN_TEXT, FrameCut, frame_head
 
 __all__ = ["FramePrefilter"]
 
@@ -17,7 +17,7 @@ _FRAMES = 1  # simple data frames are taken out here, every other frame goes to 
 _PASS = 2  # everything goes to the library (closing, closed, extensions, debug logging)
 
 
-class FramePrefilter:
+class FramePrefilter(FrameCut):
     """Takes the simple data frames out of what a websockets sans-I/O protocol receives.
 
     Installed on one protocol object (its ``receive_data`` and ``receive_eof``, per instance), it
@@ -35,6 +35,7 @@ class FramePrefilter:
     """
 
     def __init__(self, protocol: Any) -> None:
+        super().__init__()
         self.protocol = protocol
         self._receive_data = protocol.receive_data
         self._receive_eof = protocol.receive_eof
@@ -43,11 +44,6 @@ class FramePrefilter:
         self._limit = 0
         self._fast = False  # simple frames may be taken out right now (not inside a fragmented message)
         self._tail = b""  # the handshake answer's last 3 bytes so far (its blank line may be split)
-        self._head = b""  # an incomplete frame header (fewer bytes than its length field needs)
-        self._part_head = b""  # the header of the simple frame being completed ...
-        self._pieces: List[Any] = []  # ... its payload so far (views of the reads) ...
-        self._need = 0  # ... and how many bytes of it are still missing
-        self._slow_left = 0  # bytes of the library's current frame still to hand it
         self._mode = _HANDSHAKE
         if protocol.state is not _CONNECTING:
             self._start()
@@ -117,15 +113,6 @@ class FramePrefilter:
             return False
         self._fast = (p.cur_size if self._v13 else p.current_size) is None
         return True
-
-    def _pending(self) -> bytes:
-        """What was read but not yet handed on: an incomplete header or simple frame."""
-        if self._need:
-            data = self._part_head + b"".join(self._pieces)
-            self._part_head, self._pieces, self._need = b"", [], 0
-            return data
-        data, self._head = self._head, b""
-        return data
 
     def _give_up(self, data: bytes) -> None:
         """Hand the library everything from the last frame boundary on, and all that follows."""
