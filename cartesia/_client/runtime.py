@@ -12,7 +12,7 @@ from .config import ClientConfig
 from .transport.env_proxy import EnvProxies
 from .transport.ws_async import AsyncWsPool, handshake_trace
 
-__all__ = ["LoopRuntime", "LoopRuntimes", "LoopResource"]
+__all__ = ["ClosedWhenDropped", "LoopRuntime", "LoopRuntimes", "LoopResource"]
 
 
 class LoopResource(Protocol):
@@ -196,3 +196,16 @@ class LoopRuntimes(Generic[S]):
     def close_soon(self) -> None:
         for runtime in list(self._by_loop.values()):
             runtime.close_soon()
+
+
+class ClosedWhenDropped:
+    """Mixin for an object that keeps its per-loop resources in ``self._loops``
+    (:class:`LoopRuntimes`): when it is collected, each loop is asked to close its own."""
+
+    def __del__(self) -> None:
+        loops = self.__dict__.get("_loops")
+        if loops is not None:
+            try:
+                loops.close_soon()  # never blocks: each loop closes what it holds
+            except Exception:  # noqa: BLE001 - never raise from __del__
+                pass

@@ -20,7 +20,7 @@ import aiohttp
 import httpx
 from yarl import URL
 
-from .._client.runtime import LoopRuntimes
+from .._client.runtime import ClosedWhenDropped, LoopRuntimes
 from .._client.transport.aiohttp_body import BodyReader, own_read_timer
 from .._client.transport.http_async import bounded
 
@@ -177,7 +177,7 @@ def _new_session(ssl_context: ssl.SSLContext) -> aiohttp.ClientSession:
     )
 
 
-class AiohttpTransport(httpx.AsyncBaseTransport):
+class AiohttpTransport(ClosedWhenDropped, httpx.AsyncBaseTransport):
     """Sends httpx requests through an ``aiohttp.ClientSession`` (one per event loop, opened on first use).
 
     Args:
@@ -198,14 +198,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         # Bodies still being read, failed when the session closes: aiohttp 3.9 drops a closed
         # connection's body without waking its reader, which then waits for its read limit.
         self._bodies: weakref.WeakSet[AiohttpBody] = weakref.WeakSet()
-
-    def __del__(self) -> None:
-        loops = self.__dict__.get("_loops")
-        if loops is not None:
-            try:
-                loops.close_soon()  # each loop closes its own session (never blocks)
-            except Exception:  # noqa: BLE001 - never raise from __del__
-                pass
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = await self._loops.get().session()

@@ -19,7 +19,7 @@ from typing import Callable, Dict, Optional
 
 import httpx
 
-from .._client.runtime import LoopRuntimes
+from .._client.runtime import ClosedWhenDropped, LoopRuntimes
 from .._client.transport.http_sync import install_cookie_filter
 from .aiohttp_transport import AiohttpTransport
 from .config import ASYNC_CONNECTION_LIMITS
@@ -48,7 +48,7 @@ class _LoopTransport:
         await self.transport.aclose()
 
 
-class PerLoopTransport(httpx.AsyncBaseTransport):
+class PerLoopTransport(ClosedWhenDropped, httpx.AsyncBaseTransport):
     """The transport ``make`` builds, one per event loop that sends through it.
 
     Args:
@@ -57,14 +57,6 @@ class PerLoopTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, make: Callable[[], httpx.AsyncBaseTransport]) -> None:
         self._loops = LoopRuntimes(functools.partial(_LoopTransport, make))
-
-    def __del__(self) -> None:
-        loops = self.__dict__.get("_loops")
-        if loops is not None:
-            try:
-                loops.close_soon()  # each loop closes its own transport (never blocks)
-            except Exception:  # noqa: BLE001 - never raise from __del__
-                pass
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         owned = await self._loops.get().session()
