@@ -194,7 +194,9 @@ async def test_the_environment_is_read_once_per_session(
             out = await client.generate(transcript="again", voice=voice, websocket=False)
             assert out["audio"] == expected_audio("again", voice)
             clean_env.setenv("HTTP_PROXY", f"http://127.0.0.1:{_dead_port()}")
-        assert len(relay.heads) == 1  # one kept-alive connection to the proxy served both
+        # Both went through the relay: one kept-alive connection to it, or one each on aiohttp
+        # 3.9, which does not keep a proxied connection alive.
+        assert 1 <= len(relay.heads) <= 2
     finally:
         await client.close()
     client = _client(local_server, max_retries=1)
