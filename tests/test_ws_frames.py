@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, List, Tuple, Union
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from websockets.client import ClientProtocol
 from websockets.frames import Close, Frame, Opcode
@@ -130,8 +130,20 @@ def _observed(proto: Protocol, events: List[Any], sent: List[bytes]) -> Any:
         "close_rcvd": proto.close_rcvd,
         "close_sent": proto.close_sent,
         "parser_exc": None if exc is None else (type(exc), str(exc)),
-        "close_exc": (type(proto.close_exc), str(proto.close_exc)) if proto.state is State.CLOSED else None,
+        "close_exc": _close_exc(proto),
     }
+
+
+def _close_exc(proto: Protocol) -> Any:
+    if proto.state is not State.CLOSED:
+        return None
+    exc = proto.close_exc
+    try:
+        return (type(exc), str(exc))
+    except AssertionError:
+        # websockets 13.0's ConnectionClosed.__str__ asserts after a close frame that came
+        # inside a fragmented message (its own state, the same with or without the prefilter).
+        return (type(exc), "websockets asserted")
 
 
 def _stream(items: List[bytes], ending: Tuple[str, Union[bytes, int]]) -> bytes:
@@ -164,6 +176,8 @@ _MAX_SIZES = [LIMIT, None] if V13 else [LIMIT, None, (LIMIT, 100), (None, 100), 
     max_size=st.sampled_from(_MAX_SIZES),
     our_close=st.booleans(),
 )
+# A close inside a fragmented message: websockets 13.0's own assertion in ConnectionClosed.__str__.
+@example(items=[b"\x01\x00"], ending=("close", b"\x88\x05\x03\xe8bye"), cuts=[], max_size=LIMIT, our_close=False)
 def test_any_frames_in_any_reads_give_what_the_bare_protocol_gives(
     items: List[bytes], ending: Any, cuts: List[int], max_size: Any, our_close: bool
 ) -> None:
