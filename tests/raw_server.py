@@ -12,7 +12,7 @@ import base64
 import json
 import socket
 import threading
-from typing import List, Optional
+from typing import Any, Callable, List
 
 import numpy as np
 
@@ -20,40 +20,42 @@ import numpy as np
 FRAME_PCM = np.linspace(-0.5, 0.5, 4410, dtype="<f4").tobytes()
 
 
-class RawServer:
-    """``with RawServer("silent") as server: ... server.host_for_env ...``; every socket it
-    accepted is closed on exit, and ``connections`` counts them."""
+class LoopbackServer:
+    """A TCP listener on a loopback port: ``_handle(conn)`` runs in a thread of its own for each
+    connection it accepts (``connections`` counts them). On exit every socket in ``sockets``
+    (the accepted ones, and any a subclass adds) is shut down and closed, which ends a handler
+    blocked on it, and every thread is joined."""
 
-    def __init__(self, mode: str, *, frames: int = 2) -> None:
-        self.mode = mode
-        self.frames = frames
+    def __init__(self) -> None:
         self.connections = 0
-        self._listener = socket.socket()
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(64)
+        self.sockets: List[socket.socket] = []
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=64)
         self._listener.settimeout(0.2)
         self.port = self._listener.getsockname()[1]
-        self._accepted: List[socket.socket] = []
         self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._threads: List[threading.Thread] = []
 
-    @property
-    def host_for_env(self) -> str:
-        # An explicit scheme: plain HTTP whatever rule a client applies to a bare host.
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> RawServer:
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+    def __enter__(self) -> LoopbackServer:
+        self.spawn(self._serve)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
-        for conn in self._accepted:
-            conn.close()
+        for sock in list(self.sockets):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        for thread in list(self._threads):
+            thread.join(5)
         self._listener.close()
+
+    def spawn(self, target: Callable[..., None], *args: Any) -> None:
+        """Run ``target(*args)`` in a daemon thread that exit joins."""
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
 
     def _serve(self) -> None:
         while not self._stop.is_set():
@@ -64,8 +66,30 @@ class RawServer:
             except OSError:
                 return
             self.connections += 1
-            self._accepted.append(conn)
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+            self.sockets.append(conn)
+            self.spawn(self._handle, conn)
+
+    def _handle(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class RawServer(LoopbackServer):
+    """``with RawServer("silent") as server: ... server.host_for_env ...``; every socket it
+    accepted is closed on exit, and ``connections`` counts them."""
+
+    def __init__(self, mode: str, *, frames: int = 2) -> None:
+        super().__init__()
+        self.mode = mode
+        self.frames = frames
+
+    @property
+    def host_for_env(self) -> str:
+        # An explicit scheme: plain HTTP whatever rule a client applies to a bare host.
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> RawServer:
+        super().__enter__()
+        return self
 
     def _handle(self, conn: socket.socket) -> None:
         conn.settimeout(0.2)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import base64
 import socket
-import threading
 from typing import Any, Iterator, List, Optional
 from urllib.parse import urlsplit
 
 import pytest
+from raw_server import LoopbackServer
 from test_client_support import expected_audio, voice  # noqa: F401  (fixture)
 
 from cartesia.errors import CartesiaConnectionError
@@ -20,49 +20,24 @@ _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "WS_PROXY", "WSS_PROXY", "ALL_PROXY"
 FAR = "cartesia-proxy-test.invalid"
 
 
-class RelayProxy:
+class RelayProxy(LoopbackServer):
     """A forward proxy on a loopback port: it notes each request head it gets and relays the
     connection, both ways, to ``upstream`` (the local server, whatever host the head names)."""
 
     def __init__(self, upstream_port: int) -> None:
+        super().__init__()
         self.heads: List[bytes] = []
         self._upstream = upstream_port
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.2)
-        self.port = self._listener.getsockname()[1]
-        self._sockets: List[socket.socket] = []
-        self._stop = threading.Event()
-        self._threads: List[threading.Thread] = [threading.Thread(target=self._serve, daemon=True)]
 
     def url(self, credentials: str = "") -> str:
         return f"http://{credentials}127.0.0.1:{self.port}"
 
     def __enter__(self) -> RelayProxy:
-        self._threads[0].start()
+        super().__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for sock in [self._listener, *self._sockets]:
-            sock.close()
-        for thread in self._threads:
-            thread.join(5)
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            conn.settimeout(5)
-            self._sockets.append(conn)
-            thread = threading.Thread(target=self._relay, args=(conn,), daemon=True)
-            self._threads.append(thread)
-            thread.start()
-
-    def _relay(self, client: socket.socket) -> None:
+    def _handle(self, client: socket.socket) -> None:
+        client.settimeout(5)
         data = b""
         try:
             while b"\r\n\r\n" not in data:
@@ -72,11 +47,9 @@ class RelayProxy:
                 data += piece
             self.heads.append(data.split(b"\r\n\r\n", 1)[0])
             upstream = socket.create_connection(("127.0.0.1", self._upstream), timeout=5)
-            self._sockets.append(upstream)
+            self.sockets.append(upstream)
             upstream.sendall(data)
-            back = threading.Thread(target=self._pipe, args=(upstream, client), daemon=True)
-            self._threads.append(back)
-            back.start()
+            self.spawn(self._pipe, upstream, client)
             self._pipe(client, upstream)
         except OSError:
             return

@@ -18,6 +18,7 @@ import httpx
 import numpy as np
 import pytest
 from chunked_support import read_all
+from raw_server import LoopbackServer
 
 from cartesia import Cartesia
 from cartesia._client.transport.chunked import ChunkedBody
@@ -129,46 +130,23 @@ def v0_frame(audio: bytes, done: bool = False) -> bytes:
     return json.dumps(obj).encode()
 
 
-class ChunkedServer:
+class ChunkedServer(LoopbackServer):
     """Answers every request with ``body(path)`` as a chunked 200, each chunk its own write;
     counts connections. ``after`` bytes are written after each body (a misbehaving server)."""
 
     def __init__(self, body: Callable[[str], List[bytes]], *, trailers: bytes = b"", after: bytes = b""):
+        super().__init__()
         self._body = body
         self._trailers = trailers
         self._after = after
-        self.connections = 0
         self.requests = 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.2)
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        self._stop = threading.Event()
-        self._threads: List[threading.Thread] = []
+        self.url = f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> ChunkedServer:
-        t = threading.Thread(target=self._accept, daemon=True)
-        t.start()
-        self._threads.append(t)
+        super().__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(5)
-        self._listener.close()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            self.connections += 1
-            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            t.start()
-            self._threads.append(t)
-
-    def _serve(self, conn: socket.socket) -> None:
+    def _handle(self, conn: socket.socket) -> None:
         try:
             self._answer(conn)
         except OSError:  # the client closed a body it did not read to the end
