@@ -10,6 +10,7 @@ import asyncio
 import email.utils
 import http.client
 import json
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Protocol, Type
@@ -142,8 +143,9 @@ def map_exception(exc: BaseException, where: Where) -> BaseException:
         if rcvd is None:
             return closed_error(1006, "", where.secret)
         return closed_error(rcvd.code, rcvd.reason, where.secret)
-    # the standard library (asyncio.TimeoutError is TimeoutError from 3.11 on)
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+    # the standard library (asyncio.TimeoutError is TimeoutError from 3.11 on, socket.timeout
+    # from 3.10 on: before, a socket's connect or TLS handshake timeout is only an OSError)
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError, socket.timeout)):
         return where.connect_timeout_error() if where.connecting else where.read_timeout_error(exc)
     if isinstance(exc, (wsx.InvalidHandshake, wsx.InvalidURI)):
         return where.connection_error(exc)
