@@ -27,6 +27,7 @@ from ..errors import Where, closed_error, map_exception
 from ..generation import Generation
 from ..redact import RedactingFilter
 from ..routing import FrameQueue, Payload, PoolState, RoutedSocket, SyncSlot
+from .locked_tls import LockedTLSContext
 from .ws_frames import FramePrefilter
 from .ws_turns import GatedSocket, ReadTurns
 
@@ -209,7 +210,7 @@ class SyncSocket(RoutedSocket[SyncSlot]):
         self._url = url
         self._secret = secret
         # Sent with the upgrade (the current API authenticates and versions by header).
-        self._extra = {"additional_headers": headers} if headers else {}
+        self._extra: Dict[str, Any] = {"additional_headers": headers} if headers else {}
         self.conn: Optional[RoutedConnection] = None
         self.ready = threading.Event()
         self._send_lock = threading.Lock()
@@ -231,6 +232,8 @@ class SyncSocket(RoutedSocket[SyncSlot]):
         where = self._where(gen, timeout)
         error: Optional[BaseException] = None
         try:
+            # wss: TLS that the library's reader thread and the callers' sends can share.
+            tls = {"ssl": LockedTLSContext()} if self._url.lower().startswith("wss:") else {}
             self.conn = _connect(
                 self._url,
                 create_connection=self._new_connection,
@@ -242,6 +245,7 @@ class SyncSocket(RoutedSocket[SyncSlot]):
                 logger=ws_logger(),
                 **_CONNECT_EXTRA,
                 **self._extra,
+                **tls,
             )
         except Exception as exc:  # noqa: BLE001 - mapped (outside the except: no chaining)
             error = map_exception(exc, where)
