@@ -10,10 +10,17 @@ from typing import Dict, List
 
 import pytest
 from current_ws_support import audio_of, defaults, expected, sync_conn
+from raw_server import LoopbackServer
 
-from cartesia.errors import APIConnectionError, ConnectTimeoutError, WebSocketClosedError
+from cartesia.errors import (
+    APIConnectionError,
+    CartesiaTimeoutError,
+    ConnectTimeoutError,
+    WebSocketClosedError,
+)
 from cartesia.resources.tts_websocket import connect
 from cartesia.server import LocalServer
+from cartesia.protocol import v1
 from cartesia.server.v1.pipeline import segments
 
 pytest.importorskip("trustme", reason="trustme (the `tls` extra) is not installed")
@@ -69,7 +76,8 @@ def test_threads_sharing_one_tls_connection(ticket_server):
         for t in threads:
             t.join(30)
         assert not any(t.is_alive() for t in threads)
-        assert type(ws.socket.conn.socket).__name__ == "LockedTLSSocket"
+        turns = ws.socket.conn.turns  # the callers read the TLS socket in their own threads
+        assert turns is not None and type(turns.sock).__name__ == "LockedTLSSocket"
     assert [results.get(i) for i in range(len(texts))] == [expected([t]) for t in texts]
 
 
@@ -116,3 +124,79 @@ def test_the_server_going_away_mid_stream_ends_the_context_at_once(ticket_server
             for _ in events:
                 pass
         assert time.monotonic() - started < 5
+
+
+class RecordCutter(LoopbackServer):
+    """Relays connections to ``upstream``; once ``cut`` is set, it forwards the first bytes of
+    the server's next piece and nothing after: the client holds part of a TLS record."""
+
+    def __init__(self, upstream: int, delay: float = 0.0) -> None:
+        super().__init__()
+        self._upstream = upstream
+        self._delay = delay  # seconds between the cut and the record's first bytes
+        self.cut = threading.Event()
+        self.held = 0
+
+    def _handle(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(("127.0.0.1", self._upstream), timeout=10)
+        self.sockets.append(upstream)
+        self.spawn(self._down, upstream, client)
+        try:
+            while True:
+                piece = client.recv(65536)
+                if not piece:
+                    return
+                upstream.sendall(piece)
+        except OSError:
+            return
+
+    def _down(self, upstream: socket.socket, client: socket.socket) -> None:
+        try:
+            while True:
+                piece = upstream.recv(65536)
+                if not piece:
+                    return
+                if self.cut.is_set():
+                    time.sleep(self._delay)
+                    client.sendall(piece[:7])  # a record's 5-byte header and 2 bytes of it
+                    self.held = len(piece) - 7
+                    while upstream.recv(65536):  # the rest never arrives
+                        pass
+                    return
+                client.sendall(piece)
+        except OSError:
+            return
+
+
+@pytest.mark.parametrize(
+    "limit, delay",
+    [
+        (0.6, 0.0),  # a wait shorter than the read turns' 1 s slice
+        (2.5, 0.0),  # longer
+        # The record's start arrives 0.6 s before the deadline, during a read that may block
+        # for the whole slice: reading on for the rest of it would overrun by ~0.4 s.
+        (1.5, 0.9),
+    ],
+)
+def test_a_record_cut_across_reads_does_not_hold_the_reader_past_its_deadline(
+    ticket_server, limit, delay
+):
+    with RecordCutter(ticket_server.port, delay) as relay:
+        url = f"wss://127.0.0.1:{relay.port}{v1.WS_PATH}"
+        headers = v1.headers(ticket_server.api_key, json_content=False)
+        with connect(url, headers=headers, secret=ticket_server.api_key, connect_timeout=10) as ws:
+            ctx = ws.context("cut", **defaults(timeout=limit))
+            ctx.push(" ".join(["Words that stop halfway through a record."] * 40), continue_=False)
+            events = ctx.receive()
+            assert next(events).type == "chunk"
+            relay.cut.set()
+            last = time.monotonic()
+            with pytest.raises(CartesiaTimeoutError):
+                for event in events:  # what came before the cut, then the wait
+                    assert event.type == "chunk"
+                    last = time.monotonic()
+            waited = time.monotonic() - last
+            # The caller read the socket itself (it had the turn), and gave up on time.
+            assert ws.socket.conn.turns is not None
+            assert limit * 0.9 <= waited < limit + 0.25, waited
+        assert relay.held > 0

@@ -38,6 +38,9 @@ class LockedTLSSocket:
         self._tls_lock = threading.Lock()  # every use of the SSL object and its buffers
         self._send_lock = threading.Lock()  # taken before _tls_lock: records leave in order
         self._ended = False  # the peer's close_notify (or EOF) was read
+        #: One socket read per ``recv`` at the most, for readers that wait by deadline (the
+        #: read turns of ``ws_turns``): a record cut across reads must not hold one past it.
+        self.single_read = False
 
     @property
     def ssl_object(self) -> ssl.SSLObject:
@@ -46,23 +49,30 @@ class LockedTLSSocket:
 
     # --- reading -----------------------------------------------------------------------------
 
-    def recv(self, bufsize: int) -> bytes:
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
         """Everything decrypted so far (at least one byte; may exceed ``bufsize``), ``b""`` at
         the end of the stream.
 
         All of it: the connection waits on the socket's readiness before it calls, so plaintext
-        left in the SSL object would wait unseen for the next bytes from the peer.
+        left in the SSL object would wait unseen for the next bytes from the peer. ``flags`` go
+        to the socket's reads. With :attr:`single_read` set, a read that brought only part of
+        a record raises ``BlockingIOError`` instead of reading again.
         """
         while True:
             data = self._decrypted()
             if data is not None:
                 return data
-            raw = self._sock.recv(max(bufsize, _READ))
+            raw = self._sock.recv(max(bufsize, _READ), flags)
             with self._tls_lock:
                 if raw:
                     self._incoming.write(raw)
                 else:
                     self._incoming.write_eof()
+            if self.single_read and raw:
+                data = self._decrypted()
+                if data is None:
+                    raise BlockingIOError("only part of a TLS record has arrived")
+                return data
 
     def _decrypted(self) -> Optional[bytes]:
         """The plaintext the buffered records hold, ``b""`` at the end, ``None`` when more bytes

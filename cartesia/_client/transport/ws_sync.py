@@ -27,9 +27,9 @@ from ..errors import Where, closed_error, map_exception
 from ..generation import Generation
 from ..redact import RedactingFilter
 from ..routing import FrameQueue, Payload, PoolState, RoutedSocket, SyncSlot
-from .locked_tls import LockedTLSContext
+from .locked_tls import LockedTLSContext, LockedTLSSocket
 from .ws_frames import FramePrefilter
-from .ws_turns import GatedSocket, ReadTurns
+from .ws_turns import GatedSocket, ReadTurns, Socket
 
 __all__ = ["SyncSocket", "SyncWsPool", "SyncWsAttempt", "ws_logger"]
 
@@ -46,8 +46,9 @@ _TEXT, _BINARY, _CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
 class RoutedConnection(ClientConnection):
     """The library's connection, whose reading thread hands each message to ``on_message``.
 
-    On plain TCP the reading thread is a waiting caller's whenever one waits (``read_once``,
-    see ``ws_turns``), else the library's reader thread.
+    The reading thread is a waiting caller's whenever one waits (``read_once``, see
+    ``ws_turns``), else the library's reader thread (always on Windows, and with a socket
+    timeout or a proxy's TLS-in-TLS).
 
     Handshake, TLS, proxies, pings and pongs, keepalive and the close handshake all stay with the
     library; only the delivery of data messages changes: instead of its message assembler (one
@@ -81,14 +82,17 @@ class RoutedConnection(ClientConnection):
         sock = args[0] if args else None
         if (
             contexts is not None
-            and type(sock) is socket.socket
-            and sock.gettimeout() is None
+            and type(sock) in (socket.socket, LockedTLSSocket)
+            and cast(Socket, sock).gettimeout() is None
             and ReadTurns.supported()
         ):
-            # Plain TCP: callers may read it in their own threads (TLS stays with the library:
-            # a record cut across reads would block a caller's read beyond its deadline).
-            self.turns = ReadTurns(sock, contexts, self.process_event)
-            args = (GatedSocket(sock, self.turns), *args[1:])
+            # Callers may read it in their own threads; over TLS each read is one socket read
+            # (a record cut across reads then waits for the next, not past a caller's deadline).
+            readable = cast(Socket, sock)
+            if isinstance(readable, LockedTLSSocket):
+                readable.single_read = True
+            self.turns = ReadTurns(readable, contexts, self.process_event)
+            args = (GatedSocket(readable, self.turns), *args[1:])
         super().__init__(*args, **kwargs)
 
     def process_event(self, event: Any) -> None:

@@ -19,9 +19,10 @@ import socket
 import struct
 import threading
 import time
-from typing import Any, Callable, Deque, List, Optional
+from typing import Any, Callable, Deque, List, Optional, Union
 
 from ..routing import Payload, SyncSlot
+from .locked_tls import LockedTLSSocket
 
 __all__ = ["ReadTurns", "GatedSocket", "IDLE"]
 
@@ -32,19 +33,22 @@ IDLE = 0.5
 #: of the turn wakes a waiting caller).
 SLICE = 1.0
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+#: What callers read: plain TCP, or TLS whose every read is one socket read (``single_read``).
+Socket = Union[socket.socket, LockedTLSSocket]
 
 
 class ReadTurns:
-    """The read turn of one plain-TCP websocket (see the module docstring).
+    """The read turn of one websocket (see the module docstring).
 
     Args:
-        sock: The connected socket (blocking, no timeout: the library's after its handshake).
+        sock: The connected socket (blocking, no timeout: the library's after its handshake),
+            plain or TLS.
         contexts: How many contexts are open on the socket now.
         process: The connection's handler of one event (the library's, or a payload to route).
     """
 
     def __init__(
-        self, sock: socket.socket, contexts: Callable[[], int], process: Callable[[Any], None]
+        self, sock: Socket, contexts: Callable[[], int], process: Callable[[Any], None]
     ) -> None:
         self.sock = sock
         self._contexts = contexts
@@ -263,7 +267,7 @@ class ReadTurns:
 class GatedSocket:
     """The socket as the websockets library sees it: its reads wait for the library's turn."""
 
-    def __init__(self, sock: socket.socket, turns: ReadTurns) -> None:
+    def __init__(self, sock: Socket, turns: ReadTurns) -> None:
         self._sock = sock
         self._turns = turns
         self.sendall = sock.sendall  # the library's write path, unchanged and direct
