@@ -18,9 +18,9 @@ from cartesia.errors import (
     ConnectTimeoutError,
     WebSocketClosedError,
 )
+from cartesia.protocol import v1
 from cartesia.resources.tts_websocket import connect
 from cartesia.server import LocalServer
-from cartesia.protocol import v1
 from cartesia.server.v1.pipeline import segments
 
 pytest.importorskip("trustme", reason="trustme (the `tls` extra) is not installed")
