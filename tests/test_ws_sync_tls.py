@@ -4,6 +4,7 @@ share one TLS connection without ever using its SSL object at the same time."""
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from typing import Dict, List
@@ -79,6 +80,17 @@ def test_threads_sharing_one_tls_connection(ticket_server):
         turns = ws.socket.conn.turns  # the callers read the TLS socket in their own threads
         assert turns is not None and type(turns.sock).__name__ == "LockedTLSSocket"
     assert [results.get(i) for i in range(len(texts))] == [expected([t]) for t in texts]
+
+
+def test_a_tls_1_2_server(ticket_server):
+    # TLS 1.2 has no post-handshake tickets; the handshake and records differ, the API does not.
+    ticket_server._tls.server_context.maximum_version = ssl.TLSVersion.TLSv1_2
+    with sync_conn(ticket_server) as ws:
+        ctx = ws.context("old", **defaults())
+        ctx.push("Spoken over TLS one point two.", continue_=False)
+        audio = audio_of(ctx.receive())
+        assert ws.socket.conn.turns.sock.version() == "TLSv1.2"
+    assert audio == expected(["Spoken over TLS one point two."])
 
 
 def test_a_long_generation_over_tls_is_bit_exact(ticket_server):
