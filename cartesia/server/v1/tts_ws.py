@@ -61,13 +61,12 @@ _Input = Tuple[str, bool, bool, TTSRequest]
 
 
 class _Context:
-    """One context: its first input's settings, its queued inputs and its worker task."""
+    """One context: its settings (the newest input's), its queued inputs and its worker task."""
 
     def __init__(self, conn: _Connection, context_id: str, req: TTSRequest, delay_ms: int,
                  plan: FaultPlan) -> None:
         self.conn = conn
         self.id = context_id
-        self.req = req
         self.latest = req  # the settings of the newest input (a continuation may change them)
         self.delay = delay_ms / 1000.0
         self.plan = plan
