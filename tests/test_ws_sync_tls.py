@@ -212,3 +212,18 @@ def test_a_record_cut_across_reads_does_not_hold_the_reader_past_its_deadline(
             assert ws.socket.conn.turns is not None
             assert limit * 0.9 <= waited < limit + 0.25, waited
         assert relay.held > 0
+
+
+def test_closing_does_not_wait_for_the_close_timeout(ticket_server):
+    # The server's close frame and its close_notify often come in one read: the reader must
+    # still see the end at once (it waits on the socket's readiness, which nothing else brings
+    # before the server's TCP close, and that waits for the client: a 1 s close timeout).
+    slowest = 0.0
+    for i in range(12):
+        with sync_conn(ticket_server) as ws:
+            ctx = ws.context(f"close{i}", **defaults())
+            ctx.push("Short.", continue_=False)
+            assert audio_of(ctx.receive())
+            started = time.monotonic()
+        slowest = max(slowest, time.monotonic() - started)
+    assert slowest < 0.5, slowest
