@@ -58,21 +58,20 @@ class LockedTLSSocket:
         to the socket's reads. With :attr:`single_read` set, a read that brought only part of
         a record raises ``BlockingIOError`` instead of reading again.
         """
+        read = False
         while True:
             data = self._decrypted()
             if data is not None:
                 return data
+            if read and self.single_read:
+                raise BlockingIOError("only part of a TLS record has arrived")
             raw = self._sock.recv(max(bufsize, _READ), flags)
+            read = True
             with self._tls_lock:
                 if raw:
                     self._incoming.write(raw)
                 else:
                     self._incoming.write_eof()
-            if self.single_read and raw:
-                data = self._decrypted()
-                if data is None:
-                    raise BlockingIOError("only part of a TLS record has arrived")
-                return data
 
     def _decrypted(self) -> Optional[bytes]:
         """The plaintext the buffered records hold, ``b""`` at the end, ``None`` when more bytes
@@ -202,9 +201,6 @@ class LockedTLSContext:
             sock.sendall(records)
         return LockedTLSSocket(sock, tls, incoming, outgoing)
 
-    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
-        """The real context's (websockets' TLS through an https proxy uses it)."""
-        return self.context.wrap_bio(*args, **kwargs)
-
     def __getattr__(self, name: str) -> Any:
+        # The real context's: websockets' TLS through an https proxy calls its wrap_bio.
         return getattr(self.context, name)

@@ -79,16 +79,15 @@ class RoutedConnection(ClientConnection):
         self.on_end = on_end
         self._fragments: List[bytes] = []
         self.turns: Optional[ReadTurns] = None
-        sock = args[0] if args else None
+        readable = cast(Socket, args[0] if args else None)
         if (
             contexts is not None
-            and type(sock) in (socket.socket, LockedTLSSocket)
-            and cast(Socket, sock).gettimeout() is None
+            and type(readable) in (socket.socket, LockedTLSSocket)
+            and readable.gettimeout() is None
             and ReadTurns.supported()
         ):
             # Callers may read it in their own threads; over TLS each read is one socket read
             # (a record cut across reads then waits for the next, not past a caller's deadline).
-            readable = cast(Socket, sock)
             if isinstance(readable, LockedTLSSocket):
                 readable.single_read = True
             self.turns = ReadTurns(readable, contexts, self.process_event)
